@@ -1,0 +1,61 @@
+"""sqs-rpc: request-response RPC over Amazon SQS.
+
+Call a service behind an SQS queue and get its answer back, with a timeout::
+
+    from sqs_rpc import RpcClient
+
+    with RpcClient() as client:
+        reply = client.call(queue_url, {"x": 1}, timeout=10)
+
+Servers subclass :class:`MessageHandler` and run it with a :class:`MessagePoller`.
+Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` are not.
+"""
+
+from __future__ import annotations
+
+from ._aws import RequestCounter
+from ._client import RequestMessage, RpcClient
+from ._codecs import Codec, JsonCodec
+from ._embedded import EmbeddedSqs
+from ._errors import (
+    ClientClosedError,
+    ConfigurationError,
+    CredentialsError,
+    DecodeError,
+    EncodeError,
+    ProtocolError,
+    QueueDoesNotExist,
+    RemoteError,
+    RpcTimeout,
+    SqsError,
+    SqsRpcError,
+)
+from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._wire import PROTOCOL_VERSION
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClientClosedError",
+    "Codec",
+    "ConfigurationError",
+    "CredentialsError",
+    "DecodeError",
+    "EmbeddedSqs",
+    "EncodeError",
+    "IncomingMessage",
+    "JsonCodec",
+    "MessageHandler",
+    "MessagePoller",
+    "PROTOCOL_VERSION",
+    "ProtocolError",
+    "QueueDoesNotExist",
+    "RemoteError",
+    "RequestCounter",
+    "RequestMessage",
+    "RpcClient",
+    "RpcTimeout",
+    "SqsError",
+    "SqsRpcError",
+    "__version__",
+]

@@ -1,0 +1,98 @@
+"""Building the boto3 SQS client, in one place for the client, the server and the sweeper.
+
+A caller may inject a ready SQS client, a boto3 session, or an endpoint URL and region;
+otherwise boto3's standard credential and region chain applies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["RequestCounter", "make_sqs_client"]
+
+# Long polls hold a connection for up to 20 s: the read timeout must be longer than that.
+READ_TIMEOUT = 40.0
+CONNECT_TIMEOUT = 10.0
+
+
+def make_sqs_client(
+    *,
+    sqs_client: SQSClient | None,
+    session: boto3.session.Session | None,
+    endpoint_url: str | None,
+    region_name: str | None,
+    max_pool_connections: int = 10,
+) -> SQSClient:
+    """Return the injected client, or build one with sized pool, timeouts and standard retries."""
+    if sqs_client is not None:
+        if session is not None or endpoint_url is not None or region_name is not None:
+            raise ConfigurationError(
+                "pass either sqs_client= or session=/endpoint_url=/region_name=, not both: "
+                "an injected client already has its endpoint and region"
+            )
+        return sqs_client
+    if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"endpoint_url {endpoint_url!r} must start with http:// or https://"
+        )
+    config = Config(
+        max_pool_connections=max(10, max_pool_connections),
+        read_timeout=READ_TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+        retries={"mode": "standard", "max_attempts": 5},
+    )
+    factory: Any = session if session is not None else boto3.session.Session()
+    try:
+        client: SQSClient = factory.client(
+            "sqs", endpoint_url=endpoint_url, region_name=region_name, config=config
+        )
+    except BotoCoreError as exc:
+        raise ConfigurationError(
+            f"cannot build an SQS client ({exc}); pass region_name= (or set "
+            "AWS_DEFAULT_REGION), or pass a ready sqs_client="
+        ) from exc
+    return client
+
+
+class RequestCounter:
+    """Counts the SQS API requests a boto3 client makes, by operation (retries excluded).
+
+    Example::
+
+        counter = RequestCounter.attach(sqs)
+        ...
+        counter.snapshot()  # {"SendMessage": 3, "ReceiveMessage": 2}
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    @classmethod
+    def attach(cls, sqs_client: SQSClient) -> RequestCounter:
+        counter = cls()
+        sqs_client.meta.events.register("before-call.sqs", counter._on_call)
+        return counter
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self._counts[str(model.name)] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())

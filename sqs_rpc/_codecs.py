@@ -1,0 +1,69 @@
+"""Codecs turn payloads into SQS message bodies (text) and back.
+
+A codec is any object with a ``content_type`` and ``encode``/``decode`` methods (the
+:class:`Codec` protocol). The content type travels in the ``ContentType`` attribute, so a
+receiver knows how a body was written. JSON is the default.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol, runtime_checkable
+
+from ._errors import DecodeError, EncodeError
+
+__all__ = ["JSON_CONTENT_TYPE", "Codec", "JsonCodec"]
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """How payloads become message bodies. SQS bodies are text, so ``encode`` returns ``str``.
+
+    Example::
+
+        class UpperCodec:
+            content_type = "text/x-upper"
+            def encode(self, value: Any) -> str: return str(value).upper()
+            def decode(self, data: str) -> Any: return data
+    """
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type written to the ``ContentType`` attribute."""
+        ...
+
+    def encode(self, value: Any) -> str:
+        """Encode a payload; raise :class:`~sqs_rpc.EncodeError` when it cannot."""
+        ...
+
+    def decode(self, data: str) -> Any:
+        """Decode a body; raise :class:`~sqs_rpc.DecodeError` when it cannot."""
+        ...
+
+
+class JsonCodec:
+    """JSON bodies (``application/json``): dicts, lists, str, int, float, bool and None."""
+
+    content_type = JSON_CONTENT_TYPE
+
+    def encode(self, value: Any) -> str:
+        try:
+            # allow_nan=False: NaN and Infinity are not JSON, and other parsers reject them.
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(
+                f"cannot encode value as JSON: {exc}; pass JSON-compatible values "
+                "(dict, list, str, int, float, bool, None) or give the client a codec= "
+                "that handles this type"
+            ) from exc
+
+    def decode(self, data: str) -> Any:
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise DecodeError(f"body is not valid JSON: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return "JsonCodec()"

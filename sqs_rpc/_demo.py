@@ -1,0 +1,191 @@
+"""``sqs-rpc demo``: real round trips on the embedded server (or any SQS endpoint), measured.
+
+It starts an SQS-compatible server on 127.0.0.1 (unless given an endpoint), creates a request
+queue, runs a MessagePoller and an RpcClient, makes sequential and concurrent calls, checks
+every reply against its request, prints what happened, and deletes everything it created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ._aws import RequestCounter, make_sqs_client
+from ._client import RpcClient
+from ._embedded import EmbeddedSqs
+from ._errors import RemoteError, SqsRpcError, aws_errors
+from ._server import IncomingMessage, MessageHandler, MessagePoller
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["DemoReport", "run_demo"]
+
+
+class DemoHandler(MessageHandler):
+    """Echoes the payload with its square; raises for ``{"fail": true}`` to show errors."""
+
+    def handle(self, message: IncomingMessage) -> Any:
+        body = message.body
+        if isinstance(body, dict) and body.get("fail"):
+            raise ValueError("you asked me to fail")
+        return {"echo": body, "square": body["n"] ** 2 if isinstance(body, dict) else None}
+
+
+@dataclass
+class DemoReport:
+    calls: int = 0
+    wrong_replies: int = 0
+    errors: list[str] = field(default_factory=list)
+    sequential_ms: list[float] = field(default_factory=list)
+    concurrent_ms: list[float] = field(default_factory=list)
+    concurrent_seconds: float = 0.0
+    client_requests: dict[str, int] = field(default_factory=dict)
+    server_requests: dict[str, int] = field(default_factory=dict)
+    remote_error_seen: bool = False
+    reply_queue_deleted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and self.wrong_replies == 0
+            and self.remote_error_seen
+            and self.reply_queue_deleted
+        )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+@contextlib.contextmanager
+def _endpoint(endpoint_url: str | None, region_name: str | None) -> Iterator[tuple[Any, ...]]:
+    """Yield (make_client, description): the embedded server unless an endpoint is given."""
+    if endpoint_url is None and region_name is None:
+        with EmbeddedSqs() as embedded:
+            yield embedded.client, f"embedded SQS-compatible server at {embedded.endpoint_url}"
+        return
+
+    def make() -> SQSClient:
+        return make_sqs_client(
+            sqs_client=None, session=None, endpoint_url=endpoint_url, region_name=region_name
+        )
+
+    yield make, endpoint_url or f"AWS SQS in {region_name}"
+
+
+def run_demo(
+    out: TextIO,
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    calls: int = 300,
+    concurrency: int = 16,
+) -> DemoReport:
+    """Run the demo, printing to ``out``; return the report (``report.ok`` when all was right)."""
+    report = DemoReport()
+    with _endpoint(endpoint_url, region_name) as (make_client, where):
+        print(f"sqs-rpc demo against {where}", file=out)
+        admin: SQSClient = make_client()
+        with aws_errors("CreateQueue"):
+            queue_url = admin.create_queue(QueueName=f"sqs-rpc-demo-{uuid.uuid4().hex[:12]}")[
+                "QueueUrl"
+            ]
+        try:
+            server_sqs, client_sqs = make_client(), make_client()
+            server_counter = RequestCounter.attach(server_sqs)
+            client_counter = RequestCounter.attach(client_sqs)
+            poller = MessagePoller(
+                queue_url,
+                DemoHandler(),
+                concurrency=8,
+                sqs_client=server_sqs,
+                wait_time_seconds=2,
+            )
+            with poller, RpcClient(sqs_client=client_sqs) as client:
+                _exercise(client, queue_url, calls, concurrency, report)
+                reply_queue = client.reply_queue_url
+            report.client_requests = client_counter.snapshot()
+            report.server_requests = server_counter.snapshot()
+            report.reply_queue_deleted = reply_queue is not None and not any(
+                url == reply_queue for url in admin.list_queues().get("QueueUrls", [])
+            )
+        finally:
+            admin.delete_queue(QueueUrl=queue_url)
+    _print_report(report, out)
+    return report
+
+
+def _exercise(
+    client: RpcClient, queue_url: str, calls: int, concurrency: int, report: DemoReport
+) -> None:
+    def one(n: int) -> float:
+        started = time.perf_counter()
+        reply = client.call(queue_url, {"n": n}, timeout=30)
+        elapsed = (time.perf_counter() - started) * 1000
+        if reply != {"echo": {"n": n}, "square": n * n}:
+            report.wrong_replies += 1
+        return elapsed
+
+    sequential = max(1, calls // 3)
+    for n in range(sequential):
+        try:
+            report.sequential_ms.append(one(n))
+        except SqsRpcError as exc:
+            report.errors.append(repr(exc))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(one, n) for n in range(sequential, calls)]
+        for future in futures:
+            try:
+                report.concurrent_ms.append(future.result())
+            except SqsRpcError as exc:
+                report.errors.append(repr(exc))
+    report.concurrent_seconds = time.perf_counter() - started
+    report.calls = calls
+    try:
+        client.call(queue_url, {"fail": True}, timeout=30)
+    except RemoteError as exc:
+        report.remote_error_seen = exc.error_type == "ValueError"
+    client.publish(queue_url, {"n": -1})
+
+
+def _print_report(report: DemoReport, out: TextIO) -> None:
+    done = len(report.sequential_ms) + len(report.concurrent_ms)
+    rate = len(report.concurrent_ms) / report.concurrent_seconds if report.concurrent_ms else 0
+    client_total = sum(report.client_requests.values())
+    server_total = sum(report.server_requests.values())
+    # The remote-error call and the publish are requests too: count them in the denominator.
+    per_call = (client_total + server_total) / max(done + 2, 1)
+    lines = [
+        f"calls:            {done} ok of {report.calls}, {len(report.errors)} errors, "
+        f"{report.wrong_replies} wrong replies",
+        f"sequential:       p50 {_percentile(report.sequential_ms, 50):.1f} ms, "
+        f"p99 {_percentile(report.sequential_ms, 99):.1f} ms ({len(report.sequential_ms)} calls)",
+        f"concurrent:       p50 {_percentile(report.concurrent_ms, 50):.1f} ms, "
+        f"p99 {_percentile(report.concurrent_ms, 99):.1f} ms, {rate:.0f} calls/s",
+        f"SQS requests:     {per_call:.2f} per call (client {client_total}, server "
+        f"{server_total}, for {done + 2} messages)",
+        f"  client:         {_by_operation(report.client_requests)}",
+        f"  server:         {_by_operation(report.server_requests)}",
+        f"remote error:     {'raised as RemoteError' if report.remote_error_seen else 'MISSING'}",
+        f"reply queue:      {'deleted on close' if report.reply_queue_deleted else 'LEFT BEHIND'}",
+    ]
+    lines.extend(f"error: {e}" for e in report.errors[:5])
+    lines.append("demo OK" if report.ok else "demo FAILED")
+    print("\n".join(lines), file=out)
+
+
+def _by_operation(counts: dict[str, int]) -> str:
+    return ", ".join(f"{op} {n}" for op, n in sorted(counts.items())) or "none"

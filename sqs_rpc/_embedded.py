@@ -1,0 +1,120 @@
+"""An embedded SQS-compatible server (moto's) on 127.0.0.1, for the demo, tests and scripts.
+
+Needs the ``server`` extra: ``pip install 'sqs-rpc[server]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["EmbeddedSqs"]
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedSqs:
+    """An SQS-compatible server in a thread of this process, bound to 127.0.0.1.
+
+    Example::
+
+        with EmbeddedSqs() as sqs:
+            queue_url = sqs.create_queue("requests")
+            with RpcClient(sqs_client=sqs.client()) as client:
+                ...
+
+    Args:
+        port: the TCP port; 0 (the default) picks a free one.
+        region_name: the region the server's queue URLs and clients use.
+    """
+
+    def __init__(self, *, port: int = 0, region_name: str = "us-east-1") -> None:
+        self._port = port
+        self.region_name = region_name
+        self._server: Any = None
+        self._endpoint_url: str | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> EmbeddedSqs:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT``; the server must be started."""
+        if self._endpoint_url is None:
+            raise ConfigurationError("the embedded server is not running; call start() first")
+        return self._endpoint_url
+
+    def start(self) -> None:
+        """Start the server on 127.0.0.1. Idempotent."""
+        with self._lock:
+            if self._server is not None:
+                return
+            try:
+                from moto.server import ThreadedMotoServer
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "the embedded SQS server needs moto's server: pip install 'sqs-rpc[server]'"
+                ) from exc
+            # werkzeug logs every request at INFO on its own handler: far too loud for a demo
+            # or a test run. Quiet it unless the application configured it.
+            werkzeug_logger = logging.getLogger("werkzeug")
+            if werkzeug_logger.level == logging.NOTSET:
+                werkzeug_logger.setLevel(logging.WARNING)
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            self._server = server
+            self._endpoint_url = f"http://{host}:{port}"
+        logger.info("embedded SQS server listening on %s", self._endpoint_url)
+
+    def stop(self) -> None:
+        """Stop the server. Idempotent."""
+        with self._lock:
+            server, self._server = self._server, None
+            self._endpoint_url = None
+        if server is not None:
+            server.stop()
+
+    def client(self, **config: Any) -> SQSClient:
+        """A boto3 SQS client for this server (dummy credentials; none are checked)."""
+        from ._aws import make_sqs_client
+
+        session = boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=self.region_name,
+        )
+        return make_sqs_client(
+            sqs_client=None,
+            session=session,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            **config,
+        )
+
+    def create_queue(self, name: str, **attributes: str) -> str:
+        """Create a queue (attributes as SQS names them) and return its URL."""
+        response = self.client().create_queue(
+            QueueName=name,
+            Attributes=attributes,  # type: ignore[arg-type]
+        )
+        return response["QueueUrl"]

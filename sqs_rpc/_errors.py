@@ -1,0 +1,189 @@
+"""The sqs-rpc exception tree, and the one place where AWS errors are translated.
+
+::
+
+    SqsRpcError
+    ├── ConfigurationError      (also ValueError) a bad option or argument; names the fix
+    ├── ClientClosedError       the client or poller is closed, or was inherited across fork()
+    ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
+    ├── RemoteError             the handler raised; carries the remote type, message and details
+    ├── ProtocolError           a message does not follow the wire protocol
+    │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
+    │   └── DecodeError         a body or attribute cannot be decoded
+    └── SqsError                an SQS request failed; carries the AWS error code and operation
+        ├── QueueDoesNotExist   the queue is not there (wrong URL, or deleted)
+        └── CredentialsError    no AWS credentials were found
+
+botocore's exceptions never reach users raw: :func:`translate_aws_error` turns them into
+:class:`SqsError` subclasses, with the original chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+__all__ = [
+    "ClientClosedError",
+    "ConfigurationError",
+    "CredentialsError",
+    "DecodeError",
+    "EncodeError",
+    "ProtocolError",
+    "QueueDoesNotExist",
+    "RemoteError",
+    "RpcTimeout",
+    "SqsError",
+    "SqsRpcError",
+    "aws_errors",
+    "translate_aws_error",
+]
+
+
+class SqsRpcError(Exception):
+    """Root of every exception sqs-rpc raises."""
+
+
+class ConfigurationError(SqsRpcError, ValueError):
+    """An option or argument is invalid; the message says what to pass instead."""
+
+
+class ClientClosedError(SqsRpcError):
+    """The client or poller was closed (or inherited across ``fork()``) and cannot be used."""
+
+
+class RpcTimeout(SqsRpcError, TimeoutError):
+    """No reply arrived before the call's deadline.
+
+    The request may still be executed by a server: SQS cannot take a message back.
+    """
+
+    def __init__(self, message: str, *, correlation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.correlation_id = correlation_id
+
+
+class RemoteError(SqsRpcError):
+    """The server's handler failed; raised at the caller with the remote error's data.
+
+    Attributes:
+        error_type: the remote exception's type name, for example ``"ValueError"``.
+        remote_message: the remote exception's message.
+        details: optional structured details sent by the server (JSON-compatible).
+        correlation_id: the call's correlation id.
+    """
+
+    def __init__(
+        self,
+        error_type: str,
+        remote_message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{error_type}: {remote_message}")
+        self.error_type = error_type
+        self.remote_message = remote_message
+        self.details = dict(details) if details is not None else None
+        self.correlation_id = correlation_id
+
+
+class ProtocolError(SqsRpcError):
+    """A message does not follow the sqs-rpc wire protocol."""
+
+
+class EncodeError(ProtocolError, TypeError):
+    """A payload or a handler's return value cannot be encoded by the codec."""
+
+
+class DecodeError(ProtocolError):
+    """A message body or attribute cannot be decoded."""
+
+
+class SqsError(SqsRpcError):
+    """An SQS request failed.
+
+    Attributes:
+        code: the AWS error code (``"AWS.SimpleQueueService.NonExistentQueue"``, ...), or the
+            botocore exception's class name for failures that never reached SQS.
+        operation: the SQS operation, for example ``"SendMessage"``.
+    """
+
+    def __init__(self, message: str, *, code: str, operation: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+
+
+class QueueDoesNotExist(SqsError):
+    """The queue does not exist: check the URL, the region, or whether it was deleted."""
+
+
+class CredentialsError(SqsError):
+    """No AWS credentials were found."""
+
+
+_MISSING_QUEUE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+)
+
+
+def translate_aws_error(
+    exc: BaseException, operation: str, queue_url: str | None = None
+) -> SqsRpcError:
+    """Return the sqs-rpc exception for a botocore exception raised by ``operation``."""
+    where = f" on {queue_url}" if queue_url else ""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        text = str(error.get("Message", "")) or str(exc)
+        if code in _MISSING_QUEUE_CODES:
+            return QueueDoesNotExist(
+                f"{operation}{where}: the queue does not exist; check the queue URL and region, "
+                "or whether it was deleted",
+                code=code,
+                operation=operation,
+            )
+        return SqsError(
+            f"{operation}{where} failed: {code}: {text}", code=code, operation=operation
+        )
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsError(
+            f"{operation}: no AWS credentials found; configure the standard chain "
+            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or an instance role), "
+            "or pass sqs_client= or session=",
+            code="NoCredentialsError",
+            operation=operation,
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return SqsError(
+            f"{operation}{where}: cannot reach the SQS endpoint ({exc}); check endpoint_url "
+            "and that the server is running",
+            code="EndpointConnectionError",
+            operation=operation,
+        )
+    return SqsError(
+        f"{operation}{where} failed: {exc}", code=type(exc).__name__, operation=operation
+    )
+
+
+@contextmanager
+def aws_errors(operation: str, queue_url: str | None = None) -> Iterator[None]:
+    """Translate botocore exceptions raised inside the block; the original is ``__cause__``."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        if isinstance(exc, NoRegionError):
+            raise ConfigurationError(
+                "no AWS region configured; pass region_name= or set AWS_DEFAULT_REGION"
+            ) from exc
+        raise translate_aws_error(exc, operation, queue_url) from exc

@@ -1,0 +1,111 @@
+"""One abstraction for every background activity: a named daemon thread running a step.
+
+The reply poller, the heartbeat, the timeout timer and the server's receiver are all a
+:class:`BackgroundLoop`. A step returns how long to wait before the next step (``0``: at once;
+``None``: until woken); waits are ``Event.wait`` so that :meth:`BackgroundLoop.wake` and
+:meth:`BackgroundLoop.stop` cut them short.
+An exception in a step is logged and backed off exponentially; it never kills the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+__all__ = ["BackgroundLoop"]
+
+logger = logging.getLogger(__name__)
+
+Step = Callable[[], "float | None"]
+
+
+class BackgroundLoop:
+    """Run ``step()`` on a named daemon thread until :meth:`stop`.
+
+    ``step`` returns the seconds to wait before running again: ``0`` runs it again at once,
+    ``None`` waits until :meth:`wake` or :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step: Step,
+        *,
+        initial_delay: float = 0.0,
+        min_backoff: float = 0.1,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._step = step
+        self._initial_delay = initial_delay
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._wakeup = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called; a long step should check it and return."""
+        return self._stopping
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread; idempotent, and a stopped loop is not restarted."""
+        with self._lock:
+            if self._thread is not None or self._stopping:
+                return
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Run the next step now instead of at the end of the current wait."""
+        self._wakeup.set()
+
+    def signal_stop(self) -> None:
+        """Ask the loop to stop without waiting for it."""
+        self._stopping = True
+        self._wakeup.set()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the loop and wait up to ``timeout`` seconds; return True when it has ended.
+
+        Idempotent. Called from the loop's own thread, it only signals.
+        """
+        self.signal_stop()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = self._min_backoff
+        if self._initial_delay > 0:
+            self._wakeup.wait(self._initial_delay)
+        while not self._stopping:
+            # Clear before the step, not after the wait: a wake() that lands during the step
+            # must cut the following wait short, not be forgotten.
+            self._wakeup.clear()
+            try:
+                delay = self._step()
+                backoff = self._min_backoff
+            except Exception:
+                self.errors += 1
+                logger.warning(
+                    "%s: step failed; retrying in %.1fs", self.name, backoff, exc_info=True
+                )
+                delay = backoff
+                backoff = min(backoff * 2, self._max_backoff)
+            if self._stopping:
+                break
+            if delay is None:
+                self._wakeup.wait()
+            elif delay > 0:
+                self._wakeup.wait(delay)
+        logger.debug("%s: stopped", self.name)

@@ -1,0 +1,134 @@
+"""The reply poller: long-polls a client's reply queue and settles pending calls.
+
+One poller per client. It receives replies in batches of up to 10, settles each caller's future
+by correlation id *before* deleting the batch (the caller is not kept waiting on a delete), and
+drops unknown or late replies with a debug log: a reply never reaches the wrong caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._codecs import Codec
+from ._errors import DecodeError, RemoteError, SqsError, aws_errors
+from ._loop import BackgroundLoop
+from ._pending import PendingCalls, settle
+from ._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["ReplyPoller"]
+
+logger = logging.getLogger(__name__)
+
+WAIT_TIME_SECONDS = 20
+BATCH_SIZE = 10
+
+
+class ReplyPoller:
+    """Receives replies from ``queue_url`` on a background loop and settles ``pending``."""
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        pending: PendingCalls,
+        codec: Codec,
+        *,
+        name: str,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._pending = pending
+        self._codec = codec
+        self._loop = BackgroundLoop(name, self._poll_once)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop(self, timeout: float = WAIT_TIME_SECONDS + 5) -> bool:
+        """Stop polling; return True when the thread has ended within ``timeout``."""
+        if not self._loop.is_alive():
+            self._loop.signal_stop()
+            return True
+        self._loop.signal_stop()
+        # A receive cannot be interrupted, and it waits up to 20 s for a message: send one
+        # to our own queue so that the long poll returns at once.
+        try:
+            with aws_errors("SendMessage", self._queue_url):
+                self._sqs.send_message(QueueUrl=self._queue_url, **wake_message())
+        except SqsError as exc:
+            logger.debug("could not wake the reply poller: %s", exc)
+        stopped = self._loop.stop(timeout)
+        if not stopped:
+            logger.warning(
+                "reply poller for %s did not stop within %.0fs", self._queue_url, timeout
+            )
+        return stopped
+
+    def _poll_once(self) -> float:
+        with aws_errors("ReceiveMessage", self._queue_url):
+            response = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=BATCH_SIZE,
+                WaitTimeSeconds=WAIT_TIME_SECONDS,
+                MessageAttributeNames=["All"],
+            )
+        messages = response.get("Messages", [])
+        for message in messages:
+            self._dispatch(message)
+        if messages:
+            self._delete(messages)
+        return 0
+
+    def _dispatch(self, message: Mapping[str, Any]) -> None:
+        if is_wake_message(message):
+            return
+        correlation_id = correlation_id_of(message)
+        future = self._pending.pop(correlation_id) if correlation_id else None
+        if future is None:
+            logger.debug("dropping reply for unknown or expired call %s", correlation_id)
+            return
+        try:
+            reply = decode_reply(message)
+            if reply.status == "error":
+                info = ErrorInfo.from_body(reply.body)
+                settle(
+                    future,
+                    error=RemoteError(
+                        info.type, info.message, info.details, correlation_id=correlation_id
+                    ),
+                )
+                return
+            if reply.content_type != self._codec.content_type:
+                raise DecodeError(
+                    f"reply {correlation_id} has content type {reply.content_type!r} but this "
+                    f"client's codec reads {self._codec.content_type!r}; use the same codec "
+                    "on both sides"
+                )
+            settle(future, result=self._codec.decode(reply.body))
+        except DecodeError as exc:
+            logger.warning("undecodable reply for call %s: %s", correlation_id, exc)
+            settle(future, error=exc)
+        logger.debug("settled call %s", correlation_id)
+
+    def _delete(self, messages: list[Any]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        try:
+            with aws_errors("DeleteMessageBatch", self._queue_url):
+                response = self._sqs.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=entries,  # type: ignore[arg-type]
+                )
+        except SqsError as exc:
+            # The calls are already settled; an undeleted reply comes back and is dropped as
+            # unknown. Worth a warning, not worth failing anything.
+            logger.warning("could not delete %d replies: %s", len(entries), exc)
+            return
+        for failure in response.get("Failed", []):
+            logger.warning("could not delete a reply: %s", failure.get("Message"))

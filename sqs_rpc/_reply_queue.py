@@ -1,0 +1,95 @@
+"""The client's temporary reply queue: create it, tag its heartbeat, delete it.
+
+SQS has no idle expiry for queues, so every reply queue carries two tags that let a sweeper
+find the ones whose owner died: the last heartbeat (epoch seconds) and the idle-retention
+period (seconds) after which, without a heartbeat, the queue counts as orphaned.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from ._errors import ConfigurationError, QueueDoesNotExist, aws_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "HEARTBEAT_TAG",
+    "RETENTION_TAG",
+    "ReplyQueue",
+    "validate_prefix",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "sqs-rpc-reply-"
+HEARTBEAT_TAG = "sqs-rpc:heartbeat"
+RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
+
+_MAX_QUEUE_NAME = 80
+_ID_LENGTH = 32  # uuid4().hex
+MAX_PREFIX_LENGTH = _MAX_QUEUE_NAME - _ID_LENGTH
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check that ``prefix`` + a 32-character id is a valid SQS queue name."""
+    if not prefix or len(prefix) > MAX_PREFIX_LENGTH or not _PREFIX_RE.match(prefix):
+        raise ConfigurationError(
+            f"queue_prefix {prefix!r} is invalid: use 1 to {MAX_PREFIX_LENGTH} characters "
+            "from A-Z, a-z, 0-9, '-' and '_' (SQS queue names are at most 80 characters and "
+            "sqs-rpc appends a 32-character id)"
+        )
+    return prefix
+
+
+class ReplyQueue:
+    """One uniquely named, tagged reply queue. Not thread-safe: its owner serialises calls."""
+
+    def __init__(self, sqs: SQSClient, *, prefix: str, retention_seconds: int) -> None:
+        self._sqs = sqs
+        self.name = validate_prefix(prefix) + uuid.uuid4().hex
+        self.retention_seconds = retention_seconds
+        self.url: str | None = None
+
+    def create(self) -> str:
+        """Create the queue with its tags in one request and return its URL."""
+        with aws_errors("CreateQueue"):
+            response = self._sqs.create_queue(
+                QueueName=self.name,
+                # Long polling is the default for every receive on this queue.
+                Attributes={"ReceiveMessageWaitTimeSeconds": "20"},
+                tags={
+                    HEARTBEAT_TAG: str(int(time.time())),
+                    RETENTION_TAG: str(self.retention_seconds),
+                },
+            )
+        self.url = response["QueueUrl"]
+        logger.info("created reply queue %s", self.url)
+        return self.url
+
+    def heartbeat(self) -> None:
+        """Refresh the heartbeat tag."""
+        if self.url is None:
+            return
+        with aws_errors("TagQueue", self.url):
+            self._sqs.tag_queue(QueueUrl=self.url, Tags={HEARTBEAT_TAG: str(int(time.time()))})
+
+    def delete(self) -> None:
+        """Delete the queue; a queue already gone is not an error."""
+        if self.url is None:
+            return
+        url, self.url = self.url, None
+        try:
+            with aws_errors("DeleteQueue", url):
+                self._sqs.delete_queue(QueueUrl=url)
+        except QueueDoesNotExist:
+            logger.info("reply queue %s was already deleted", url)
+            return
+        logger.info("deleted reply queue %s", url)

@@ -1,0 +1,307 @@
+"""The wire protocol: request, reply and error envelopes <-> SQS messages.
+
+``docs/protocol.md`` is the prose form of this module; keep them in step. Every envelope is a
+frozen dataclass, built from and turned into SQS message dicts only here.
+
+A request is an SQS message whose body is the encoded payload, with these String attributes:
+``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
+``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
+A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
+(``ok`` or ``error``); an error reply's body is a JSON error document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._codecs import JSON_CONTENT_TYPE
+from ._errors import ConfigurationError, DecodeError
+
+__all__ = [
+    "MAX_MESSAGE_ATTRIBUTES",
+    "MAX_USER_ATTRIBUTES",
+    "PROTOCOL_VERSION",
+    "ErrorInfo",
+    "Reply",
+    "Request",
+    "correlation_id_of",
+    "decode_reply",
+    "decode_request",
+    "encode_attributes",
+    "encode_reply",
+    "encode_request",
+    "is_wake_message",
+    "reply_address",
+    "wake_message",
+]
+
+PROTOCOL_VERSION = "1"
+SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+
+# Attribute names. SQS allows at most 10 message attributes per message.
+REPLY_TO = "ReplyTo"
+CORRELATION_ID = "CorrelationId"
+CONTENT_TYPE = "ContentType"
+VERSION = "SqsRpcVersion"
+DEADLINE = "Deadline"
+STATUS = "Status"
+CONTROL = (
+    "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
+)
+# Reserved for W3C trace context, so the protocol's budget below already counts them.
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        REPLY_TO,
+        CORRELATION_ID,
+        CONTENT_TYPE,
+        VERSION,
+        DEADLINE,
+        STATUS,
+        CONTROL,
+        TRACEPARENT,
+        TRACESTATE,
+    }
+)
+MAX_MESSAGE_ATTRIBUTES = 10
+# A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's.
+MAX_USER_ATTRIBUTES = 3
+
+Status = Literal["ok", "error"]
+AttributeValue = str | bytes
+SqsMessage = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The structured error document carried in an error reply's body."""
+
+    type: str
+    message: str
+    details: Mapping[str, Any] | None = None
+
+    def to_body(self) -> str:
+        doc: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.details is not None:
+            doc["details"] = dict(self.details)
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+    @classmethod
+    def from_body(cls, body: str) -> ErrorInfo:
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise DecodeError(f"error reply body is not JSON: {exc}") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+            raise DecodeError("error reply body is not an error document with a 'type'")
+        details = doc.get("details")
+        return cls(
+            type=doc["type"],
+            message=str(doc.get("message", "")),
+            details=details if isinstance(details, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request (or one-way message) as received from a request queue."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    content_type: str
+    correlation_id: str | None
+    reply_to: str | None
+    deadline_ms: int | None
+    receive_count: int
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply as received on a reply queue."""
+
+    correlation_id: str
+    status: Status
+    body: str
+    content_type: str
+
+
+def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
+    """Turn user attributes into SQS ``MessageAttributes``, rejecting reserved names."""
+    if len(attributes) > MAX_USER_ATTRIBUTES:
+        raise ConfigurationError(
+            f"{len(attributes)} message attributes given; at most {MAX_USER_ATTRIBUTES} are "
+            f"yours (SQS allows {MAX_MESSAGE_ATTRIBUTES} and sqs-rpc reserves the rest): put "
+            "further data in the payload"
+        )
+    encoded: dict[str, dict[str, Any]] = {}
+    for name, value in attributes.items():
+        if name in RESERVED_ATTRIBUTES or name.lower().startswith(("aws.", "amazon.")):
+            raise ConfigurationError(
+                f"message attribute name {name!r} is reserved; choose another name"
+            )
+        if isinstance(value, str):
+            encoded[name] = {"DataType": "String", "StringValue": value}
+        elif isinstance(value, bytes):
+            encoded[name] = {"DataType": "Binary", "BinaryValue": value}
+        else:
+            raise ConfigurationError(
+                f"message attribute {name!r} is a {type(value).__name__}; pass str or bytes"
+            )
+    return encoded
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def encode_request(
+    *,
+    body: str,
+    content_type: str,
+    correlation_id: str,
+    reply_to: str | None,
+    deadline_ms: int | None,
+    attributes: Mapping[str, AttributeValue],
+) -> dict[str, Any]:
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
+    attrs = encode_attributes(attributes)
+    attrs[CORRELATION_ID] = _string(correlation_id)
+    attrs[CONTENT_TYPE] = _string(content_type)
+    attrs[VERSION] = _string(PROTOCOL_VERSION)
+    if reply_to is not None:
+        attrs[REPLY_TO] = _string(reply_to)
+    if deadline_ms is not None:
+        attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
+    return {"MessageBody": body, "MessageAttributes": attrs}
+
+
+def encode_reply(
+    *, correlation_id: str, status: Status, body: str, content_type: str
+) -> dict[str, Any]:
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply."""
+    return {
+        "MessageBody": body,
+        "MessageAttributes": {
+            CORRELATION_ID: _string(correlation_id),
+            CONTENT_TYPE: _string(content_type),
+            VERSION: _string(PROTOCOL_VERSION),
+            STATUS: _string(status),
+        },
+    }
+
+
+def wake_message() -> dict[str, Any]:
+    """The message a client sends to its own reply queue to end a long poll at close."""
+    return {"MessageBody": "wake", "MessageAttributes": {CONTROL: _string("wake")}}
+
+
+def _attr(message: SqsMessage, name: str) -> str | None:
+    value = message.get("MessageAttributes", {}).get(name)
+    if value is None:
+        return None
+    text = value.get("StringValue")
+    return text if isinstance(text, str) else None
+
+
+def correlation_id_of(message: SqsMessage) -> str | None:
+    """The correlation id of any message, without validating the rest."""
+    return _attr(message, CORRELATION_ID)
+
+
+def is_wake_message(message: SqsMessage) -> bool:
+    return _attr(message, CONTROL) == "wake"
+
+
+def _check_version(message: SqsMessage) -> None:
+    # A message without a version comes from a producer that is not sqs-rpc (a plain SQS
+    # message, python-sqs-client): accept it as version 1. A version we do not know is an error.
+    version = _attr(message, VERSION)
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        raise DecodeError(
+            f"unsupported sqs-rpc protocol version {version!r} (this side speaks "
+            f"{', '.join(sorted(SUPPORTED_VERSIONS))}); upgrade sqs-rpc on this side"
+        )
+
+
+def reply_address(message: SqsMessage) -> tuple[str, str | None] | None:
+    """Where to send an error reply for a request that could not be decoded, if anywhere."""
+    reply_to = _attr(message, REPLY_TO)
+    if not reply_to:
+        return None
+    return reply_to, _attr(message, CORRELATION_ID)
+
+
+def decode_request(message: SqsMessage) -> Request:
+    """Parse a received request; raise :class:`DecodeError` saying what is wrong."""
+    _check_version(message)
+    body = message.get("Body")
+    if not isinstance(body, str):
+        raise DecodeError("message has no body")
+    reply_to = _attr(message, REPLY_TO)
+    correlation_id = _attr(message, CORRELATION_ID)
+    if reply_to is not None and not correlation_id:
+        raise DecodeError(f"request has {REPLY_TO} but no {CORRELATION_ID}")
+    deadline_text = _attr(message, DEADLINE)
+    deadline_ms: int | None = None
+    if deadline_text is not None:
+        try:
+            deadline_ms = int(deadline_text)
+        except ValueError:
+            raise DecodeError(f"{DEADLINE} {deadline_text!r} is not epoch milliseconds") from None
+    user: dict[str, AttributeValue] = {}
+    for name, value in message.get("MessageAttributes", {}).items():
+        if name in RESERVED_ATTRIBUTES:
+            continue
+        if "StringValue" in value:
+            user[name] = value["StringValue"]
+        elif "BinaryValue" in value:
+            user[name] = value["BinaryValue"]
+    try:
+        receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+    except ValueError:
+        receive_count = 1
+    return Request(
+        message_id=str(message.get("MessageId", "")),
+        receipt_handle=str(message.get("ReceiptHandle", "")),
+        body=body,
+        content_type=_attr(message, CONTENT_TYPE) or JSON_CONTENT_TYPE,
+        correlation_id=correlation_id,
+        reply_to=reply_to or None,
+        deadline_ms=deadline_ms,
+        receive_count=receive_count,
+        attributes=user,
+    )
+
+
+def decode_reply(message: SqsMessage) -> Reply:
+    """Parse a received reply; raise :class:`DecodeError` saying what is wrong."""
+    _check_version(message)
+    correlation_id = _attr(message, CORRELATION_ID)
+    if not correlation_id:
+        raise DecodeError(f"reply has no {CORRELATION_ID}")
+    status_text = _attr(message, STATUS)
+    status: Status
+    if status_text == "ok":
+        status = "ok"
+    elif status_text == "error":
+        status = "error"
+    else:
+        raise DecodeError(
+            f"reply {correlation_id} has {STATUS} {status_text!r}, not 'ok' or 'error'"
+        )
+    body = message.get("Body")
+    if not isinstance(body, str):
+        raise DecodeError(f"reply {correlation_id} has no body")
+    return Reply(
+        correlation_id=correlation_id,
+        status=status,
+        body=body,
+        content_type=_attr(message, CONTENT_TYPE) or JSON_CONTENT_TYPE,
+    )
