@@ -1,0 +1,125 @@
+"""Shared fixtures: one SQS-compatible server over HTTP for the session, fresh queues per test.
+
+The server is sqs-rpc's own EmbeddedSqs (moto's server on 127.0.0.1, on a free port). Set
+SQS_RPC_TEST_ENDPOINT to run the integration tests against another SQS endpoint instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from sqs_rpc import EmbeddedSqs, MessageHandler, MessagePoller, RpcClient
+
+THREAD_PREFIX = "sqs-rpc-"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Wait until ``condition()`` is truthy; fail the test at the deadline. Returns the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {condition}")
+        time.sleep(interval)
+
+
+class Endpoint:
+    """Where the integration tests' SQS lives, and how to get a client for it."""
+
+    def __init__(self, endpoint_url: str, region_name: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+
+    def client(self) -> Any:
+        session = boto3.session.Session(
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            region_name=self.region_name,
+        )
+        return session.client("sqs", endpoint_url=self.endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[Endpoint]:
+    external = os.environ.get("SQS_RPC_TEST_ENDPOINT")
+    if external:
+        yield Endpoint(external, os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+        return
+    with EmbeddedSqs() as server:
+        yield Endpoint(server.endpoint_url, server.region_name)
+
+
+@pytest.fixture
+def sqs(endpoint: Endpoint) -> Any:
+    return endpoint.client()
+
+
+@pytest.fixture
+def make_queue(sqs: Any) -> Iterator[Callable[..., str]]:
+    created: list[str] = []
+
+    def make(name: str | None = None, **attributes: str) -> str:
+        name = name or f"test-{uuid.uuid4().hex[:16]}"
+        url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        created.append(url)
+        return url
+
+    yield make
+    for url in created:
+        with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
+            sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+def queue_url(make_queue: Callable[..., str]) -> str:
+    return make_queue()
+
+
+@pytest.fixture
+def client(sqs: Any) -> Iterator[RpcClient]:
+    with RpcClient(sqs_client=sqs, default_timeout=10) as rpc:
+        yield rpc
+
+
+@pytest.fixture
+def serve(sqs: Any) -> Iterator[Callable[..., MessagePoller]]:
+    """Start a MessagePoller; every poller started here is stopped at teardown."""
+    pollers: list[MessagePoller] = []
+
+    def start(queue_url: str, handler: MessageHandler, **options: Any) -> MessagePoller:
+        options.setdefault("wait_time_seconds", 1)
+        options.setdefault("sqs_client", sqs)
+        poller = MessagePoller(queue_url, handler, **options)
+        poller.start()
+        pollers.append(poller)
+        return poller
+
+    yield start
+    for poller in pollers:
+        poller.stop()
+
+
+def _library_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Every test must stop what it starts: no sqs-rpc thread outlives its test."""
+    before = _library_threads()
+    yield
+    deadline = time.monotonic() + 10
+    while (leaked := _library_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {sorted(t.name for t in leaked)}"

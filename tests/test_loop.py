@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sqs_rpc._loop import BackgroundLoop
+
+from .conftest import wait_for
+
+
+def test_runs_until_stopped_and_stop_is_idempotent() -> None:
+    runs = []
+    loop = BackgroundLoop("sqs-rpc-test-loop", lambda: runs.append(1) or 0.001)
+    loop.start()
+    wait_for(lambda: len(runs) >= 3)
+    assert loop.stop(5)
+    assert loop.stop(5)
+    assert not loop.is_alive()
+
+
+def test_a_failing_step_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    calls = []
+
+    def step() -> float:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("boom")
+        return 60.0
+
+    loop = BackgroundLoop("sqs-rpc-test-flaky", step, min_backoff=0.001)
+    loop.start()
+    wait_for(lambda: len(calls) >= 3)
+    assert loop.stop(5)
+    assert loop.errors == 2
+    assert "boom" in caplog.text
+
+
+def test_stop_cuts_a_long_wait_short() -> None:
+    started = threading.Event()
+    loop = BackgroundLoop("sqs-rpc-test-long", lambda: started.set() or 3600.0)
+    loop.start()
+    assert started.wait(5)
+    assert loop.stop(5)  # would time out if the hour-long wait were not interrupted
+
+
+def test_wake_runs_the_next_step_now() -> None:
+    runs = []
+    loop = BackgroundLoop("sqs-rpc-test-wake", lambda: runs.append(1) or None)
+    loop.start()
+    wait_for(lambda: len(runs) == 1)
+    loop.wake()
+    wait_for(lambda: len(runs) == 2)
+    assert loop.stop(5)
+
+
+def test_a_stopped_loop_does_not_restart() -> None:
+    loop = BackgroundLoop("sqs-rpc-test-restart", lambda: None)
+    loop.stop()
+    loop.start()
+    assert not loop.is_alive()

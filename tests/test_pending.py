@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import pytest
+
+from sqs_rpc import ClientClosedError, RpcTimeout
+from sqs_rpc._pending import PendingCalls
+
+
+@pytest.fixture
+def pending() -> Iterator[PendingCalls]:
+    calls = PendingCalls("sqs-rpc-test")
+    calls.start()
+    yield calls
+    assert calls.stop(5)
+
+
+def test_a_call_fails_with_rpc_timeout_at_its_deadline(pending: PendingCalls) -> None:
+    future: Future[object] = Future()
+    pending.add("c1", future, 0.05)
+    with pytest.raises(RpcTimeout, match="c1"):
+        future.result(timeout=5)
+    assert len(pending) == 0
+
+
+def test_an_earlier_deadline_wakes_the_timer(pending: PendingCalls) -> None:
+    slow: Future[object] = Future()
+    fast: Future[object] = Future()
+    pending.add("slow", slow, 3600)
+    pending.add("fast", fast, 0.05)
+    with pytest.raises(RpcTimeout):
+        fast.result(timeout=5)
+    assert not slow.done()
+
+
+def test_a_tiny_timeout_still_fails_the_future(pending: PendingCalls) -> None:
+    future: Future[object] = Future()
+    pending.add("c", future, 1e-9)
+    with pytest.raises(RpcTimeout):
+        future.result(timeout=5)
+
+
+def test_pop_returns_the_future_once(pending: PendingCalls) -> None:
+    future: Future[object] = Future()
+    pending.add("c", future, 60)
+    assert pending.pop("c") is future
+    assert pending.pop("c") is None
+
+
+def test_cancelling_a_future_releases_its_entry(pending: PendingCalls) -> None:
+    future: Future[object] = Future()
+    pending.add("c", future, 60)
+    assert future.cancel()
+    assert len(pending) == 0
+
+
+def test_fail_all(pending: PendingCalls) -> None:
+    futures = [Future() for _ in range(3)]
+    for i, future in enumerate(futures):
+        pending.add(str(i), future, 60)
+    assert pending.fail_all(ClientClosedError) == 3
+    for future in futures:
+        with pytest.raises(ClientClosedError):
+            future.result(timeout=0)

@@ -1,0 +1,51 @@
+"""Uses the public API as a user would; checked by mypy --strict (not collected by pytest).
+
+A change that breaks users' type checking breaks this file first.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from sqs_rpc import (
+    EmbeddedSqs,
+    IncomingMessage,
+    JsonCodec,
+    MessageHandler,
+    MessagePoller,
+    RemoteError,
+    RequestMessage,
+    RpcClient,
+    RpcTimeout,
+    SqsRpcError,
+)
+
+
+class Echo(MessageHandler):
+    def handle(self, message: IncomingMessage) -> Any:
+        remaining: float | None = message.remaining_time()
+        return {"echo": message.body, "remaining": remaining}
+
+
+def use(queue_url: str) -> None:
+    with EmbeddedSqs() as sqs:
+        poller = MessagePoller(queue_url, Echo(), concurrency=4, sqs_client=sqs.client())
+        poller.start()
+        with RpcClient(sqs_client=sqs.client(), codec=JsonCodec(), default_timeout=5) as client:
+            reply: Any = client.call(queue_url, {"x": 1}, timeout=1.5)
+            future: Future[Any] = client.call_async(queue_url, [1, 2])
+            message_id: str = client.publish(queue_url, "fire", attributes={"k": "v"})
+            sent: Future[Any] = client.send(RequestMessage(queue_url, 1, group_id="g"))
+            try:
+                future.result()
+            except RpcTimeout as exc:
+                correlation: str | None = exc.correlation_id
+                print(correlation)
+            except RemoteError as exc:
+                print(exc.error_type, exc.remote_message, exc.details)
+            except SqsRpcError:
+                pass
+            print(reply, message_id, sent)
+        stopped: bool = poller.stop()
+        print(stopped)
