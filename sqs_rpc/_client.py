@@ -30,7 +30,7 @@ from ._loop import BackgroundLoop
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
 from ._reply_queue import DEFAULT_PREFIX, ReplyQueue, validate_prefix
-from ._wire import AttributeValue, encode_request
+from ._wire import AttributeValue, encode_attributes, encode_request
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 60.0
 DEFAULT_IDLE_RETENTION = 600
+DEFAULT_MAX_CONNECTIONS = 50
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 
 
@@ -116,6 +117,8 @@ class RpcClient:
         heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag.
         idle_retention: seconds without a heartbeat after which a sweeper may delete the
             reply queue; at least three heartbeat intervals.
+        max_connections: HTTP connection pool size of the SQS client built here (ignored with
+            ``sqs_client=``); make it at least the number of threads calling concurrently.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class RpcClient:
         codec: Codec | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         idle_retention: int = DEFAULT_IDLE_RETENTION,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._prefix = validate_prefix(queue_prefix)
         self._default_timeout = _check_timeout(default_timeout, "default_timeout")
@@ -151,6 +155,7 @@ class RpcClient:
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
+            max_pool_connections=max_connections,
         )
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -216,21 +221,25 @@ class RpcClient:
             SqsError: SQS refused the request (for example :class:`QueueDoesNotExist`).
         """
         seconds = self._timeout(timeout)
-        future = self.call_async(
+        correlation_id = uuid.uuid4().hex
+        message = RequestMessage(
             queue_url,
             payload,
-            timeout=seconds,
-            attributes=attributes,
+            attributes=attributes or {},
+            correlation_id=correlation_id,
             group_id=group_id,
             deduplication_id=deduplication_id,
         )
+        future = self.send(message, timeout=seconds)
         try:
             return future.result(timeout=seconds)
         except FutureTimeout:
             # Only reached if this wait ends a hair before the timer fails the future.
             future.cancel()
             raise RpcTimeout(
-                f"no reply within {seconds:g}s; raise timeout= or check the server"
+                f"no reply within {seconds:g}s (correlation id {correlation_id}); raise "
+                "timeout= or check the server",
+                correlation_id=correlation_id,
             ) from None
 
     def call_async(
@@ -261,9 +270,9 @@ class RpcClient:
     def send(self, message: RequestMessage, *, timeout: float | None = None) -> Future[Any]:
         """Send a :class:`RequestMessage` and return a future for its reply."""
         seconds = self._timeout(timeout)
-        _check_queue_url(message.queue_url)
         correlation_id = message.correlation_id or uuid.uuid4().hex
-        # Encode first: an unencodable payload never touches SQS or the pending map.
+        # Check and encode first: bad input never creates a queue or touches the pending map.
+        self._check_message(message)
         body = self._codec.encode(message.body)
         pending, reply_to = self._reply_address()
         deadline_ms = int((time.time() + seconds) * 1000)
@@ -298,6 +307,7 @@ class RpcClient:
             deduplication_id=deduplication_id,
             delay_seconds=delay_seconds,
         )
+        self._check_message(message)
         body = self._codec.encode(payload)
         arguments = self._send_arguments(message, body, uuid.uuid4().hex, None, None)
         return self._send(queue_url, arguments)
@@ -379,6 +389,20 @@ class RpcClient:
             self._poller, self._heartbeat = poller, heartbeat
             return pending, url
 
+    @staticmethod
+    def _check_message(message: RequestMessage) -> None:
+        _check_queue_url(message.queue_url)
+        encode_attributes(message.attributes)
+        delay = message.delay_seconds
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int)
+            or not (0 <= delay <= MAX_DELAY_SECONDS)
+        ):
+            raise ConfigurationError(
+                f"delay_seconds={delay!r} must be whole seconds from 0 to {MAX_DELAY_SECONDS}"
+            )
+
     def _send_arguments(
         self,
         message: RequestMessage,
@@ -387,7 +411,6 @@ class RpcClient:
         reply_to: str | None,
         deadline_ms: int | None,
     ) -> dict[str, Any]:
-        _check_queue_url(message.queue_url)
         arguments = encode_request(
             body=body,
             content_type=self._codec.content_type,
@@ -400,17 +423,8 @@ class RpcClient:
             arguments["MessageGroupId"] = message.group_id
         if message.deduplication_id is not None:
             arguments["MessageDeduplicationId"] = message.deduplication_id
-        delay = message.delay_seconds
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int)
-            or not (0 <= delay <= MAX_DELAY_SECONDS)
-        ):
-            raise ConfigurationError(
-                f"delay_seconds={delay!r} must be whole seconds from 0 to {MAX_DELAY_SECONDS}"
-            )
-        if delay:
-            arguments["DelaySeconds"] = delay
+        if message.delay_seconds:
+            arguments["DelaySeconds"] = message.delay_seconds
         return arguments
 
     def _send(self, queue_url: str, arguments: dict[str, Any]) -> str:

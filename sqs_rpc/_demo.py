@@ -74,12 +74,20 @@ def _endpoint(endpoint_url: str | None, region_name: str | None) -> Iterator[tup
     """Yield (make_client, description): the embedded server unless an endpoint is given."""
     if endpoint_url is None and region_name is None:
         with EmbeddedSqs() as embedded:
-            yield embedded.client, f"embedded SQS-compatible server at {embedded.endpoint_url}"
+
+            def make_embedded(connections: int = 10) -> SQSClient:
+                return embedded.client(max_pool_connections=connections)
+
+            yield make_embedded, f"embedded SQS-compatible server at {embedded.endpoint_url}"
         return
 
-    def make() -> SQSClient:
+    def make(connections: int = 10) -> SQSClient:
         return make_sqs_client(
-            sqs_client=None, session=None, endpoint_url=endpoint_url, region_name=region_name
+            sqs_client=None,
+            session=None,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            max_pool_connections=connections,
         )
 
     yield make, endpoint_url or f"AWS SQS in {region_name}"
@@ -103,7 +111,7 @@ def run_demo(
                 "QueueUrl"
             ]
         try:
-            server_sqs, client_sqs = make_client(), make_client()
+            server_sqs, client_sqs = make_client(), make_client(concurrency + 4)
             server_counter = RequestCounter.attach(server_sqs)
             client_counter = RequestCounter.attach(client_sqs)
             poller = MessagePoller(
@@ -122,7 +130,8 @@ def run_demo(
                 url == reply_queue for url in admin.list_queues().get("QueueUrls", [])
             )
         finally:
-            admin.delete_queue(QueueUrl=queue_url)
+            with aws_errors("DeleteQueue", queue_url):
+                admin.delete_queue(QueueUrl=queue_url)
     _print_report(report, out)
     return report
 

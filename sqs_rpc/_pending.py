@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from cachetools import TLRUCache
 
-from ._errors import RpcTimeout
+from ._errors import ConfigurationError, RpcTimeout
 from ._loop import BackgroundLoop
 
 __all__ = ["PendingCalls", "settle"]
@@ -87,6 +87,11 @@ class PendingCalls:
         """Track ``future`` until a reply settles it or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            if correlation_id in self._cache:
+                raise ConfigurationError(
+                    f"correlation id {correlation_id!r} is already waiting for a reply; "
+                    "give every call its own id (or leave correlation_id=None)"
+                )
             entry = _Entry(future, deadline, timeout)
             self._cache[correlation_id] = entry
             if correlation_id not in self._cache:

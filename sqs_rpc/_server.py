@@ -180,8 +180,18 @@ class MessagePoller:
                 f"wait_time_seconds={wait_time_seconds!r} must be whole seconds from 1 to 20 "
                 "(SQS's long-poll range; 0 would busy-poll)"
             )
-        if not shutdown_timeout >= 0:
-            raise ConfigurationError(f"shutdown_timeout={shutdown_timeout!r} must be >= 0")
+        if (
+            isinstance(shutdown_timeout, bool)
+            or not isinstance(shutdown_timeout, int | float)
+            or not 0 <= shutdown_timeout < 86400
+        ):
+            raise ConfigurationError(
+                f"shutdown_timeout={shutdown_timeout!r} must be seconds from 0 to 86400"
+            )
+        if codec is not None and not isinstance(codec, Codec):
+            raise ConfigurationError(
+                f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
+            )
         self.queue_url = queue_url
         self._handler = handler
         self._concurrency = concurrency

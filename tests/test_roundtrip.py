@@ -12,6 +12,7 @@ import pytest
 
 from sqs_rpc import (
     ClientClosedError,
+    ConfigurationError,
     EncodeError,
     IncomingMessage,
     MessageHandler,
@@ -285,3 +286,48 @@ def test_waiting_caller_uses_no_cpu(client: RpcClient, queue_url: str, serve: Se
         timer.cancel()
     # Blocking on the future costs this thread nothing; a poll loop would burn CPU here.
     assert time.thread_time() - cpu_before < 0.05
+
+
+def test_reusing_a_pending_correlation_id_is_rejected(client: RpcClient, queue_url: str) -> None:
+    client.send(RequestMessage(queue_url, 1, correlation_id="same"), timeout=30)
+    with pytest.raises(ConfigurationError, match="already waiting"):
+        client.send(RequestMessage(queue_url, 2, correlation_id="same"), timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("message", "match"),
+    [
+        (RequestMessage("not-a-url", 1), "URL"),
+        (RequestMessage("http://q/x", 1, delay_seconds=901), "delay_seconds"),
+        (RequestMessage("http://q/x", 1, attributes={"ReplyTo": "x"}), "reserved"),
+    ],
+)
+def test_bad_requests_fail_before_any_queue_is_created(
+    sqs: Any, message: RequestMessage, match: str
+) -> None:
+    with RpcClient(sqs_client=sqs) as rpc:
+        with pytest.raises(ConfigurationError, match=match):
+            rpc.send(message)
+        assert rpc.reply_queue_url is None
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"default_timeout": 0}, "default_timeout"),
+        ({"default_timeout": float("inf")}, "default_timeout"),
+        ({"queue_prefix": "bad prefix!"}, "queue_prefix"),
+        ({"queue_prefix": "x" * 49}, "queue_prefix"),
+        ({"heartbeat_interval": 60, "idle_retention": 100}, "idle_retention"),
+        ({"codec": object()}, "codec"),
+        ({"endpoint_url": "localhost:4566"}, "http"),
+    ],
+)
+def test_invalid_client_options_name_the_fix(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        RpcClient(region_name="us-east-1", **options)
+
+
+def test_sqs_client_and_endpoint_together_are_rejected(sqs: Any) -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        RpcClient(sqs_client=sqs, endpoint_url="http://127.0.0.1:1")

@@ -266,3 +266,14 @@ def test_run_stops_gracefully_on_sigterm(endpoint: Endpoint, queue_url: str, sqs
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+@pytest.mark.parametrize("value", [float("inf"), "10", True])
+def test_shutdown_timeout_must_be_finite_seconds(sqs: Any, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="shutdown_timeout"):
+        MessagePoller("http://q/x", Echo(), sqs_client=sqs, shutdown_timeout=value)
+
+
+def test_codec_is_checked(sqs: Any) -> None:
+    with pytest.raises(ConfigurationError, match="codec"):
+        MessagePoller("http://q/x", Echo(), sqs_client=sqs, codec=object())  # type: ignore[arg-type]
