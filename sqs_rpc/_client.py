@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from ._aws import make_sqs_client
+from ._batcher import Batcher
 from ._codecs import Codec, JsonCodec
-from ._errors import ClientClosedError, ConfigurationError, RpcTimeout, aws_errors
+from ._errors import ClientClosedError, ConfigurationError, RpcTimeout
 from ._loop import BackgroundLoop
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
@@ -165,6 +166,7 @@ class RpcClient:
         self._pending: PendingCalls | None = None
         self._poller: ReplyPoller | None = None
         self._heartbeat: BackgroundLoop | None = None
+        self._batcher: Batcher | None = None  # created by the first send
 
     # -- context manager ------------------------------------------------------------------
 
@@ -321,14 +323,15 @@ class RpcClient:
                 return
             self._closed = True
             queue, pending = self._reply_queue, self._pending
-            poller, heartbeat = self._poller, self._heartbeat
+            poller, heartbeat, batcher = self._poller, self._heartbeat, self._batcher
         if os.getpid() != self._pid:
             # A copy inherited across fork(): the threads and the queue belong to the parent.
             return
         # Shutdown order: (1) new calls are refused (above); (2) waiting callers are failed,
         # so no one waits on a closing client; (3) the timer and heartbeat stop; (4) the
-        # poller is woken and joined; (5) the queue is deleted last, so the poller never
-        # receives from a queue that is gone.
+        # poller is woken and joined; (5) the batcher flushes the last reply deletes and
+        # stops; (6) the queue is deleted last, so the poller never receives from a queue
+        # that is gone.
         if pending is not None:
             failed = pending.fail_all(
                 lambda cid: ClientClosedError(f"the client was closed while call {cid} waited")
@@ -340,6 +343,8 @@ class RpcClient:
             heartbeat.stop()
         if poller is not None:
             poller.stop()
+        if batcher is not None:
+            batcher.close()
         if queue is not None:
             queue.delete()
 
@@ -371,7 +376,12 @@ class RpcClient:
             tag = queue.name[-8:]
             pending = PendingCalls(f"sqs-rpc-client-{tag}")
             poller = ReplyPoller(
-                self._sqs, url, pending, self._codec, name=f"sqs-rpc-client-{tag}-replies"
+                self._sqs,
+                url,
+                pending,
+                self._codec,
+                self._batcher_locked(),
+                name=f"sqs-rpc-client-{tag}-replies",
             )
             interval = self._heartbeat_interval
 
@@ -427,7 +437,15 @@ class RpcClient:
             arguments["DelaySeconds"] = message.delay_seconds
         return arguments
 
+    def _batcher_locked(self) -> Batcher:
+        """The batcher, created on first use; the caller holds ``self._lock``."""
+        if self._batcher is None:
+            self._batcher = Batcher(self._sqs, name=f"sqs-rpc-client-{id(self):x}")
+        return self._batcher
+
     def _send(self, queue_url: str, arguments: dict[str, Any]) -> str:
-        with aws_errors("SendMessage", queue_url):
-            response = self._sqs.send_message(QueueUrl=queue_url, **arguments)
-        return response["MessageId"]
+        # Concurrent sends to one queue share a SendMessageBatch; a lone send goes at once.
+        with self._lock:
+            self._check_usable()
+            batcher = self._batcher_locked()
+        return batcher.send(queue_url, arguments).result()

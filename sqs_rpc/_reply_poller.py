@@ -1,16 +1,19 @@
 """The reply poller: long-polls a client's reply queue and settles pending calls.
 
 One poller per client. It receives replies in batches of up to 10, settles each caller's future
-by correlation id *before* deleting the batch (the caller is not kept waiting on a delete), and
-drops unknown or late replies with a debug log: a reply never reaches the wrong caller.
+by correlation id, and hands the deletes to the client's batcher: neither the caller nor the
+next receive waits on a delete. Unknown or late replies are dropped with a debug log: a reply
+never reaches the wrong caller.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from ._batcher import Batcher
 from ._codecs import Codec
 from ._errors import DecodeError, RemoteError, SqsError, aws_errors
 from ._loop import BackgroundLoop
@@ -37,6 +40,7 @@ class ReplyPoller:
         queue_url: str,
         pending: PendingCalls,
         codec: Codec,
+        batcher: Batcher,
         *,
         name: str,
     ) -> None:
@@ -44,6 +48,7 @@ class ReplyPoller:
         self._queue_url = queue_url
         self._pending = pending
         self._codec = codec
+        self._batcher = batcher
         self._loop = BackgroundLoop(name, self._poll_once)
 
     def start(self) -> None:
@@ -80,8 +85,9 @@ class ReplyPoller:
         messages = response.get("Messages", [])
         for message in messages:
             self._dispatch(message)
-        if messages:
-            self._delete(messages)
+            self._batcher.delete(self._queue_url, message["ReceiptHandle"]).add_done_callback(
+                _log_delete_failure
+            )
         return 0
 
     def _dispatch(self, message: Mapping[str, Any]) -> None:
@@ -115,20 +121,10 @@ class ReplyPoller:
             settle(future, error=exc)
         logger.debug("settled call %s", correlation_id)
 
-    def _delete(self, messages: list[Any]) -> None:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-        ]
-        try:
-            with aws_errors("DeleteMessageBatch", self._queue_url):
-                response = self._sqs.delete_message_batch(
-                    QueueUrl=self._queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
-                )
-        except SqsError as exc:
-            # The calls are already settled; an undeleted reply comes back and is dropped as
-            # unknown. Worth a warning, not worth failing anything.
-            logger.warning("could not delete %d replies: %s", len(entries), exc)
-            return
-        for failure in response.get("Failed", []):
-            logger.warning("could not delete a reply: %s", failure.get("Message"))
+
+def _log_delete_failure(future: Future[None]) -> None:
+    # The call is already settled; an undeleted reply comes back and is dropped as unknown.
+    # Worth a warning, not worth failing anything.
+    error = future.exception()
+    if error is not None:
+        logger.warning("could not delete a reply: %s", error)

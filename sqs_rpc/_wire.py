@@ -34,6 +34,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "is_wake_message",
+    "message_size",
     "reply_address",
     "wake_message",
 ]
@@ -155,6 +156,18 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
                 f"message attribute {name!r} is a {type(value).__name__}; pass str or bytes"
             )
     return encoded
+
+
+def message_size(arguments: Mapping[str, Any]) -> int:
+    """A message's size as SQS counts it: body bytes plus each attribute's name, type, value."""
+    size = len(str(arguments.get("MessageBody", "")).encode())
+    for name, value in arguments.get("MessageAttributes", {}).items():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        if "StringValue" in value:
+            size += len(str(value["StringValue"]).encode())
+        elif "BinaryValue" in value:
+            size += len(value["BinaryValue"])
+    return size
 
 
 def _string(value: str) -> dict[str, str]:
