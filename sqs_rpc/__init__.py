@@ -13,6 +13,7 @@ Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` ar
 
 from __future__ import annotations
 
+from ._async_client import AsyncRpcClient
 from ._aws import RequestCounter
 from ._client import RequestMessage, RpcClient
 from ._codecs import Codec, JsonCodec
@@ -36,6 +37,7 @@ from ._wire import PROTOCOL_VERSION
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRpcClient",
     "ClientClosedError",
     "Codec",
     "ConfigurationError",
