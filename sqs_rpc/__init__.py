@@ -16,7 +16,7 @@ from __future__ import annotations
 from ._async_client import AsyncRpcClient
 from ._aws import RequestCounter
 from ._client import RequestMessage, RpcClient
-from ._codecs import Codec, JsonCodec
+from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
 from ._embedded import EmbeddedSqs
 from ._errors import (
     ClientClosedError,
@@ -24,6 +24,7 @@ from ._errors import (
     CredentialsError,
     DecodeError,
     EncodeError,
+    PayloadTooLarge,
     ProtocolError,
     QueueDoesNotExist,
     RemoteError,
@@ -32,12 +33,13 @@ from ._errors import (
     SqsRpcError,
 )
 from ._server import IncomingMessage, MessageHandler, MessagePoller
-from ._wire import PROTOCOL_VERSION
+from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncRpcClient",
+    "BytesCodec",
     "ClientClosedError",
     "Codec",
     "ConfigurationError",
@@ -47,9 +49,11 @@ __all__ = [
     "EncodeError",
     "IncomingMessage",
     "JsonCodec",
+    "MAX_MESSAGE_BYTES",
     "MessageHandler",
     "MessagePoller",
     "PROTOCOL_VERSION",
+    "PayloadTooLarge",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
@@ -59,5 +63,6 @@ __all__ = [
     "RpcTimeout",
     "SqsError",
     "SqsRpcError",
+    "TextCodec",
     "__version__",
 ]

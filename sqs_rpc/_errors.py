@@ -5,6 +5,7 @@
     SqsRpcError
     ├── ConfigurationError      (also ValueError) a bad option or argument; names the fix
     ├── ClientClosedError       the client or poller is closed, or was inherited across fork()
+    ├── PayloadTooLarge         (also ValueError) a message is over the SQS size limit
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── RemoteError             the handler raised; carries the remote type, message and details
     ├── ProtocolError           a message does not follow the wire protocol
@@ -38,6 +39,7 @@ __all__ = [
     "CredentialsError",
     "DecodeError",
     "EncodeError",
+    "PayloadTooLarge",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
@@ -59,6 +61,20 @@ class ConfigurationError(SqsRpcError, ValueError):
 
 class ClientClosedError(SqsRpcError):
     """The client or poller was closed (or inherited across ``fork()``) and cannot be used."""
+
+
+class PayloadTooLarge(SqsRpcError, ValueError):
+    """A message (body plus attributes) is larger than the size limit; nothing was sent.
+
+    Attributes:
+        size: the message's size in bytes, as SQS counts it.
+        limit: the limit in bytes (``max_message_bytes``; SQS's own is 1 MiB).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class RpcTimeout(SqsRpcError, TimeoutError):

@@ -46,16 +46,20 @@ from ._errors import (
     ConfigurationError,
     DecodeError,
     EncodeError,
+    PayloadTooLarge,
     QueueDoesNotExist,
     SqsError,
     aws_errors,
 )
 from ._loop import BackgroundLoop
 from ._wire import (
+    MAX_MESSAGE_BYTES,
     AttributeValue,
     ErrorInfo,
     Request,
     Status,
+    check_max_message_bytes,
+    check_message_size,
     decode_request,
     encode_reply,
     reply_address,
@@ -146,6 +150,8 @@ class MessagePoller:
             receive in progress.
         shutdown_timeout: seconds :meth:`stop` waits for running handlers.
         include_traceback: send the handler's traceback in error replies' details.
+        max_message_bytes: the largest reply sent; a larger one is replaced by an error
+            reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
     """
 
     def __init__(
@@ -162,6 +168,7 @@ class MessagePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
@@ -199,6 +206,7 @@ class MessagePoller:
         self._wait_time = wait_time_seconds
         self._shutdown_timeout = float(shutdown_timeout)
         self._include_traceback = include_traceback
+        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
         self._sqs = make_sqs_client(
             sqs_client=sqs_client,
             session=session,
@@ -468,6 +476,18 @@ class MessagePoller:
         arguments = encode_reply(
             correlation_id=correlation_id, status=status, body=body, content_type=content_type
         )
+        try:
+            check_message_size(arguments, self._max_message_bytes, what="reply")
+        except PayloadTooLarge as exc:
+            # SQS would refuse it, and redelivery would not make it smaller: tell the caller.
+            logger.warning("reply to call %s is too large: %s", correlation_id, exc)
+            error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
+            arguments = encode_reply(
+                correlation_id=correlation_id,
+                status="error",
+                body=error.to_body(),
+                content_type=JSON_CONTENT_TYPE,
+            )
         with aws_errors("SendMessage", reply_to):
             self._sqs.send_message(QueueUrl=reply_to, **arguments)
         logger.debug("replied %s to call %s", status, correlation_id)

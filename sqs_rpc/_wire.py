@@ -13,20 +13,25 @@ A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Stat
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._codecs import JSON_CONTENT_TYPE
-from ._errors import ConfigurationError, DecodeError
+from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
 
 __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
+    "MAX_MESSAGE_BYTES",
+    "MIN_MESSAGE_BYTES",
     "MAX_USER_ATTRIBUTES",
     "PROTOCOL_VERSION",
     "ErrorInfo",
     "Reply",
     "Request",
+    "check_batch_size",
+    "check_max_message_bytes",
+    "check_message_size",
     "correlation_id_of",
     "decode_reply",
     "decode_request",
@@ -34,6 +39,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "is_wake_message",
+    "message_size",
     "reply_address",
     "wake_message",
 ]
@@ -71,6 +77,11 @@ RESERVED_ATTRIBUTES = frozenset(
 MAX_MESSAGE_ATTRIBUTES = 10
 # A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's.
 MAX_USER_ATTRIBUTES = 3
+# SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
+# every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
+# to 1 KiB. A batch request is capped at the same total.
+MAX_MESSAGE_BYTES = 1_048_576
+MIN_MESSAGE_BYTES = 1024
 
 Status = Literal["ok", "error"]
 AttributeValue = str | bytes
@@ -155,6 +166,61 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
                 f"message attribute {name!r} is a {type(value).__name__}; pass str or bytes"
             )
     return encoded
+
+
+def message_size(arguments: Mapping[str, Any]) -> int:
+    """The size of a message as SQS counts it against its limit, in bytes.
+
+    ``arguments`` are ``SendMessage`` arguments (or a batch entry): the UTF-8 body plus, for
+    every message attribute, its name, its data type and its value.
+    """
+    size = len(str(arguments.get("MessageBody", "")).encode())
+    for name, value in arguments.get("MessageAttributes", {}).items():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        if "BinaryValue" in value:
+            size += len(value["BinaryValue"])
+        else:
+            size += len(str(value.get("StringValue", "")).encode())
+    return size
+
+
+def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = "message") -> None:
+    """Raise :class:`PayloadTooLarge` when ``arguments`` make a message over ``limit`` bytes."""
+    size = message_size(arguments)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the {what} is {size:,} bytes (body plus attributes), over the limit of "
+            f"{limit:,} bytes: send a smaller payload (or a reference to it, such as an S3 "
+            "key), or raise max_message_bytes if the queue allows more",
+            size=size,
+            limit=limit,
+        )
+
+
+def check_batch_size(entries: Iterable[Mapping[str, Any]], limit: int) -> None:
+    """Raise :class:`PayloadTooLarge` when a batch's entries together exceed ``limit`` bytes."""
+    size = sum(message_size(entry) for entry in entries)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the batch is {size:,} bytes in total, over the limit of {limit:,} bytes: "
+            "send fewer entries per batch",
+            size=size,
+            limit=limit,
+        )
+
+
+def check_max_message_bytes(value: int) -> int:
+    """Validate a ``max_message_bytes`` option."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_MESSAGE_BYTES <= value <= MAX_MESSAGE_BYTES
+    ):
+        raise ConfigurationError(
+            f"max_message_bytes={value!r} must be whole bytes from {MIN_MESSAGE_BYTES:,} to "
+            f"{MAX_MESSAGE_BYTES:,} (SQS's range); set it to the queue's MaximumMessageSize"
+        )
+    return value
 
 
 def _string(value: str) -> dict[str, str]:
