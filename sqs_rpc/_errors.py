@@ -31,6 +31,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ProfileNotFound,
 )
 
 __all__ = [
@@ -201,5 +202,10 @@ def aws_errors(operation: str, queue_url: str | None = None) -> Iterator[None]:
         if isinstance(exc, NoRegionError):
             raise ConfigurationError(
                 "no AWS region configured; pass region_name= or set AWS_DEFAULT_REGION"
+            ) from exc
+        if isinstance(exc, ProfileNotFound):
+            raise ConfigurationError(
+                f"{exc}; check the profile name (AWS_PROFILE, --profile) against "
+                "~/.aws/config and ~/.aws/credentials"
             ) from exc
         raise translate_aws_error(exc, operation, queue_url) from exc
