@@ -23,6 +23,23 @@ def _env() -> dict[str, str]:
 SELF_CONTAINED = {
     "quickstart.py": ["{'echo': {'x': 1}}", "remote error: ValueError asked to fail"],
     "fan_out_async.py": ["sum: 2470"],
+    "error_handling.py": [
+        "6 / 3 = 2.0",
+        "remote error: ZeroDivisionError - division by zero",
+        "got no reply within 1s",
+        "too large: 100,115 bytes > 65,536",
+        "queue does not exist: SendMessage",
+    ],
+    "fire_and_forget.py": [
+        "published 5 events; reply queue: None",
+        "handled: ['/', '/blog', '/docs', '/pricing', '/signup']",
+    ],
+    "fifo.py": [
+        "alice: withdraw handled as #3",
+        "carol's deposit handled as #2",
+        "alice: ['open', 'deposit', 'withdraw']",
+        "bob: ['open', 'deposit', 'withdraw']",
+    ],
 }
 
 
