@@ -33,6 +33,7 @@ from ._errors import (
     SqsRpcError,
 )
 from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._trace import TraceContext, current_trace_context, trace_context
 from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 __version__ = "0.1.0"
@@ -64,5 +65,8 @@ __all__ = [
     "SqsError",
     "SqsRpcError",
     "TextCodec",
+    "TraceContext",
     "__version__",
+    "current_trace_context",
+    "trace_context",
 ]

@@ -30,6 +30,7 @@ from ._loop import BackgroundLoop
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
 from ._reply_queue import DEFAULT_PREFIX, ReplyQueue, validate_prefix
+from ._trace import current_trace_context
 from ._wire import (
     MAX_MESSAGE_BYTES,
     AttributeValue,
@@ -431,6 +432,7 @@ class RpcClient:
             reply_to=reply_to,
             deadline_ms=deadline_ms,
             attributes=message.attributes,
+            trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
         )
         if message.group_id is not None:
             arguments["MessageGroupId"] = message.group_id

@@ -25,6 +25,7 @@ reply queue no longer exists             request deleted: the caller is gone
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import signal
 import threading
@@ -52,6 +53,7 @@ from ._errors import (
     aws_errors,
 )
 from ._loop import BackgroundLoop
+from ._trace import current_trace_context, set_trace_context
 from ._wire import (
     MAX_MESSAGE_BYTES,
     AttributeValue,
@@ -91,6 +93,7 @@ class IncomingMessage:
         message_id: the SQS message id.
         receive_count: how many times SQS has delivered this message (1 the first time).
         queue_url: the request queue.
+        traceparent, tracestate: the caller's W3C trace context, or None.
     """
 
     body: Any
@@ -101,6 +104,14 @@ class IncomingMessage:
     message_id: str = ""
     receive_count: int = 1
     queue_url: str = ""
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        """The trace context as headers (empty without one): ``propagate.extract``'s carrier."""
+        headers = {"traceparent": self.traceparent, "tracestate": self.tracestate}
+        return {name: value for name, value in headers.items() if value}
 
     @property
     def one_way(self) -> bool:
@@ -362,7 +373,9 @@ class MessagePoller:
 
     def _process(self, message: Mapping[str, Any]) -> None:
         try:
-            self._handle(message)
+            # A fresh context per message: the trace context set for it never leaks into the
+            # next message this worker thread handles.
+            contextvars.Context().run(self._handle, message)
         except Exception:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))
@@ -378,6 +391,7 @@ class MessagePoller:
         except DecodeError as exc:
             self._reject(message, exc)
             return
+        set_trace_context(request.trace)  # the handler's own calls and the reply carry it
         incoming = IncomingMessage(
             body=body,
             attributes=request.attributes,
@@ -387,6 +401,8 @@ class MessagePoller:
             message_id=request.message_id,
             receive_count=request.receive_count,
             queue_url=self.queue_url,
+            traceparent=request.trace.traceparent if request.trace else None,
+            tracestate=request.trace.tracestate if request.trace else None,
         )
         try:
             result = self._handler.handle(incoming)
@@ -473,8 +489,13 @@ class MessagePoller:
     def _send_reply(
         self, reply_to: str, correlation_id: str, status: Status, body: str, content_type: str
     ) -> None:
+        trace = current_trace_context()
         arguments = encode_reply(
-            correlation_id=correlation_id, status=status, body=body, content_type=content_type
+            correlation_id=correlation_id,
+            status=status,
+            body=body,
+            content_type=content_type,
+            trace=trace,
         )
         try:
             check_message_size(arguments, self._max_message_bytes, what="reply")
@@ -487,6 +508,7 @@ class MessagePoller:
                 status="error",
                 body=error.to_body(),
                 content_type=JSON_CONTENT_TYPE,
+                trace=trace,
             )
         with aws_errors("SendMessage", reply_to):
             self._sqs.send_message(QueueUrl=reply_to, **arguments)

@@ -7,7 +7,8 @@ A request is an SQS message whose body is the encoded payload, with these String
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
 ``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
 A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
-(``ok`` or ``error``); an error reply's body is a JSON error document.
+(``ok`` or ``error``); an error reply's body is a JSON error document. Both carry the W3C
+``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from ._codecs import JSON_CONTENT_TYPE
 from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
+from ._trace import TraceContext
 
 __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
@@ -131,6 +133,7 @@ class Request:
     deadline_ms: int | None
     receive_count: int
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,13 @@ def _string(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
+def _add_trace(attrs: dict[str, dict[str, Any]], trace: TraceContext | None) -> None:
+    if trace is not None:
+        attrs[TRACEPARENT] = _string(trace.traceparent)
+        if trace.tracestate:
+            attrs[TRACESTATE] = _string(trace.tracestate)
+
+
 def encode_request(
     *,
     body: str,
@@ -235,9 +245,11 @@ def encode_request(
     reply_to: str | None,
     deadline_ms: int | None,
     attributes: Mapping[str, AttributeValue],
+    trace: TraceContext | None = None,
 ) -> dict[str, Any]:
     """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
     attrs = encode_attributes(attributes)
+    _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
     attrs[CONTENT_TYPE] = _string(content_type)
     attrs[VERSION] = _string(PROTOCOL_VERSION)
@@ -249,18 +261,22 @@ def encode_request(
 
 
 def encode_reply(
-    *, correlation_id: str, status: Status, body: str, content_type: str
+    *,
+    correlation_id: str,
+    status: Status,
+    body: str,
+    content_type: str,
+    trace: TraceContext | None = None,
 ) -> dict[str, Any]:
     """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply."""
-    return {
-        "MessageBody": body,
-        "MessageAttributes": {
-            CORRELATION_ID: _string(correlation_id),
-            CONTENT_TYPE: _string(content_type),
-            VERSION: _string(PROTOCOL_VERSION),
-            STATUS: _string(status),
-        },
+    attrs = {
+        CORRELATION_ID: _string(correlation_id),
+        CONTENT_TYPE: _string(content_type),
+        VERSION: _string(PROTOCOL_VERSION),
+        STATUS: _string(status),
     }
+    _add_trace(attrs, trace)
+    return {"MessageBody": body, "MessageAttributes": attrs}
 
 
 def wake_message() -> dict[str, Any]:
@@ -343,6 +359,14 @@ def decode_request(message: SqsMessage) -> Request:
         deadline_ms=deadline_ms,
         receive_count=receive_count,
         attributes=user,
+        # A malformed trace context is dropped, not an error (W3C: the receiver restarts it).
+        trace=TraceContext.from_headers(
+            {
+                name: value
+                for name in (TRACEPARENT, TRACESTATE)
+                if (value := _attr(message, name)) is not None
+            }
+        ),
     )
 
 
