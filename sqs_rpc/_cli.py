@@ -35,6 +35,7 @@ from typing import Any
 
 from ._errors import (
     ConfigurationError,
+    CredentialsError,
     PayloadTooLarge,
     RemoteError,
     RpcTimeout,
@@ -167,6 +168,8 @@ def _fail(
 ) -> int:
     """Report an error: one line on stderr and, with --json, a document on stdout."""
     label = "remote error" if isinstance(exc, RemoteError) else "error"
+    if isinstance(exc, CredentialsError):
+        message += "; from the command line: --profile NAME, or AWS_PROFILE / AWS_ACCESS_KEY_ID"
     print(f"sqs-rpc: {label}: {message}", file=sys.stderr)
     if getattr(args, "json", False):
         error: dict[str, Any] = {"type": type(exc).__name__ if exc else "UsageError"}
@@ -199,16 +202,22 @@ class _JsonLogFormatter(logging.Formatter):
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
+    if logging.getLogger().handlers:
+        return  # main() called by an application (or pytest) that configured logging itself
     # A server reports its lifecycle (polling, stopped) by default; the other commands only
-    # warnings, so that their stdout/stderr stay scriptable.
+    # warnings, so that their stdout/stderr stay scriptable. Other libraries (botocore) log
+    # below WARNING only with -vv.
     base = 1 if args.command == "serve" else 0
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + base, 2)]
+    logging.getLogger("sqs_rpc").setLevel(level)
     handler = logging.StreamHandler(sys.stderr)
     if getattr(args, "json", False) and args.command == "serve":
         handler.setFormatter(_JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose >= 2 else logging.WARNING, handlers=[handler]
+    )
 
 
 # -- demo --------------------------------------------------------------------------------------

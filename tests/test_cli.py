@@ -166,6 +166,7 @@ def test_missing_credentials_exit_5(
     assert main(["call", queue_url, "1", "--json", *where]) == EXIT_SQS_ERROR
     captured = capsys.readouterr()
     assert captured.err.count("no AWS credentials found") == 2
+    assert "--profile NAME" in captured.err
     assert json.loads(captured.out)["error"]["type"] == "CredentialsError"
 
 
@@ -283,7 +284,7 @@ def test_serve_and_call_as_subprocesses(queue_url: str, where: list[str]) -> Non
         [
             *(sys.executable, "-m", "sqs_rpc", "serve", "echo_server:Echo"),
             *("--app-dir", str(EXAMPLES), "--queue-url", queue_url, "--wait-time", "1"),
-            *where,
+            *("--json", *where),
         ],
         env=_env(),
         stderr=subprocess.PIPE,
@@ -303,7 +304,8 @@ def test_serve_and_call_as_subprocesses(queue_url: str, where: list[str]) -> Non
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
         assert server.returncode == EXIT_OK, stderr
-        assert "stopped polling" in stderr
+        logged = [json.loads(line) for line in stderr.splitlines()]  # --json: JSON lines
+        assert any(r["message"].startswith("stopped polling") for r in logged), stderr
     finally:
         if server.poll() is None:
             server.kill()
