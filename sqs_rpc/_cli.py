@@ -8,8 +8,8 @@ Exit codes (``docs/cli.md`` documents them too):
 
 ==  ====================  ==========================================================
 0   EXIT_OK               success
-1   EXIT_FAILURE          anything else failed (an undecodable reply, a handler module
-                          that raised on import, ...)
+1   EXIT_FAILURE          anything else failed (an undecodable reply, the demo found a
+                          problem, ...)
 2   EXIT_USAGE            bad arguments: unknown option, invalid JSON, bad
                           ``module:Class``, unknown profile, payload too large
 3   EXIT_TIMEOUT          ``call``: no reply within ``--timeout``
@@ -25,10 +25,8 @@ User errors print one line, ``sqs-rpc: error: ...``, never a traceback (``-vv`` 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -290,9 +288,10 @@ def _add_serve(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ._loader import load_handler
     from ._server import MessagePoller
 
-    handler = _load_handler(args.handler, args.app_dir)
+    handler = load_handler(args.handler, args.app_dir)
     poller = MessagePoller(
         args.queue_url,
         handler,
@@ -303,52 +302,6 @@ def _serve(args: argparse.Namespace) -> int:
     )
     poller.run()  # returns after SIGTERM/SIGINT, once running handlers have finished
     return EXIT_OK
-
-
-def _load_handler(spec: str, app_dir: str) -> Any:
-    """Import ``module:Class`` and return an instance (or the object, if already one)."""
-    from ._server import MessageHandler
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"HANDLER {spec!r} must be module:Class, for example myapp.rpc:Orders")
-    path = os.path.abspath(app_dir)
-    added = path not in sys.path
-    if added:
-        sys.path.insert(0, path)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UsageError(
-            f"cannot import {module_name!r} ({exc}); run from your project's directory, pass "
-            "--app-dir, or set PYTHONPATH"
-        ) from None
-    except Exception as exc:
-        logger.debug("importing %s failed", module_name, exc_info=True)
-        raise UsageError(
-            f"importing {module_name!r} failed: {type(exc).__name__}: {exc} (-vv shows the "
-            "traceback)"
-        ) from None
-    finally:
-        if added:
-            sys.path.remove(path)
-    try:
-        target = getattr(module, attribute)
-    except AttributeError:
-        raise UsageError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    if isinstance(target, type):
-        if not issubclass(target, MessageHandler) and not callable(getattr(target, "handle", None)):
-            raise UsageError(f"{spec} is not a MessageHandler subclass")
-        try:
-            return target()
-        except TypeError as exc:
-            raise UsageError(
-                f"cannot create {spec}() with no arguments ({exc}); give its __init__ "
-                "defaults, or point HANDLER at a ready instance (module:instance)"
-            ) from None
-    if callable(getattr(target, "handle", None)):
-        return target
-    raise UsageError(f"{spec} is neither a MessageHandler subclass nor an instance of one")
 
 
 # -- call --------------------------------------------------------------------------------------

@@ -326,3 +326,25 @@ def test_publish_as_a_subprocess(queue_url: str, sqs: Any, where: list[str]) -> 
     (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert message["MessageId"] == result.stdout.strip()
     assert message["Body"] == '"hello"'
+
+
+def test_handler_module_problems_exit_2(
+    tmp_path: Path, queue_url: str, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cli_boom.py").write_text("raise RuntimeError('broken at import')\n")
+    (tmp_path / "cli_needs_args.py").write_text(
+        "from sqs_rpc import MessageHandler\n\n"
+        "class Needs(MessageHandler):\n"
+        "    def __init__(self, db):\n"
+        "        self.db = db\n\n"
+        "    def handle(self, message):\n"
+        "        return None\n"
+    )
+    common = ["--app-dir", str(tmp_path), "--queue-url", queue_url, *where]
+    assert main(["serve", "cli_boom:X", *common]) == EXIT_USAGE
+    assert main(["serve", "cli_needs_args:Needs", *common]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "importing 'cli_boom' failed: RuntimeError: broken at import" in err
+    assert "cannot create cli_needs_args:Needs() with no arguments" in err
+    assert "Traceback" not in err
+    assert str(tmp_path) not in sys.path
