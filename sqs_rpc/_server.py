@@ -53,7 +53,7 @@ from ._errors import (
     aws_errors,
 )
 from ._loop import BackgroundLoop
-from ._trace import current_trace_context, set_trace_context
+from ._trace import TraceContext, set_trace_context
 from ._wire import (
     MAX_MESSAGE_BYTES,
     AttributeValue,
@@ -470,7 +470,14 @@ class MessagePoller:
         assert request.reply_to is not None
         assert request.correlation_id is not None
         try:
-            self._send_reply(request.reply_to, request.correlation_id, status, body, content_type)
+            self._send_reply(
+                request.reply_to,
+                request.correlation_id,
+                status,
+                body,
+                content_type,
+                trace=request.trace,  # the caller's trace context goes back with the reply
+            )
         except QueueDoesNotExist:
             # The caller closed or died and its queue is gone: nobody can use this reply,
             # and running the handler again would not change that.
@@ -487,9 +494,15 @@ class MessagePoller:
         self._delete(request)
 
     def _send_reply(
-        self, reply_to: str, correlation_id: str, status: Status, body: str, content_type: str
+        self,
+        reply_to: str,
+        correlation_id: str,
+        status: Status,
+        body: str,
+        content_type: str,
+        *,
+        trace: TraceContext | None = None,
     ) -> None:
-        trace = current_trace_context()
         arguments = encode_reply(
             correlation_id=correlation_id,
             status=status,
