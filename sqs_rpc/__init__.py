@@ -13,9 +13,10 @@ Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` ar
 
 from __future__ import annotations
 
+from ._async_client import AsyncRpcClient
 from ._aws import RequestCounter
 from ._client import RequestMessage, RpcClient
-from ._codecs import Codec, JsonCodec
+from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
 from ._embedded import EmbeddedSqs
 from ._errors import (
     ClientClosedError,
@@ -23,6 +24,7 @@ from ._errors import (
     CredentialsError,
     DecodeError,
     EncodeError,
+    PayloadTooLarge,
     ProtocolError,
     QueueDoesNotExist,
     RemoteError,
@@ -31,11 +33,14 @@ from ._errors import (
     SqsRpcError,
 )
 from ._server import IncomingMessage, MessageHandler, MessagePoller
-from ._wire import PROTOCOL_VERSION
+from ._trace import TraceContext, current_trace_context, trace_context
+from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncRpcClient",
+    "BytesCodec",
     "ClientClosedError",
     "Codec",
     "ConfigurationError",
@@ -45,9 +50,11 @@ __all__ = [
     "EncodeError",
     "IncomingMessage",
     "JsonCodec",
+    "MAX_MESSAGE_BYTES",
     "MessageHandler",
     "MessagePoller",
     "PROTOCOL_VERSION",
+    "PayloadTooLarge",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
@@ -57,5 +64,9 @@ __all__ = [
     "RpcTimeout",
     "SqsError",
     "SqsRpcError",
+    "TextCodec",
+    "TraceContext",
     "__version__",
+    "current_trace_context",
+    "trace_context",
 ]

@@ -31,7 +31,15 @@ from ._loop import BackgroundLoop
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
 from ._reply_queue import DEFAULT_PREFIX, ReplyQueue, validate_prefix
-from ._wire import AttributeValue, encode_attributes, encode_request
+from ._trace import current_trace_context
+from ._wire import (
+    MAX_MESSAGE_BYTES,
+    AttributeValue,
+    check_max_message_bytes,
+    check_message_size,
+    encode_attributes,
+    encode_request,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -120,6 +128,8 @@ class RpcClient:
             reply queue; at least three heartbeat intervals.
         max_connections: HTTP connection pool size of the SQS client built here (ignored with
             ``sqs_client=``); make it at least the number of threads calling concurrently.
+        max_message_bytes: the largest request (body plus attributes) this client sends;
+            larger ones raise :class:`~sqs_rpc.PayloadTooLarge`. SQS's limit by default.
     """
 
     def __init__(
@@ -135,6 +145,7 @@ class RpcClient:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         idle_retention: int = DEFAULT_IDLE_RETENTION,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._prefix = validate_prefix(queue_prefix)
         self._default_timeout = _check_timeout(default_timeout, "default_timeout")
@@ -146,6 +157,7 @@ class RpcClient:
                 "deletes the queue of a live client whose heartbeat is a little late"
             )
         self._idle_retention = idle_retention
+        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
         if codec is not None and not isinstance(codec, Codec):
             raise ConfigurationError(
                 f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
@@ -276,6 +288,8 @@ class RpcClient:
         # Check and encode first: bad input never creates a queue or touches the pending map.
         self._check_message(message)
         body = self._codec.encode(message.body)
+        # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
+        self._send_arguments(message, body, correlation_id, None, None)
         pending, reply_to = self._reply_address()
         deadline_ms = int((time.time() + seconds) * 1000)
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
@@ -428,6 +442,7 @@ class RpcClient:
             reply_to=reply_to,
             deadline_ms=deadline_ms,
             attributes=message.attributes,
+            trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
         )
         if message.group_id is not None:
             arguments["MessageGroupId"] = message.group_id
@@ -435,6 +450,7 @@ class RpcClient:
             arguments["MessageDeduplicationId"] = message.deduplication_id
         if message.delay_seconds:
             arguments["DelaySeconds"] = message.delay_seconds
+        check_message_size(arguments, self._max_message_bytes, what="request")
         return arguments
 
     def _batcher_locked(self) -> Batcher:

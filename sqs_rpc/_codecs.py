@@ -7,14 +7,28 @@ receiver knows how a body was written. JSON is the default.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import DecodeError, EncodeError
 
-__all__ = ["JSON_CONTENT_TYPE", "Codec", "JsonCodec"]
+__all__ = [
+    "BYTES_CONTENT_TYPE",
+    "JSON_CONTENT_TYPE",
+    "TEXT_CONTENT_TYPE",
+    "BytesCodec",
+    "Codec",
+    "JsonCodec",
+    "TextCodec",
+]
 
 JSON_CONTENT_TYPE = "application/json"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+# SQS bodies are text (and only some Unicode is allowed), so bytes travel as base64; the
+# content type says so, and a receiver with another codec sees the mismatch at once.
+BYTES_CONTENT_TYPE = "application/octet-stream; encoding=base64"
 
 
 @runtime_checkable
@@ -67,3 +81,59 @@ class JsonCodec:
 
     def __repr__(self) -> str:
         return "JsonCodec()"
+
+
+class TextCodec:
+    """Raw text bodies (``text/plain; charset=utf-8``): ``str`` in, the same ``str`` out.
+
+    Example::
+
+        RpcClient(codec=TextCodec())   # and MessagePoller(..., codec=TextCodec())
+    """
+
+    content_type = TEXT_CONTENT_TYPE
+
+    def encode(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise EncodeError(
+                f"TextCodec encodes str only, not {type(value).__name__}; convert the value "
+                "with str() first, or use JsonCodec"
+            )
+        return value
+
+    def decode(self, data: str) -> Any:
+        return data
+
+    def __repr__(self) -> str:
+        return "TextCodec()"
+
+
+class BytesCodec:
+    """Raw binary bodies, base64 on the wire (``application/octet-stream; encoding=base64``).
+
+    ``encode`` takes ``bytes``, ``bytearray`` or ``memoryview``; ``decode`` returns ``bytes``.
+    Base64 makes a body a third larger: mind the message size limit.
+
+    Example::
+
+        RpcClient(codec=BytesCodec())   # and MessagePoller(..., codec=BytesCodec())
+    """
+
+    content_type = BYTES_CONTENT_TYPE
+
+    def encode(self, value: Any) -> str:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise EncodeError(
+                f"BytesCodec encodes bytes only, not {type(value).__name__}; pass bytes (for "
+                "text: value.encode()), or use TextCodec or JsonCodec"
+            )
+        return base64.b64encode(value).decode("ascii")
+
+    def decode(self, data: str) -> Any:
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError(f"body is not valid base64: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return "BytesCodec()"

@@ -5,6 +5,7 @@
     SqsRpcError
     ├── ConfigurationError      (also ValueError) a bad option or argument; names the fix
     ├── ClientClosedError       the client or poller is closed, or was inherited across fork()
+    ├── PayloadTooLarge         (also ValueError) a message is over the SQS size limit
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── RemoteError             the handler raised; carries the remote type, message and details
     ├── ProtocolError           a message does not follow the wire protocol
@@ -30,6 +31,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ProfileNotFound,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "CredentialsError",
     "DecodeError",
     "EncodeError",
+    "PayloadTooLarge",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
@@ -59,6 +62,20 @@ class ConfigurationError(SqsRpcError, ValueError):
 
 class ClientClosedError(SqsRpcError):
     """The client or poller was closed (or inherited across ``fork()``) and cannot be used."""
+
+
+class PayloadTooLarge(SqsRpcError, ValueError):
+    """A message (body plus attributes) is larger than the size limit; nothing was sent.
+
+    Attributes:
+        size: the message's size in bytes, as SQS counts it.
+        limit: the limit in bytes (``max_message_bytes``; SQS's own is 1 MiB).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class RpcTimeout(SqsRpcError, TimeoutError):
@@ -185,5 +202,10 @@ def aws_errors(operation: str, queue_url: str | None = None) -> Iterator[None]:
         if isinstance(exc, NoRegionError):
             raise ConfigurationError(
                 "no AWS region configured; pass region_name= or set AWS_DEFAULT_REGION"
+            ) from exc
+        if isinstance(exc, ProfileNotFound):
+            raise ConfigurationError(
+                f"{exc}; check the profile name (AWS_PROFILE, --profile) against "
+                "~/.aws/config and ~/.aws/credentials"
             ) from exc
         raise translate_aws_error(exc, operation, queue_url) from exc

@@ -25,6 +25,7 @@ reply queue no longer exists             request deleted: the caller is gone
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import signal
 import threading
@@ -46,16 +47,21 @@ from ._errors import (
     ConfigurationError,
     DecodeError,
     EncodeError,
+    PayloadTooLarge,
     QueueDoesNotExist,
     SqsError,
     aws_errors,
 )
 from ._loop import BackgroundLoop
+from ._trace import TraceContext, set_trace_context
 from ._wire import (
+    MAX_MESSAGE_BYTES,
     AttributeValue,
     ErrorInfo,
     Request,
     Status,
+    check_max_message_bytes,
+    check_message_size,
     decode_request,
     encode_reply,
     reply_address,
@@ -87,6 +93,7 @@ class IncomingMessage:
         message_id: the SQS message id.
         receive_count: how many times SQS has delivered this message (1 the first time).
         queue_url: the request queue.
+        traceparent, tracestate: the caller's W3C trace context, or None.
     """
 
     body: Any
@@ -97,6 +104,14 @@ class IncomingMessage:
     message_id: str = ""
     receive_count: int = 1
     queue_url: str = ""
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    @property
+    def trace_headers(self) -> dict[str, str]:
+        """The trace context as headers (empty without one): ``propagate.extract``'s carrier."""
+        headers = {"traceparent": self.traceparent, "tracestate": self.tracestate}
+        return {name: value for name, value in headers.items() if value}
 
     @property
     def one_way(self) -> bool:
@@ -146,6 +161,8 @@ class MessagePoller:
             receive in progress.
         shutdown_timeout: seconds :meth:`stop` waits for running handlers.
         include_traceback: send the handler's traceback in error replies' details.
+        max_message_bytes: the largest reply sent; a larger one is replaced by an error
+            reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
     """
 
     def __init__(
@@ -162,6 +179,7 @@ class MessagePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
@@ -199,6 +217,7 @@ class MessagePoller:
         self._wait_time = wait_time_seconds
         self._shutdown_timeout = float(shutdown_timeout)
         self._include_traceback = include_traceback
+        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
         self._sqs = make_sqs_client(
             sqs_client=sqs_client,
             session=session,
@@ -354,7 +373,9 @@ class MessagePoller:
 
     def _process(self, message: Mapping[str, Any]) -> None:
         try:
-            self._handle(message)
+            # A fresh context per message: the trace context set for it never leaks into the
+            # next message this worker thread handles.
+            contextvars.Context().run(self._handle, message)
         except Exception:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))
@@ -370,6 +391,7 @@ class MessagePoller:
         except DecodeError as exc:
             self._reject(message, exc)
             return
+        set_trace_context(request.trace)  # the handler's own calls and the reply carry it
         incoming = IncomingMessage(
             body=body,
             attributes=request.attributes,
@@ -379,6 +401,8 @@ class MessagePoller:
             message_id=request.message_id,
             receive_count=request.receive_count,
             queue_url=self.queue_url,
+            traceparent=request.trace.traceparent if request.trace else None,
+            tracestate=request.trace.tracestate if request.trace else None,
         )
         try:
             result = self._handler.handle(incoming)
@@ -446,7 +470,14 @@ class MessagePoller:
         assert request.reply_to is not None
         assert request.correlation_id is not None
         try:
-            self._send_reply(request.reply_to, request.correlation_id, status, body, content_type)
+            self._send_reply(
+                request.reply_to,
+                request.correlation_id,
+                status,
+                body,
+                content_type,
+                trace=request.trace,  # the caller's trace context goes back with the reply
+            )
         except QueueDoesNotExist:
             # The caller closed or died and its queue is gone: nobody can use this reply,
             # and running the handler again would not change that.
@@ -463,11 +494,35 @@ class MessagePoller:
         self._delete(request)
 
     def _send_reply(
-        self, reply_to: str, correlation_id: str, status: Status, body: str, content_type: str
+        self,
+        reply_to: str,
+        correlation_id: str,
+        status: Status,
+        body: str,
+        content_type: str,
+        *,
+        trace: TraceContext | None = None,
     ) -> None:
         arguments = encode_reply(
-            correlation_id=correlation_id, status=status, body=body, content_type=content_type
+            correlation_id=correlation_id,
+            status=status,
+            body=body,
+            content_type=content_type,
+            trace=trace,
         )
+        try:
+            check_message_size(arguments, self._max_message_bytes, what="reply")
+        except PayloadTooLarge as exc:
+            # SQS would refuse it, and redelivery would not make it smaller: tell the caller.
+            logger.warning("reply to call %s is too large: %s", correlation_id, exc)
+            error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
+            arguments = encode_reply(
+                correlation_id=correlation_id,
+                status="error",
+                body=error.to_body(),
+                content_type=JSON_CONTENT_TYPE,
+                trace=trace,
+            )
         with aws_errors("SendMessage", reply_to):
             self._sqs.send_message(QueueUrl=reply_to, **arguments)
         logger.debug("replied %s to call %s", status, correlation_id)

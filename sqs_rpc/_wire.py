@@ -7,26 +7,33 @@ A request is an SQS message whose body is the encoded payload, with these String
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
 ``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
 A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
-(``ok`` or ``error``); an error reply's body is a JSON error document.
+(``ok`` or ``error``); an error reply's body is a JSON error document. Both carry the W3C
+``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._codecs import JSON_CONTENT_TYPE
-from ._errors import ConfigurationError, DecodeError
+from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
+from ._trace import TraceContext
 
 __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
+    "MAX_MESSAGE_BYTES",
+    "MIN_MESSAGE_BYTES",
     "MAX_USER_ATTRIBUTES",
     "PROTOCOL_VERSION",
     "ErrorInfo",
     "Reply",
     "Request",
+    "check_batch_size",
+    "check_max_message_bytes",
+    "check_message_size",
     "correlation_id_of",
     "decode_reply",
     "decode_request",
@@ -72,6 +79,11 @@ RESERVED_ATTRIBUTES = frozenset(
 MAX_MESSAGE_ATTRIBUTES = 10
 # A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's.
 MAX_USER_ATTRIBUTES = 3
+# SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
+# every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
+# to 1 KiB. A batch request is capped at the same total.
+MAX_MESSAGE_BYTES = 1_048_576
+MIN_MESSAGE_BYTES = 1024
 
 Status = Literal["ok", "error"]
 AttributeValue = str | bytes
@@ -121,6 +133,7 @@ class Request:
     deadline_ms: int | None
     receive_count: int
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -159,19 +172,69 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
 
 
 def message_size(arguments: Mapping[str, Any]) -> int:
-    """A message's size as SQS counts it: body bytes plus each attribute's name, type, value."""
+    """The size of a message as SQS counts it against its limit, in bytes.
+
+    ``arguments`` are ``SendMessage`` arguments (or a batch entry): the UTF-8 body plus, for
+    every message attribute, its name, its data type and its value.
+    """
     size = len(str(arguments.get("MessageBody", "")).encode())
     for name, value in arguments.get("MessageAttributes", {}).items():
         size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
-        if "StringValue" in value:
-            size += len(str(value["StringValue"]).encode())
-        elif "BinaryValue" in value:
+        if "BinaryValue" in value:
             size += len(value["BinaryValue"])
+        else:
+            size += len(str(value.get("StringValue", "")).encode())
     return size
+
+
+def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = "message") -> None:
+    """Raise :class:`PayloadTooLarge` when ``arguments`` make a message over ``limit`` bytes."""
+    size = message_size(arguments)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the {what} is {size:,} bytes (body plus attributes), over the limit of "
+            f"{limit:,} bytes: send a smaller payload (or a reference to it, such as an S3 "
+            "key), or raise max_message_bytes if the queue allows more",
+            size=size,
+            limit=limit,
+        )
+
+
+def check_batch_size(entries: Iterable[Mapping[str, Any]], limit: int) -> None:
+    """Raise :class:`PayloadTooLarge` when a batch's entries together exceed ``limit`` bytes."""
+    size = sum(message_size(entry) for entry in entries)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the batch is {size:,} bytes in total, over the limit of {limit:,} bytes: "
+            "send fewer entries per batch",
+            size=size,
+            limit=limit,
+        )
+
+
+def check_max_message_bytes(value: int) -> int:
+    """Validate a ``max_message_bytes`` option."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_MESSAGE_BYTES <= value <= MAX_MESSAGE_BYTES
+    ):
+        raise ConfigurationError(
+            f"max_message_bytes={value!r} must be whole bytes from {MIN_MESSAGE_BYTES:,} to "
+            f"{MAX_MESSAGE_BYTES:,} (SQS's range); set it to the queue's MaximumMessageSize"
+        )
+    return value
 
 
 def _string(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
+
+
+def _add_trace(attrs: dict[str, dict[str, Any]], trace: TraceContext | None) -> None:
+    if trace is not None:
+        attrs[TRACEPARENT] = _string(trace.traceparent)
+        if trace.tracestate:
+            attrs[TRACESTATE] = _string(trace.tracestate)
 
 
 def encode_request(
@@ -182,9 +245,11 @@ def encode_request(
     reply_to: str | None,
     deadline_ms: int | None,
     attributes: Mapping[str, AttributeValue],
+    trace: TraceContext | None = None,
 ) -> dict[str, Any]:
     """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
     attrs = encode_attributes(attributes)
+    _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
     attrs[CONTENT_TYPE] = _string(content_type)
     attrs[VERSION] = _string(PROTOCOL_VERSION)
@@ -196,18 +261,22 @@ def encode_request(
 
 
 def encode_reply(
-    *, correlation_id: str, status: Status, body: str, content_type: str
+    *,
+    correlation_id: str,
+    status: Status,
+    body: str,
+    content_type: str,
+    trace: TraceContext | None = None,
 ) -> dict[str, Any]:
     """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply."""
-    return {
-        "MessageBody": body,
-        "MessageAttributes": {
-            CORRELATION_ID: _string(correlation_id),
-            CONTENT_TYPE: _string(content_type),
-            VERSION: _string(PROTOCOL_VERSION),
-            STATUS: _string(status),
-        },
+    attrs = {
+        CORRELATION_ID: _string(correlation_id),
+        CONTENT_TYPE: _string(content_type),
+        VERSION: _string(PROTOCOL_VERSION),
+        STATUS: _string(status),
     }
+    _add_trace(attrs, trace)
+    return {"MessageBody": body, "MessageAttributes": attrs}
 
 
 def wake_message() -> dict[str, Any]:
@@ -290,6 +359,14 @@ def decode_request(message: SqsMessage) -> Request:
         deadline_ms=deadline_ms,
         receive_count=receive_count,
         attributes=user,
+        # A malformed trace context is dropped, not an error (W3C: the receiver restarts it).
+        trace=TraceContext.from_headers(
+            {
+                name: value
+                for name in (TRACEPARENT, TRACESTATE)
+                if (value := _attr(message, name)) is not None
+            }
+        ),
     )
 
 

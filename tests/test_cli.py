@@ -1,13 +1,60 @@
-"""The sqs-rpc command: in-process through main(argv), and once as a real subprocess."""
+"""The sqs-rpc command: every subcommand in-process through main(argv), and as a subprocess."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sqs_rpc._cli import EXIT_OK, EXIT_USAGE, main
+from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+from sqs_rpc._cli import (
+    EXIT_OK,
+    EXIT_REMOTE_ERROR,
+    EXIT_SQS_ERROR,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    main,
+)
+
+from .conftest import Endpoint, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+Serve = Callable[..., MessagePoller]
+
+
+class Echo(MessageHandler):
+    def handle(self, message: IncomingMessage) -> Any:
+        if message.body == "fail":
+            raise ValueError("asked to fail")
+        return {"echo": message.body}
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI uses boto3's standard chain: give it the dummy credentials moto accepts."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+def where(endpoint: Endpoint) -> list[str]:
+    return ["--endpoint-url", endpoint.endpoint_url, "--region", endpoint.region_name]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+# -- demo and usage --------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(120)
@@ -25,11 +72,15 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-command"]) == EXIT_USAGE
     assert main(["demo", "--calls", "0"]) == EXIT_USAGE
     assert "--calls" in capsys.readouterr().err
+    assert main(["call", "http://q"]) == EXIT_USAGE  # no payload
+    assert main(["serve", "m:C"]) == EXIT_USAGE  # no --queue-url
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == EXIT_OK
-    assert "demo" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for command in ("demo", "serve", "call", "publish"):
+        assert command in out
 
 
 @pytest.mark.timeout(120)
@@ -43,3 +94,257 @@ def test_demo_as_a_subprocess() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "demo OK" in result.stdout
+
+
+# -- call ------------------------------------------------------------------------------------
+
+
+def test_call_prints_the_reply_as_json(
+    queue_url: str, serve: Serve, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(queue_url, Echo())
+    assert main(["call", queue_url, '{"x": [1, "ü"]}', *where]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"echo": {"x": [1, "ü"]}}
+    assert main(["call", queue_url, "7", "--json", *where]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "reply": {"echo": 7}}
+
+
+def test_call_remote_error_exits_4(
+    queue_url: str, serve: Serve, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve(queue_url, Echo())
+    assert main(["call", queue_url, '"fail"', *where]) == EXIT_REMOTE_ERROR
+    captured = capsys.readouterr()
+    assert "remote error: ValueError: asked to fail" in captured.err
+    assert "Traceback" not in captured.err
+    assert main(["call", queue_url, '"fail"', "--json", *where]) == EXIT_REMOTE_ERROR
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    assert document["exit_code"] == EXIT_REMOTE_ERROR
+    assert document["error"]["remote_type"] == "ValueError"
+
+
+def test_call_timeout_exits_3(
+    queue_url: str, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["call", queue_url, "1", "--timeout", "0.5", *where]) == EXIT_TIMEOUT
+    assert "no reply within 0.5s" in capsys.readouterr().err
+
+
+def test_unknown_queue_exits_5(
+    endpoint: Endpoint, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"{endpoint.endpoint_url}/123456789012/no-such-queue"
+    assert main(["call", missing, "1", *where]) == EXIT_SQS_ERROR
+    assert main(["publish", missing, "1", *where]) == EXIT_SQS_ERROR
+    err = capsys.readouterr().err
+    assert err.count("the queue does not exist") == 2
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["call", "publish"])
+def test_invalid_json_exits_2(
+    command: str, queue_url: str, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, queue_url, "{x: 1}", *where]) == EXIT_USAGE
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_missing_credentials_exit_5(
+    monkeypatch: pytest.MonkeyPatch,
+    queue_url: str,
+    where: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["publish", queue_url, "1", *where]) == EXIT_SQS_ERROR
+    assert main(["call", queue_url, "1", "--json", *where]) == EXIT_SQS_ERROR
+    captured = capsys.readouterr()
+    assert captured.err.count("no AWS credentials found") == 2
+    assert "--profile NAME" in captured.err
+    assert json.loads(captured.out)["error"]["type"] == "CredentialsError"
+
+
+def test_unreachable_endpoint_exits_5(capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
+    assert main(["publish", "http://127.0.0.1:9/1/q", "1", *where]) == EXIT_SQS_ERROR
+    assert "cannot reach the SQS endpoint" in capsys.readouterr().err
+
+
+def test_unknown_profile_exits_2(queue_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["publish", queue_url, "1", "--profile", "no-such-profile-xyz"]) == EXIT_USAGE
+    assert "no-such-profile-xyz" in capsys.readouterr().err
+
+
+# -- publish ---------------------------------------------------------------------------------
+
+
+def test_publish_sends_a_one_way_message(
+    queue_url: str, sqs: Any, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", queue_url, '{"event": "viewed"}', *where]) == EXIT_OK
+    message_id = capsys.readouterr().out.strip()
+    assert main(["publish", queue_url, "2", "--json", *where]) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    received = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    by_id = {m["MessageId"]: m for m in received}
+    assert set(by_id) == {message_id, document["message_id"]}
+    assert json.loads(by_id[message_id]["Body"]) == {"event": "viewed"}
+    assert "ReplyTo" not in by_id[message_id]["MessageAttributes"]
+
+
+def test_publish_to_a_fifo_queue(
+    make_queue: Callable[..., str], sqs: Any, where: list[str]
+) -> None:
+    fifo = make_queue("cli-test.fifo", FifoQueue="true")
+    options = ["--group-id", "g1", "--deduplication-id", "d1", *where]
+    assert main(["publish", fifo, "1", *options]) == EXIT_OK
+    (message,) = sqs.receive_message(QueueUrl=fifo, AttributeNames=["MessageGroupId"])["Messages"]
+    assert message["Attributes"]["MessageGroupId"] == "g1"
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_colon", "must be module:Class"),
+        ("no_such_module_xyz:Echo", "cannot import 'no_such_module_xyz'"),
+        ("echo_server:Missing", "has no attribute 'Missing'"),
+        ("echo_server:logging", "neither a MessageHandler"),
+        ("echo_server:main", "neither a MessageHandler"),
+        ("argparse:ArgumentError", "not a MessageHandler subclass"),
+    ],
+)
+def test_bad_handler_exits_2(
+    spec: str, message: str, queue_url: str, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["serve", spec, "--app-dir", str(EXAMPLES), "--queue-url", queue_url, *where]
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_serve_unknown_queue_exits_5(
+    endpoint: Endpoint, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"{endpoint.endpoint_url}/123456789012/no-such-queue"
+    args = ["serve", "echo_server:Echo", "--app-dir", str(EXAMPLES), "--queue-url", missing]
+    assert main([*args, *where]) == EXIT_SQS_ERROR
+    assert "the queue does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture
+def sigterm_when_served(sqs: Any, queue_url: str) -> Iterator[dict[str, Any]]:
+    """Once `serve` runs (its SIGTERM handler is installed), call it, then SIGTERM it."""
+    original = signal.getsignal(signal.SIGTERM)
+    outcome: dict[str, Any] = {}
+
+    def caller() -> None:
+        wait_for(lambda: signal.getsignal(signal.SIGTERM) is not original, timeout=30)
+        try:
+            with RpcClient(sqs_client=sqs) as rpc:
+                outcome["reply"] = rpc.call(queue_url, "hi", timeout=30)
+        finally:
+            # To the main thread, where `serve` waits: a signal delivered to another thread
+            # would not interrupt its wait.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    thread = threading.Thread(target=caller, name="test-cli-caller")
+    thread.start()
+    yield outcome
+    thread.join(60)
+    assert not thread.is_alive()
+
+
+@pytest.mark.timeout(90)
+def test_serve_in_process(
+    queue_url: str, where: list[str], sigterm_when_served: dict[str, Any]
+) -> None:
+    args = ["serve", "echo_server:Echo", "--app-dir", str(EXAMPLES), "--queue-url", queue_url]
+    assert main([*args, "--wait-time", "1", "--concurrency", "2", *where]) == EXIT_OK
+    wait_for(lambda: "reply" in sigterm_when_served, timeout=30)
+    assert sigterm_when_served["reply"] == {"echo": "hi"}
+    assert str(EXAMPLES) not in sys.path  # --app-dir is not left behind
+
+
+@pytest.mark.timeout(120)
+def test_serve_and_call_as_subprocesses(queue_url: str, where: list[str]) -> None:
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sqs_rpc", "serve", "echo_server:Echo"),
+            *("--app-dir", str(EXAMPLES), "--queue-url", queue_url, "--wait-time", "1"),
+            *("--json", *where),
+        ],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "sqs_rpc", "call", queue_url, '{"n": 1}', "--json", *where],
+            capture_output=True,
+            text=True,
+            timeout=100,
+            check=False,
+            env=_env(),
+        )
+        assert result.returncode == EXIT_OK, result.stderr
+        assert json.loads(result.stdout) == {"ok": True, "reply": {"echo": {"n": 1}}}
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == EXIT_OK, stderr
+        logged = [json.loads(line) for line in stderr.splitlines()]  # --json: JSON lines
+        assert any(r["message"].startswith("stopped polling") for r in logged), stderr
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
+
+@pytest.mark.timeout(60)
+def test_publish_as_a_subprocess(queue_url: str, sqs: Any, where: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sqs_rpc", "publish", queue_url, '"hello"', *where],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+        env=_env(),
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    assert message["MessageId"] == result.stdout.strip()
+    assert message["Body"] == '"hello"'
+
+
+def test_handler_module_problems_exit_2(
+    tmp_path: Path, queue_url: str, where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cli_boom.py").write_text("raise RuntimeError('broken at import')\n")
+    (tmp_path / "cli_needs_args.py").write_text(
+        "from sqs_rpc import MessageHandler\n\n"
+        "class Needs(MessageHandler):\n"
+        "    def __init__(self, db):\n"
+        "        self.db = db\n\n"
+        "    def handle(self, message):\n"
+        "        return None\n"
+    )
+    common = ["--app-dir", str(tmp_path), "--queue-url", queue_url, *where]
+    assert main(["serve", "cli_boom:X", *common]) == EXIT_USAGE
+    assert main(["serve", "cli_needs_args:Needs", *common]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "importing 'cli_boom' failed: RuntimeError: broken at import" in err
+    assert "cannot create cli_needs_args:Needs() with no arguments" in err
+    assert "Traceback" not in err
+    assert str(tmp_path) not in sys.path

@@ -4,18 +4,22 @@ from typing import Any
 
 import pytest
 
-from sqs_rpc import ConfigurationError, DecodeError
+from sqs_rpc import MAX_MESSAGE_BYTES, ConfigurationError, DecodeError, PayloadTooLarge
 from sqs_rpc._wire import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     ErrorInfo,
+    check_batch_size,
+    check_max_message_bytes,
+    check_message_size,
     decode_reply,
     decode_request,
     encode_attributes,
     encode_reply,
     encode_request,
     is_wake_message,
+    message_size,
     reply_address,
     wake_message,
 )
@@ -165,3 +169,43 @@ def test_malformed_error_documents_are_decode_errors(body: str) -> None:
 def test_wake_message_is_recognised() -> None:
     assert is_wake_message(_received(wake_message()))
     assert not is_wake_message({"Body": "x"})
+
+
+def test_message_size_counts_body_and_attribute_names_types_values() -> None:
+    arguments = {
+        "MessageBody": "ü" * 3,  # 6 bytes in UTF-8
+        "MessageAttributes": {
+            "Name": {"DataType": "String", "StringValue": "abc"},  # 4 + 6 + 3
+            "Blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},  # 4 + 6 + 2
+            "N": {"DataType": "Number", "StringValue": "12"},  # 1 + 6 + 2
+        },
+    }
+    assert message_size(arguments) == 6 + 13 + 12 + 9
+
+
+def test_check_message_size_is_inclusive_and_reports_size_and_limit() -> None:
+    arguments = {"MessageBody": "x" * 100, "MessageAttributes": {}}
+    check_message_size(arguments, 100)
+    with pytest.raises(PayloadTooLarge, match="101 bytes") as info:
+        check_message_size({"MessageBody": "x" * 101}, 100, what="reply")
+    assert (info.value.size, info.value.limit) == (101, 100)
+    assert "reply" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_check_batch_size_counts_the_total() -> None:
+    entries = [{"MessageBody": "x" * 600}, {"MessageBody": "y" * 600}]
+    check_batch_size(entries, 1200)
+    with pytest.raises(PayloadTooLarge, match="batch"):
+        check_batch_size(entries, 1199)
+
+
+@pytest.mark.parametrize("value", [0, 1023, MAX_MESSAGE_BYTES + 1, 2048.0, True, "1024"])
+def test_max_message_bytes_is_validated(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_message_bytes"):
+        check_max_message_bytes(value)
+
+
+def test_the_default_limit_is_one_mebibyte() -> None:
+    assert MAX_MESSAGE_BYTES == 1_048_576
+    assert check_max_message_bytes(1024) == 1024

@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from sqs_rpc import (
+    AsyncRpcClient,
     EmbeddedSqs,
     IncomingMessage,
     JsonCodec,
@@ -49,3 +50,11 @@ def use(queue_url: str) -> None:
             print(reply, message_id, sent)
         stopped: bool = poller.stop()
         print(stopped)
+
+
+async def use_async(queue_url: str) -> None:
+    async with AsyncRpcClient(endpoint_url="http://127.0.0.1:1", send_threads=4) as client:
+        reply: Any = await client.call(queue_url, {"x": 1}, timeout=1.5)
+        message_id: str = await client.publish(queue_url, "fire")
+        pending: int = client.pending_calls
+        print(reply, message_id, pending)

@@ -1,0 +1,232 @@
+"""AsyncRpcClient: the asyncio face of :class:`~sqs_rpc.RpcClient`, on the same machinery.
+
+An ``AsyncRpcClient`` wraps one ``RpcClient``: the same reply queue, reply poller, pending map
+and timeout timer serve both. Nothing of the protocol is implemented twice and there is no
+thread per call:
+
+- ``SendMessage`` is a blocking boto3 request, so it runs on a small pool owned by this client
+  (``send_threads`` threads, named ``sqs-rpc-async-send``), never on the event loop. A
+  dedicated pool rather than the loop's default executor: its size is the number of sends in
+  flight, predictable and independent of whatever else the application runs in the default
+  executor, and it is shut down with the client.
+- Waiting for the reply costs no thread: the ``concurrent.futures.Future`` that
+  ``RpcClient.send`` returns is bridged to the loop with :func:`asyncio.wrap_future`, so the
+  reply poller's thread resolves the awaiting task through ``call_soon_threadsafe``.
+- Cancelling an awaiting task cancels that future, and a cancelled future removes its entry
+  from the pending map at once (a reply that still arrives is dropped as unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._client import RequestMessage, RpcClient
+from ._errors import ClientClosedError, ConfigurationError
+from ._wire import AttributeValue
+
+__all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
+
+DEFAULT_SEND_THREADS = 10
+
+T = TypeVar("T")
+
+
+class AsyncRpcClient:
+    """Calls services behind SQS queues from asyncio code.
+
+    Example::
+
+        async with AsyncRpcClient(region_name="eu-west-1") as client:
+            reply = await client.call(queue_url, {"x": 1}, timeout=10)
+            replies = await asyncio.gather(*(client.call(queue_url, i) for i in range(100)))
+            await client.publish(queue_url, {"x": 3})   # one-way
+
+    Args:
+        client: an :class:`RpcClient` to wrap; you keep ownership (``aclose`` leaves it
+            open). Without it, one is built from ``options`` and closed by ``aclose``.
+        send_threads: threads that run the blocking ``SendMessage`` requests, so the event
+            loop never blocks on SQS; at most this many sends are in flight at once.
+        **options: keyword options of :class:`RpcClient` (``endpoint_url=``, ``sqs_client=``,
+            ``default_timeout=``, ...), when no ``client`` is given.
+    """
+
+    def __init__(
+        self,
+        client: RpcClient | None = None,
+        *,
+        send_threads: int = DEFAULT_SEND_THREADS,
+        **options: Any,
+    ) -> None:
+        if client is not None and options:
+            raise ConfigurationError(
+                f"pass either client= or RpcClient options ({', '.join(sorted(options))}), "
+                "not both: the given client is already configured"
+            )
+        if isinstance(send_threads, bool) or not isinstance(send_threads, int) or send_threads < 1:
+            raise ConfigurationError(f"send_threads={send_threads!r} must be an int >= 1")
+        self._owns_client = client is None
+        self._client = client if client is not None else RpcClient(**options)
+        self._send_threads = send_threads
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # created by the first send
+        self._closed = False
+
+    # -- context manager ------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncRpcClient:
+        self._check_usable()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AsyncRpcClient {state} reply_queue={self.reply_queue_url!r}>"
+
+    @property
+    def client(self) -> RpcClient:
+        """The wrapped :class:`RpcClient`."""
+        return self._client
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def reply_queue_url(self) -> str | None:
+        """The reply queue's URL, or None before the first call (and after close)."""
+        return self._client.reply_queue_url
+
+    @property
+    def pending_calls(self) -> int:
+        """How many calls are waiting for a reply."""
+        return self._client.pending_calls
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        queue_url: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> Any:
+        """Send ``payload`` to ``queue_url`` and return the decoded reply.
+
+        Raises as :meth:`RpcClient.call` does (:class:`RpcTimeout`, :class:`RemoteError`,
+        :class:`EncodeError`, :class:`SqsError`, ...). Cancelling the awaiting task forgets
+        the call.
+        """
+        message = RequestMessage(
+            queue_url,
+            payload,
+            attributes=attributes or {},
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+        )
+        return await self.send(message, timeout=timeout)
+
+    async def send(self, message: RequestMessage, *, timeout: float | None = None) -> Any:
+        """Send a :class:`RequestMessage` and return the decoded reply."""
+        reply = await self._in_pool(functools.partial(self._client.send, message, timeout=timeout))
+        # The reply poller's thread settles `reply`; wrap_future hands the outcome to this
+        # loop, and cancelling the wrapper cancels `reply`, which leaves the pending map.
+        return await asyncio.wrap_future(reply)
+
+    async def publish(
+        self,
+        queue_url: str,
+        payload: Any = None,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        delay_seconds: int = 0,
+    ) -> str:
+        """Send a one-way message (no reply is expected) and return its SQS message id."""
+        send = functools.partial(
+            self._client.publish,
+            queue_url,
+            payload,
+            attributes=attributes,
+            group_id=group_id,
+            deduplication_id=deduplication_id,
+            delay_seconds=delay_seconds,
+        )
+        return await self._in_pool(send)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Fail pending calls, stop the threads, delete the reply queue. Idempotent.
+
+        The blocking part (:meth:`RpcClient.close`: it wakes and joins the reply poller and
+        deletes the queue) runs on the send pool, so the event loop keeps running meanwhile.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool = self._pool
+        # Shutdown order: (1) new calls are refused (above); (2) the wrapped client closes,
+        # failing the calls still waiting (their tasks see ClientClosedError); (3) the send
+        # pool stops: its threads are idle by then and exit at once.
+        try:
+            if self._owns_client:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(pool, self._client.close)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this AsyncRpcClient is closed; create a new one")
+
+    def _get_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            self._check_usable()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._send_threads, thread_name_prefix="sqs-rpc-async-send"
+                )
+            return self._pool
+
+    async def _in_pool(self, function: Callable[[], T]) -> T:
+        """Run a blocking ``function`` on the send pool, in the caller's context."""
+        # copy_context: contextvars (the trace context among them) reach the send thread.
+        context = contextvars.copy_context()
+        submitted: Future[T] = self._get_pool().submit(context.run, function)
+        try:
+            return await asyncio.wrap_future(submitted)
+        except asyncio.CancelledError:
+            # Cancelled while the send was running: it cannot be stopped, but a call it
+            # starts must not wait for a reply nobody will read.
+            submitted.add_done_callback(_cancel_result)
+            raise
+
+
+def _cancel_result(submitted: Future[Any]) -> None:
+    if submitted.cancelled() or submitted.exception() is not None:
+        return
+    result = submitted.result()
+    if isinstance(result, Future):
+        result.cancel()
