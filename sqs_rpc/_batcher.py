@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
 from ._loop import BackgroundLoop
 from ._pending import settle
-from ._wire import message_size
+from ._wire import MAX_MESSAGE_BYTES, message_size
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -36,7 +36,7 @@ __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "Batcher"]
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_ENTRIES = 10  # SQS's limit for SendMessageBatch and DeleteMessageBatch
-MAX_BATCH_BYTES = 1_048_576  # SQS's limit for the sum of a batch's messages
+MAX_BATCH_BYTES = MAX_MESSAGE_BYTES  # SQS caps a whole batch at the size of one message
 MAX_ENTRY_RETRIES = 3
 
 Kind = Literal["send", "delete"]

@@ -14,7 +14,7 @@ A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Stat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +31,6 @@ __all__ = [
     "ErrorInfo",
     "Reply",
     "Request",
-    "check_batch_size",
     "check_max_message_bytes",
     "check_message_size",
     "correlation_id_of",
@@ -195,18 +194,6 @@ def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = 
             f"the {what} is {size:,} bytes (body plus attributes), over the limit of "
             f"{limit:,} bytes: send a smaller payload (or a reference to it, such as an S3 "
             "key), or raise max_message_bytes if the queue allows more",
-            size=size,
-            limit=limit,
-        )
-
-
-def check_batch_size(entries: Iterable[Mapping[str, Any]], limit: int) -> None:
-    """Raise :class:`PayloadTooLarge` when a batch's entries together exceed ``limit`` bytes."""
-    size = sum(message_size(entry) for entry in entries)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"the batch is {size:,} bytes in total, over the limit of {limit:,} bytes: "
-            "send fewer entries per batch",
             size=size,
             limit=limit,
         )

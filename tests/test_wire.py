@@ -10,7 +10,6 @@ from sqs_rpc._wire import (
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     ErrorInfo,
-    check_batch_size,
     check_max_message_bytes,
     check_message_size,
     decode_reply,
@@ -191,13 +190,6 @@ def test_check_message_size_is_inclusive_and_reports_size_and_limit() -> None:
     assert (info.value.size, info.value.limit) == (101, 100)
     assert "reply" in str(info.value)
     assert isinstance(info.value, ValueError)
-
-
-def test_check_batch_size_counts_the_total() -> None:
-    entries = [{"MessageBody": "x" * 600}, {"MessageBody": "y" * 600}]
-    check_batch_size(entries, 1200)
-    with pytest.raises(PayloadTooLarge, match="batch"):
-        check_batch_size(entries, 1199)
 
 
 @pytest.mark.parametrize("value", [0, 1023, MAX_MESSAGE_BYTES + 1, 2048.0, True, "1024"])
