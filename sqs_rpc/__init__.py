@@ -26,11 +26,13 @@ from ._errors import (
     ProtocolError,
     QueueDoesNotExist,
     RemoteError,
+    ReplyQueueLost,
     RpcTimeout,
     SqsError,
     SqsRpcError,
 )
 from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._wire import PROTOCOL_VERSION
 
 __version__ = "0.1.0"
@@ -51,11 +53,15 @@ __all__ = [
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
+    "ReplyQueueLost",
     "RequestCounter",
     "RequestMessage",
     "RpcClient",
     "RpcTimeout",
     "SqsError",
     "SqsRpcError",
+    "SweepDecision",
+    "SweepReport",
+    "Sweeper",
     "__version__",
 ]
