@@ -1,0 +1,173 @@
+"""Every way a client ends leaves no queue and no thread: exit, fork, a queue lost underneath."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from multiprocessing.connection import Connection
+from typing import Any
+
+import boto3
+import pytest
+
+from sqs_rpc import ClientClosedError, MessagePoller, ReplyQueueLost, RpcClient
+
+from .conftest import Endpoint, wait_for
+from .test_roundtrip import Echo
+
+
+def exists(sqs: Any, url: str) -> bool:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return url in sqs.list_queues(QueueNamePrefix=name).get("QueueUrls", [])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def _session(endpoint: Endpoint) -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=endpoint.region_name,
+    )
+
+
+EXITS_WITHOUT_CLOSE = """
+import sys, threading
+from sqs_rpc import RpcClient
+client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2])
+client.call_async(sys.argv[3], "never answered", timeout=600)
+print(client.reply_queue_url, flush=True)
+print(sorted(t.name for t in threading.enumerate() if t.name.startswith("sqs-rpc-")), flush=True)
+# No close(): the interpreter exits with the client open and its threads running.
+"""
+
+
+@pytest.mark.timeout(90)
+def test_interpreter_exit_without_close_deletes_the_queue(
+    endpoint: Endpoint, sqs: Any, queue_url: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_CLOSE, endpoint.endpoint_url,
+         endpoint.region_name, queue_url],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+        env=_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    url, threads = result.stdout.splitlines()
+    assert "replies" in threads  # the client was really running when the interpreter exited
+    assert not exists(sqs, url)
+
+
+def _call_in_child(client: RpcClient, queue_url: str, conn: Connection) -> None:
+    """Runs in a forked child: use the inherited client, report, close."""
+    try:
+        reply = client.call(queue_url, {"from": "child"}, timeout=30)
+        conn.send(("ok", reply, client.reply_queue_url))
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}", None))
+    finally:
+        client.close()
+        conn.close()
+
+
+def _fork(target: Any, *args: Any) -> tuple[Any, int | None]:
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a process with threads may deadlock; sqs-rpc's
+        # fork hook is exactly what makes that safe for its own locks and threads.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        process = context.Process(target=target, args=(*args, child_end), daemon=True)
+        process.start()
+    child_end.close()
+    try:
+        if not parent_end.poll(60):
+            pytest.fail("the forked child did not report within 60 s")
+        outcome = parent_end.recv()
+    finally:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join(10)
+        parent_end.close()
+    return outcome, process.exitcode
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_child_gets_its_own_queue_and_the_parent_keeps_working(
+    endpoint: Endpoint, sqs: Any, queue_url: str, serve: Any
+) -> None:
+    serve(queue_url, Echo())
+    with RpcClient(session=_session(endpoint), endpoint_url=endpoint.endpoint_url) as client:
+        assert client.call(queue_url, "parent first", timeout=30) == {"echo": "parent first"}
+        parent_url = client.reply_queue_url
+        assert parent_url is not None
+
+        (status, reply, child_url), exitcode = _fork(_call_in_child, client, queue_url)
+
+        assert exitcode == 0
+        assert (status, reply) == ("ok", {"echo": {"from": "child"}})
+        assert child_url != parent_url  # never the parent's queue: no reply stolen
+        assert not exists(sqs, child_url)  # the child's close() deleted its own queue
+        # The parent's queue, poller and heartbeat were untouched by the child.
+        assert exists(sqs, parent_url)
+        assert client.reply_queue_url == parent_url
+        assert client.call(queue_url, "parent after", timeout=30) == {"echo": "parent after"}
+    assert not exists(sqs, parent_url)
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_child_with_an_injected_client_gets_a_clear_error(
+    sqs: Any, queue_url: str
+) -> None:
+    with RpcClient(sqs_client=sqs) as client:
+        client.call_async(queue_url, "x", timeout=60)
+        parent_url = client.reply_queue_url
+        (status, message, _), exitcode = _fork(_call_in_child, client, queue_url)
+        assert exitcode == 0
+        assert status == "error"
+        assert message.startswith(ClientClosedError.__name__)
+        assert "create the RpcClient" in message
+        assert "in the child" in message
+        assert parent_url is not None
+        assert exists(sqs, parent_url)
+
+
+def test_a_queue_deleted_underneath_fails_waiting_calls_and_is_replaced(
+    sqs: Any, queue_url: str, make_queue: Any
+) -> None:
+    silent = make_queue()  # nobody answers here: the call waits
+    with RpcClient(
+        sqs_client=sqs, reply_wait_time_seconds=1, heartbeat_interval=0.5, idle_retention=5
+    ) as client:
+        waiting = client.call_async(silent, "waits", timeout=60)
+        lost_url = client.reply_queue_url
+        assert lost_url is not None
+        tag = lost_url[-8:]
+        sqs.delete_queue(QueueUrl=lost_url)
+
+        error = waiting.exception(timeout=30)
+        assert isinstance(error, ReplyQueueLost)
+        assert "Retrying is safe" in str(error)
+        # The old queue's threads end by themselves: no hot loop on a missing queue.
+        wait_for(
+            lambda: not [t for t in threading.enumerate() if tag in t.name and t.is_alive()],
+            timeout=20,
+        )
+        assert client.reply_queue_url is None
+
+        with MessagePoller(queue_url, Echo(), sqs_client=sqs, wait_time_seconds=1):
+            assert client.call(queue_url, "again", timeout=30) == {"echo": "again"}
+        new_url = client.reply_queue_url
+        assert new_url is not None
+        assert new_url != lost_url
+    assert not exists(sqs, new_url)
