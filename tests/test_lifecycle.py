@@ -62,20 +62,31 @@ def test_interpreter_exit_without_close_deletes_the_queue(
         env=_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "could not close" not in result.stderr
     url, threads = result.stdout.splitlines()
     assert "replies" in threads  # the client was really running when the interpreter exited
     assert not exists(sqs, url)
 
 
+def _library_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("sqs-rpc-"))
+
+
 def _call_in_child(client: RpcClient, queue_url: str, conn: Connection) -> None:
-    """Runs in a forked child: use the inherited client, report, close."""
+    """Runs in a forked child: use the inherited client, close it, report."""
     try:
-        reply = client.call(queue_url, {"from": "child"}, timeout=30)
-        conn.send(("ok", reply, client.reply_queue_url))
-    except Exception as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}", None))
+        try:
+            outcome: tuple[str, Any, str | None] = (
+                "ok",
+                client.call(queue_url, {"from": "child"}, timeout=30),
+                client.reply_queue_url,
+            )
+        except Exception as exc:
+            outcome = ("error", f"{type(exc).__name__}: {exc}", None)
+        threads_before_close = _library_threads()
+        client.close()  # joins every thread it stops: none may be left right after it
+        conn.send((*outcome, threads_before_close, _library_threads()))
     finally:
-        client.close()
         conn.close()
 
 
@@ -112,10 +123,16 @@ def test_a_forked_child_gets_its_own_queue_and_the_parent_keeps_working(
         parent_url = client.reply_queue_url
         assert parent_url is not None
 
-        (status, reply, child_url), exitcode = _fork(_call_in_child, client, queue_url)
+        outcome, exitcode = _fork(_call_in_child, client, queue_url)
+        status, reply, child_url, threads_in_use, threads_after_close = outcome
 
         assert exitcode == 0
         assert (status, reply) == ("ok", {"echo": {"from": "child"}})
+        # The child ran its own poller and heartbeat (the parent's threads do not survive a
+        # fork), and close() ended them all.
+        assert "sqs-rpc-heartbeat" in threads_in_use
+        assert any(name.endswith("-replies") for name in threads_in_use)
+        assert threads_after_close == []
         assert child_url != parent_url  # never the parent's queue: no reply stolen
         assert not exists(sqs, child_url)  # the child's close() deleted its own queue
         # The parent's queue, poller and heartbeat were untouched by the child.
@@ -132,7 +149,8 @@ def test_a_forked_child_with_an_injected_client_gets_a_clear_error(
     with RpcClient(sqs_client=sqs) as client:
         client.call_async(queue_url, "x", timeout=60)
         parent_url = client.reply_queue_url
-        (status, message, _), exitcode = _fork(_call_in_child, client, queue_url)
+        (status, message, _, _, leftover), exitcode = _fork(_call_in_child, client, queue_url)
+        assert leftover == []
         assert exitcode == 0
         assert status == "error"
         assert message.startswith(ClientClosedError.__name__)
