@@ -392,6 +392,9 @@ class RpcClient:
             if self._reply is not reply:
                 return  # already handled (the poller and the heartbeat may both notice)
             self._reply = None
+            # Keep only channels whose poller still runs, for close() to join: a client that
+            # loses many queues over its life does not accumulate them.
+            self._retired = [old for old in self._retired if old.is_alive()]
             self._retired.append(reply)
         reply.lose()
 

@@ -116,6 +116,10 @@ class ReplyChannel:
             self._poller.signal_stop()
         self.queue.url = None  # nothing left to delete
 
+    def is_alive(self) -> bool:
+        """True while the poller thread runs."""
+        return self._poller is not None and self._poller.is_alive()
+
     def join(self) -> None:
         """Wait for the poller of a lost channel to end."""
         if self._poller is not None:

@@ -57,6 +57,9 @@ class ReplyPoller:
     def start(self) -> None:
         self._loop.start()
 
+    def is_alive(self) -> bool:
+        return self._loop.is_alive()
+
     def signal_stop(self) -> None:
         """Ask the poller to stop after the receive in progress, without waiting for it."""
         self._loop.signal_stop()

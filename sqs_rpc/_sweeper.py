@@ -273,7 +273,7 @@ class Sweeper:
             held = sum(int(attributes.get(name, "0")) for name in _MESSAGE_COUNTS)
             if held:
                 return SweepDecision(
-                    url, "kept", f"idle {idle:.0f}s but holds {held} messages", idle
+                    url, "kept", f"idle {idle:.0f}s but holds {held} message(s)", idle
                 )
         if capped:
             return SweepDecision(

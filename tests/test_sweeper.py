@@ -116,7 +116,7 @@ def test_non_empty_idle_queues_are_kept_unless_asked(
     sqs.receive_message(QueueUrl=in_flight, VisibilityTimeout=600)
     report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
     assert actions(report) == {visible: "kept", delayed: "kept", in_flight: "kept"}
-    assert all("holds 1 messages" in d.reason for d in report.decisions)
+    assert all("holds 1 message(s)" in d.reason for d in report.decisions)
 
     report = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True).sweep()
     assert set(actions(report).values()) == {"deleted"}
