@@ -274,6 +274,9 @@ class RpcClient:
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
         future: Future[Any] = Future()
         pending.add(correlation_id, future, seconds)
+        if future.done():
+            # Failed already: the client closed, or the queue was lost, since _reply_address.
+            return future
         try:
             self._send(message.queue_url, arguments)
         except BaseException:

@@ -79,7 +79,8 @@ class ReplyChannel:
         # woken and joined; (4) the queue is deleted last, so the poller never receives from
         # a queue that is gone.
         failed = self.pending.fail_all(
-            lambda cid: ClientClosedError(f"the client was closed while call {cid} waited")
+            lambda cid: ClientClosedError(f"the client was closed while call {cid} waited"),
+            close=True,
         )
         if failed:
             logger.info("closing client: failed %d pending calls", failed)
@@ -107,7 +108,8 @@ class ReplyChannel:
                 "operator or a sweeper), so its reply cannot arrive. Retrying is safe: the "
                 "client makes a new reply queue. If a sweeper did it, check that the client's "
                 "heartbeat can keep up (see docs/operations.md)"
-            )
+            ),
+            close=True,
         )
         self.pending.stop()
         if self._heartbeat is not None:
