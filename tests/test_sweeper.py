@@ -229,7 +229,7 @@ CHILD = """
 import sys
 from sqs_rpc import RpcClient
 client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2], queue_prefix=sys.argv[3],
-                   heartbeat_interval=1.0, idle_retention=4)
+                   heartbeat_interval=0.5, idle_retention=5)
 client.call_async(sys.argv[4], "never answered", timeout=600)
 print(client.reply_queue_url, flush=True)
 sys.stdin.read()  # wait to be killed
@@ -260,7 +260,7 @@ def test_a_sigkilled_clients_queue_is_swept_after_its_retention_a_live_one_is_ke
     assert exists(sqs, dead_url)  # SIGKILL ran no cleanup: only the sweeper can help now
 
     with RpcClient(
-        sqs_client=sqs, queue_prefix=prefix, heartbeat_interval=1.0, idle_retention=4
+        sqs_client=sqs, queue_prefix=prefix, heartbeat_interval=0.5, idle_retention=5
     ) as live:
         live.call_async(queue_url, "also never answered", timeout=600)
         live_url = live.reply_queue_url
