@@ -100,7 +100,7 @@ def test_sweeper_lambda_handler(endpoint: Endpoint, sqs: Any) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_sweeper_cron_script(endpoint: Endpoint, sqs: Any) -> None:
+def test_sweeper_cron_script(endpoint: Endpoint, sqs: Any, tmp_path: Path) -> None:
     prefix = f"cron{uuid.uuid4().hex[:8]}-"
     _orphan(sqs, prefix)
     result = subprocess.run(
@@ -109,7 +109,11 @@ def test_sweeper_cron_script(endpoint: Endpoint, sqs: Any) -> None:
         text=True,
         timeout=110,
         check=False,
-        env={**_sweep_env(endpoint, prefix), "SQS_RPC": f"{sys.executable} -m sqs_rpc"},
+        env={
+            **_sweep_env(endpoint, prefix),
+            "SQS_RPC": f"{sys.executable} -m sqs_rpc",
+            "TMPDIR": str(tmp_path),  # its own flock file: parallel runs must not collide
+        },
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["deleted"] == 1
