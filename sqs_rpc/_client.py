@@ -356,6 +356,7 @@ class RpcClient:
                 )
             # The parent's queue, poller and heartbeat stay the parent's (the fork hook has
             # dropped them); this process gets its own boto3 client and, lazily, its own queue.
+            self._reply, self._retired = None, []  # the fork hook did this too; be sure
             self._sqs = self._rebuild()
             self._pid = os.getpid()
             self._sweep = self._make_sweep()

@@ -68,6 +68,55 @@ def test_interpreter_exit_without_close_deletes_the_queue(
     assert not exists(sqs, url)
 
 
+FORKS_LIKE_GUNICORN = """
+import os, sys
+from sqs_rpc import RpcClient
+client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2])
+client.call_async(sys.argv[3], "from the parent", timeout=600)
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:  # a worker: uses the inherited client, then exits normally without close()
+    os.close(read_end)
+    client.call_async(sys.argv[3], "from the child", timeout=600)
+    os.write(write_end, client.reply_queue_url.encode())
+    os.close(write_end)
+    sys.exit(0)  # atexit runs here, in the child
+os.close(write_end)
+with os.fdopen(read_end) as pipe:
+    child_url = pipe.read()
+_, status = os.waitpid(pid, 0)
+print(client.reply_queue_url, child_url, os.waitstatus_to_exitcode(status), flush=True)
+input()  # the test checks the queues now; then the parent exits without close() too
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_forked_like_gunicorn_exits_without_touching_the_parents_queue(
+    endpoint: Endpoint, sqs: Any, queue_url: str
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", FORKS_LIKE_GUNICORN, endpoint.endpoint_url,
+         endpoint.region_name, queue_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as parent:  # fmt: skip
+        assert parent.stdout is not None
+        assert parent.stdin is not None
+        parent_url, child_url, child_exit = parent.stdout.readline().split()
+        assert child_exit == "0"
+        assert child_url != parent_url
+        assert not exists(sqs, child_url)  # the child's atexit deleted the child's own queue
+        assert exists(sqs, parent_url)  # and left the parent's alone
+        parent.stdin.write("\n")
+        parent.stdin.flush()
+        _, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 0, stderr
+    assert not exists(sqs, parent_url)  # the parent's atexit deleted the parent's
+
+
 def _library_threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("sqs-rpc-"))
 
