@@ -28,11 +28,13 @@ from ._errors import (
     ProtocolError,
     QueueDoesNotExist,
     RemoteError,
+    ReplyQueueLost,
     RpcTimeout,
     SqsError,
     SqsRpcError,
 )
 from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
 from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
@@ -58,12 +60,16 @@ __all__ = [
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
+    "ReplyQueueLost",
     "RequestCounter",
     "RequestMessage",
     "RpcClient",
     "RpcTimeout",
     "SqsError",
     "SqsRpcError",
+    "SweepDecision",
+    "SweepReport",
+    "Sweeper",
     "TextCodec",
     "TraceContext",
     "__version__",

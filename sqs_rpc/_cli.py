@@ -1,26 +1,13 @@
 """The ``sqs-rpc`` command (stdlib argparse). ``main(argv) -> int`` returns an exit code.
 
-Subcommands: ``demo``, ``serve``, ``call``, ``publish``. Each is one ``_add_<name>`` function
-(its arguments) and one ``_<name>`` function (what it does); the options every AWS-facing
-command shares are added by :func:`_add_common_options` and read by :func:`_aws_options`.
+Subcommands: ``demo``, ``serve``, ``call``, ``publish``, ``sweep``. Each is one
+``_add_<name>`` function (its arguments) and one ``_<name>`` function (what it does); the
+options every AWS-facing command shares are added by :func:`_add_common_options` and read
+by :func:`_aws_options`.
 
 Exit codes (``docs/cli.md`` documents them too):
 
-==  ====================  ==========================================================
-0   EXIT_OK               success
-1   EXIT_FAILURE          anything else failed (an undecodable reply, the demo found a
-                          problem, ...)
-2   EXIT_USAGE            bad arguments: unknown option, invalid JSON, bad
-                          ``module:Class``, unknown profile, payload too large
-3   EXIT_TIMEOUT          ``call``: no reply within ``--timeout``
-4   EXIT_REMOTE_ERROR     ``call``: the handler raised; its error is printed
-5   EXIT_SQS_ERROR        SQS failed: unknown queue, missing credentials, unreachable
-                          endpoint, access denied
-130 EXIT_INTERRUPTED      Ctrl-C during ``call`` or ``publish``
-==  ====================  ==========================================================
-
-User errors print one line, ``sqs-rpc: error: ...``, never a traceback (``-vv`` logs it).
-"""
+==  ====================  ==================================================="""
 
 from __future__ import annotations
 
@@ -46,6 +33,7 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_PARTIAL",
     "EXIT_REMOTE_ERROR",
     "EXIT_SQS_ERROR",
     "EXIT_TIMEOUT",
@@ -61,6 +49,7 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_REMOTE_ERROR = 4
 EXIT_SQS_ERROR = 5
+EXIT_PARTIAL = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -83,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_call(commands)
     _add_publish(commands)
+    _add_sweep(commands)
     return parser
 
 
@@ -382,3 +372,64 @@ def _publish(args: argparse.Namespace) -> int:
     else:
         print(message_id)
     return EXIT_OK
+
+
+# -- sweep -------------------------------------------------------------------------------------
+
+
+def _add_sweep(commands: Any) -> None:
+    from ._reply_queue import DEFAULT_PREFIX
+    from ._sweeper import DEFAULT_MAX_DELETIONS
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="delete reply queues whose owner died without closing them (for cron)",
+        description="Delete the queues under --prefix that carry sqs-rpc's (or the AWS Java "
+        "temporary-queues client's) heartbeat tags, whose heartbeat is older than their "
+        "idle retention, and that hold no messages. Queues without those tags are never "
+        "touched. Exit codes: 0 done; 1 failed (for example, the queues could not be "
+        "listed); 2 usage error; 5 SQS error; 6 some queues could not be checked or deleted.",
+    )
+    sweep.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help=f"queue name prefix (default {DEFAULT_PREFIX})"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="decide, but delete nothing")
+    sweep.add_argument(
+        "--include-nonempty",
+        action="store_true",
+        help="also delete idle queues that still hold messages",
+    )
+    sweep.add_argument(
+        "--max-deletions",
+        type=int,
+        default=DEFAULT_MAX_DELETIONS,
+        help=f"delete at most this many queues per run (default {DEFAULT_MAX_DELETIONS})",
+    )
+    _add_common_options(sweep)
+    sweep.set_defaults(run=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ._sweeper import Sweeper
+
+    if args.max_deletions < 0:
+        raise UsageError("--max-deletions must be >= 0")
+    sweeper = Sweeper(
+        prefix=args.prefix,
+        dry_run=args.dry_run,
+        include_nonempty=args.include_nonempty,
+        max_deletions=args.max_deletions,
+        **_aws_options(args),
+    )
+    report = sweeper.sweep()
+    if args.json:
+        _print_json(report.to_dict(), indent=2)
+    else:
+        for decision in report.decisions:
+            print(f"{decision.action:12} {decision.queue_url}  ({decision.reason})")
+        verb = "would delete" if report.dry_run else "deleted"
+        print(
+            f"checked {report.checked}, {verb} {len(report.deleted)}, kept {len(report.kept)}, "
+            f"errors {len(report.errors)}"
+        )
+    return EXIT_PARTIAL if report.errors else EXIT_OK

@@ -1,23 +1,29 @@
 """RpcClient: send requests to a queue and wait for their replies; RequestMessage.
 
 A client owns one temporary reply queue (created on the first call that needs it, never for a
-client that only publishes), one reply poller, one heartbeat and one timeout timer. Many
-threads may share one client.
+client that only publishes), one reply poller and one timeout timer; the process-wide heartbeat
+(``_heartbeat.py``) keeps its queue's tag fresh. Many threads may share one client.
+
+Lifecycle paths, none of which leaves a queue or a thread behind: ``close()`` deletes at once;
+interpreter exit without ``close()`` closes through ``atexit`` (``_process.py``); a SIGKILLed
+client's queue is deleted by a sweeper after its idle retention (``_sweeper.py``); in a forked
+child the client forgets the parent's queue and threads and makes its own, lazily, if sqs-rpc
+built its boto3 client (an injected one cannot be shared across fork: a clear error); a queue
+deleted underneath fails the waiting calls with :class:`ReplyQueueLost`, and the next call makes
+a new queue.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import os
-import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +33,19 @@ from ._aws import make_sqs_client
 from ._batcher import Batcher
 from ._codecs import Codec, JsonCodec
 from ._errors import ClientClosedError, ConfigurationError, RpcTimeout
-from ._loop import BackgroundLoop
 from ._pending import PendingCalls
-from ._reply_poller import ReplyPoller
-from ._reply_queue import DEFAULT_PREFIX, ReplyQueue, validate_prefix
+from ._process import track, untrack
+from ._reply_channel import ReplyChannel
+from ._reply_poller import WAIT_TIME_SECONDS
+from ._reply_queue import DEFAULT_PREFIX, validate_prefix
+from ._request import RequestMessage, check_message, check_timeout
+from ._sweeper import PeriodicSweep, check_sweep_interval
 from ._trace import current_trace_context
 from ._wire import (
     MAX_MESSAGE_BYTES,
     AttributeValue,
     check_max_message_bytes,
     check_message_size,
-    encode_attributes,
     encode_request,
 )
 
@@ -58,53 +66,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 60.0
 DEFAULT_IDLE_RETENTION = 600
 DEFAULT_MAX_CONNECTIONS = 50
-MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
-
-
-@dataclass(frozen=True)
-class RequestMessage:
-    """A request for :meth:`RpcClient.send`: the lower-level form of :meth:`RpcClient.call`.
-
-    Example::
-
-        msg = RequestMessage("https://sqs.../orders", {"id": 7}, group_id="customer-42")
-        future = client.send(msg, timeout=5)
-
-    Attributes:
-        queue_url: the request queue.
-        body: the payload, encoded by the client's codec.
-        attributes: your own message attributes (str or bytes values; at most 3).
-        correlation_id: a unique id for the call; generated when None.
-        group_id: ``MessageGroupId``, required by FIFO queues.
-        deduplication_id: ``MessageDeduplicationId`` for FIFO queues without
-            content-based deduplication.
-        delay_seconds: ``DelaySeconds``, 0 to 900 (standard queues only).
-    """
-
-    queue_url: str
-    body: Any = None
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
-    correlation_id: str | None = None
-    group_id: str | None = None
-    deduplication_id: str | None = None
-    delay_seconds: int = 0
-
-
-def _check_timeout(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, not {value!r}")
-    return float(value)
-
-
-def _check_queue_url(queue_url: str) -> str:
-    if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"queue URL {queue_url!r} is not a URL; pass the queue's URL (get_queue_url "
-            "returns it), not its name"
-        )
-    return queue_url
 
 
 class RpcClient:
@@ -123,13 +84,17 @@ class RpcClient:
         queue_prefix: reply queue names are this prefix plus a 32-character id.
         default_timeout: seconds a call waits for its reply when it is given no ``timeout``.
         codec: encodes payloads and decodes replies; JSON by default.
-        heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag.
+        heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag
+            (the process sends at most one TagQueue per interval, see docs/operations.md).
         idle_retention: seconds without a heartbeat after which a sweeper may delete the
             reply queue; at least three heartbeat intervals.
         max_connections: HTTP connection pool size of the SQS client built here (ignored with
             ``sqs_client=``); make it at least the number of threads calling concurrently.
         max_message_bytes: the largest request (body plus attributes) this client sends;
             larger ones raise :class:`~sqs_rpc.PayloadTooLarge`. SQS's limit by default.
+        reply_wait_time_seconds: long-poll wait of the reply poller, 1 to 20.
+        sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
+            under ``queue_prefix``, run by this client in the background; off by default.
     """
 
     def __init__(
@@ -146,10 +111,12 @@ class RpcClient:
         idle_retention: int = DEFAULT_IDLE_RETENTION,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        reply_wait_time_seconds: int = WAIT_TIME_SECONDS,
+        sweep_interval: float | None = None,
     ) -> None:
         self._prefix = validate_prefix(queue_prefix)
-        self._default_timeout = _check_timeout(default_timeout, "default_timeout")
-        self._heartbeat_interval = _check_timeout(heartbeat_interval, "heartbeat_interval")
+        self._default_timeout = check_timeout(default_timeout, "default_timeout")
+        self._heartbeat_interval = check_timeout(heartbeat_interval, "heartbeat_interval")
         if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
             raise ConfigurationError(
                 f"idle_retention={idle_retention!r} must be whole seconds, at least three "
@@ -158,32 +125,59 @@ class RpcClient:
             )
         self._idle_retention = idle_retention
         self._max_message_bytes = check_max_message_bytes(max_message_bytes)
+        if (
+            isinstance(reply_wait_time_seconds, bool)
+            or not isinstance(reply_wait_time_seconds, int)
+            or not 1 <= reply_wait_time_seconds <= 20
+        ):
+            raise ConfigurationError(
+                f"reply_wait_time_seconds={reply_wait_time_seconds!r} must be whole seconds "
+                "from 1 to 20 (SQS's long-poll range)"
+            )
+        self._reply_wait = reply_wait_time_seconds
+        self._sweep_interval = check_sweep_interval(sweep_interval)
         if codec is not None and not isinstance(codec, Codec):
             raise ConfigurationError(
                 f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
             )
         self._codec: Codec = codec if codec is not None else JsonCodec()
-        self._sqs = make_sqs_client(
-            sqs_client=sqs_client,
+        build: Callable[[], SQSClient] = functools.partial(
+            make_sqs_client,
+            sqs_client=None,
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
             max_pool_connections=max_connections,
         )
+        if sqs_client is None:
+            self._sqs = build()
+            # Only a client built here can be rebuilt in a forked child: a boto3 client's
+            # connections cannot be shared across processes.
+            self._rebuild: Callable[[], SQSClient] | None = build
+        else:
+            self._sqs = make_sqs_client(
+                sqs_client=sqs_client,
+                session=session,
+                endpoint_url=endpoint_url,
+                region_name=region_name,
+            )
+            self._rebuild = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
-        # Created together, lazily, by _reply_address(); torn down by close().
-        self._reply_queue: ReplyQueue | None = None
-        self._pending: PendingCalls | None = None
-        self._poller: ReplyPoller | None = None
-        self._heartbeat: BackgroundLoop | None = None
+        # Created together, lazily, by _reply_address(); torn down by close() or when the
+        # queue is lost (then kept in _retired until close() joins its poller).
+        self._reply: ReplyChannel | None = None
+        self._retired: list[ReplyChannel] = []
         self._batcher: Batcher | None = None  # created by the first send
+        self._sweep = self._make_sweep()
+        track(self)
 
     # -- context manager ------------------------------------------------------------------
 
     def __enter__(self) -> RpcClient:
-        self._check_usable()
+        with self._lock:
+            self._check_usable()
         return self
 
     def __exit__(
@@ -201,8 +195,8 @@ class RpcClient:
     @property
     def reply_queue_url(self) -> str | None:
         """The reply queue's URL, or None before the first call (and after close)."""
-        queue = self._reply_queue
-        return queue.url if queue is not None else None
+        reply = self._reply
+        return reply.url if reply is not None else None
 
     @property
     def closed(self) -> bool:
@@ -211,8 +205,8 @@ class RpcClient:
     @property
     def pending_calls(self) -> int:
         """How many calls are waiting for a reply."""
-        pending = self._pending
-        return len(pending) if pending is not None else 0
+        reply = self._reply
+        return len(reply.pending) if reply is not None else 0
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -286,7 +280,7 @@ class RpcClient:
         seconds = self._timeout(timeout)
         correlation_id = message.correlation_id or uuid.uuid4().hex
         # Check and encode first: bad input never creates a queue or touches the pending map.
-        self._check_message(message)
+        check_message(message)
         body = self._codec.encode(message.body)
         # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
         self._send_arguments(message, body, correlation_id, None, None)
@@ -295,8 +289,11 @@ class RpcClient:
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
         future: Future[Any] = Future()
         pending.add(correlation_id, future, seconds)
+        if future.done():
+            # Failed already: the client closed, or the queue was lost, since _reply_address.
+            return future
         try:
-            self._send(message.queue_url, arguments)
+            self._send(message.queue_url, arguments, seconds)
         except BaseException:
             future.cancel()
             raise
@@ -314,7 +311,8 @@ class RpcClient:
         delay_seconds: int = 0,
     ) -> str:
         """Send a one-way message (no reply is expected) and return its SQS message id."""
-        self._check_usable()
+        with self._lock:
+            self._check_usable()
         message = RequestMessage(
             queue_url,
             payload,
@@ -323,10 +321,10 @@ class RpcClient:
             deduplication_id=deduplication_id,
             delay_seconds=delay_seconds,
         )
-        self._check_message(message)
+        check_message(message)
         body = self._codec.encode(payload)
         arguments = self._send_arguments(message, body, uuid.uuid4().hex, None, None)
-        return self._send(queue_url, arguments)
+        return self._send(queue_url, arguments, self._default_timeout)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -336,96 +334,95 @@ class RpcClient:
             if self._closed:
                 return
             self._closed = True
-            queue, pending = self._reply_queue, self._pending
-            poller, heartbeat, batcher = self._poller, self._heartbeat, self._batcher
+            reply, retired = self._reply, self._retired
+            self._reply, self._retired = None, []
+            batcher = self._batcher
+        untrack(self)
         if os.getpid() != self._pid:
             # A copy inherited across fork(): the threads and the queue belong to the parent.
             return
-        # Shutdown order: (1) new calls are refused (above); (2) waiting callers are failed,
-        # so no one waits on a closing client; (3) the timer and heartbeat stop; (4) the
-        # poller is woken and joined; (5) the batcher flushes the last reply deletes and
-        # stops; (6) the queue is deleted last, so the poller never receives from a queue
-        # that is gone.
-        if pending is not None:
-            failed = pending.fail_all(
-                lambda cid: ClientClosedError(f"the client was closed while call {cid} waited")
-            )
-            if failed:
-                logger.info("closing client: failed %d pending calls", failed)
-            pending.stop()
-        if heartbeat is not None:
-            heartbeat.stop()
-        if poller is not None:
-            poller.stop()
+        # Shutdown order: (1) new calls are refused (above); (2) the in-process sweeper stops;
+        # (3) pollers of lost queues are joined; (4) the reply channel closes: waiting calls
+        # fail, threads stop, the queue is deleted last (see ReplyChannel.close); (5) the
+        # batcher sends what is queued (requests of calls already failed by (4) still go, as
+        # SQS cannot take them back anyway) and stops.
+        if self._sweep is not None:
+            self._sweep.stop()
+        for old in retired:
+            old.join()
+        if reply is not None:
+            reply.close()
         if batcher is not None:
             batcher.close()
-        if queue is not None:
-            queue.delete()
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _make_sweep(self) -> PeriodicSweep | None:
+        if self._sweep_interval is None:
+            return None
+        return PeriodicSweep(self._sqs, prefix=self._prefix, interval=self._sweep_interval)
+
     def _check_usable(self) -> None:
+        """Raise if closed; adopt the client in a forked child. Call with the lock held."""
         if self._closed:
             raise ClientClosedError("this RpcClient is closed; create a new one")
         if os.getpid() != self._pid:
-            raise ClientClosedError(
-                f"this RpcClient was created in process {self._pid} and cannot be used after "
-                "fork(); create a new RpcClient in the child process"
-            )
+            if self._rebuild is None:
+                raise ClientClosedError(
+                    f"this RpcClient was created in process {self._pid} with an injected "
+                    "sqs_client, which cannot be shared across fork(); create the RpcClient "
+                    "(and its boto3 client) in the child process, or let the RpcClient build "
+                    "its own boto3 client (no sqs_client=) so that it can rebuild it after fork"
+                )
+            # The parent's queue, poller and heartbeat stay the parent's (the fork hook has
+            # dropped them); this process gets its own boto3 client and, lazily, its own queue.
+            self._reply, self._retired = None, []  # the fork hook did this too; be sure
+            self._sqs = self._rebuild()
+            self._pid = os.getpid()
+            self._sweep = self._make_sweep()
+            logger.info("RpcClient adopted by process %d after fork", self._pid)
+        if self._sweep is not None:
+            self._sweep.start()
+
+    def _after_fork_in_child(self) -> None:
+        """Run in a forked child before any other code: forget the parent's per-process state."""
+        self._lock = threading.Lock()
+        self._reply = None
+        self._retired = []
+        self._sweep = None
+        self._batcher = None  # its flusher threads stayed in the parent
 
     def _timeout(self, timeout: float | None) -> float:
-        return self._default_timeout if timeout is None else _check_timeout(timeout, "timeout")
+        return self._default_timeout if timeout is None else check_timeout(timeout, "timeout")
 
     def _reply_address(self) -> tuple[PendingCalls, str]:
         """Return the pending map and reply queue URL, creating them on first use."""
         with self._lock:
             self._check_usable()
-            if self._pending is not None and self._reply_queue is not None:
-                assert self._reply_queue.url is not None
-                return self._pending, self._reply_queue.url
-            queue = ReplyQueue(
-                self._sqs, prefix=self._prefix, retention_seconds=self._idle_retention
-            )
-            url = queue.create()
-            tag = queue.name[-8:]
-            pending = PendingCalls(f"sqs-rpc-client-{tag}")
-            poller = ReplyPoller(
-                self._sqs,
-                url,
-                pending,
-                self._codec,
-                self._batcher_locked(),
-                name=f"sqs-rpc-client-{tag}-replies",
-            )
-            interval = self._heartbeat_interval
+            if self._reply is None:
+                self._reply = ReplyChannel.open(
+                    self._sqs,
+                    prefix=self._prefix,
+                    codec=self._codec,
+                    batcher=self._batcher_locked(),
+                    heartbeat_interval=self._heartbeat_interval,
+                    idle_retention=self._idle_retention,
+                    wait_time_seconds=self._reply_wait,
+                    on_lost=self._lost,
+                )
+            return self._reply.pending, self._reply.url
 
-            def beat() -> float:
-                queue.heartbeat()
-                return interval * random.uniform(0.9, 1.1)  # jitter: clients do not beat in step
-
-            heartbeat = BackgroundLoop(
-                f"sqs-rpc-client-{tag}-heartbeat", beat, initial_delay=interval
-            )
-            pending.start()
-            poller.start()
-            heartbeat.start()
-            self._reply_queue, self._pending = queue, pending
-            self._poller, self._heartbeat = poller, heartbeat
-            return pending, url
-
-    @staticmethod
-    def _check_message(message: RequestMessage) -> None:
-        _check_queue_url(message.queue_url)
-        encode_attributes(message.attributes)
-        delay = message.delay_seconds
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int)
-            or not (0 <= delay <= MAX_DELAY_SECONDS)
-        ):
-            raise ConfigurationError(
-                f"delay_seconds={delay!r} must be whole seconds from 0 to {MAX_DELAY_SECONDS}"
-            )
+    def _lost(self, reply: ReplyChannel) -> None:
+        """The reply queue was deleted underneath; the next call makes a new one, lazily."""
+        with self._lock:
+            if self._reply is not reply:
+                return  # already handled (the poller and the heartbeat may both notice)
+            self._reply = None
+            # Keep only channels whose poller still runs, for close() to join: a client that
+            # loses many queues over its life does not accumulate them.
+            self._retired = [old for old in self._retired if old.is_alive()]
+            self._retired.append(reply)
+        reply.lose()
 
     def _send_arguments(
         self,
@@ -459,9 +456,18 @@ class RpcClient:
             self._batcher = Batcher(self._sqs, name=f"sqs-rpc-client-{id(self):x}")
         return self._batcher
 
-    def _send(self, queue_url: str, arguments: dict[str, Any]) -> str:
+    def _send(self, queue_url: str, arguments: dict[str, Any], timeout: float) -> str:
         # Concurrent sends to one queue share a SendMessageBatch; a lone send goes at once.
         with self._lock:
             self._check_usable()
             batcher = self._batcher_locked()
-        return batcher.send(queue_url, arguments).result()
+        sent = batcher.send(queue_url, arguments)
+        try:
+            # Bounded by the call's own timeout: a slow or retried send must not outlast it.
+            return sent.result(timeout)
+        except FutureTimeout:
+            raise RpcTimeout(
+                f"the request to {queue_url} could not be sent within {timeout:g}s (SQS is "
+                "slow or unreachable); it may still be sent: raise timeout= or check the "
+                "endpoint"
+            ) from None

@@ -7,6 +7,7 @@
     ├── ClientClosedError       the client or poller is closed, or was inherited across fork()
     ├── PayloadTooLarge         (also ValueError) a message is over the SQS size limit
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
+    ├── ReplyQueueLost          the client's reply queue was deleted while calls waited
     ├── RemoteError             the handler raised; carries the remote type, message and details
     ├── ProtocolError           a message does not follow the wire protocol
     │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
@@ -44,10 +45,12 @@ __all__ = [
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
+    "ReplyQueueLost",
     "RpcTimeout",
     "SqsError",
     "SqsRpcError",
     "aws_errors",
+    "is_throttling",
     "translate_aws_error",
 ]
 
@@ -87,6 +90,14 @@ class RpcTimeout(SqsRpcError, TimeoutError):
     def __init__(self, message: str, *, correlation_id: str | None = None) -> None:
         super().__init__(message)
         self.correlation_id = correlation_id
+
+
+class ReplyQueueLost(SqsRpcError):
+    """The client's reply queue was deleted underneath it (by an operator or a sweeper).
+
+    The calls that were waiting fail with this at once; their replies cannot arrive. The
+    client makes a new reply queue on the next call, so retrying is safe.
+    """
 
 
 class RemoteError(SqsRpcError):
@@ -152,6 +163,24 @@ class CredentialsError(SqsError):
 _MISSING_QUEUE_CODES = frozenset(
     {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
 )
+
+
+_THROTTLING_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.RequestThrottled",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "ThrottledException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+
+
+def is_throttling(exc: SqsError) -> bool:
+    """True when SQS refused a request for its rate (retry later, with backoff)."""
+    return exc.code in _THROTTLING_CODES
 
 
 def translate_aws_error(

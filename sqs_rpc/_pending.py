@@ -72,6 +72,9 @@ class PendingCalls:
         self._cache = _Cache()
         self._deadlines: list[float] = []  # heap; may hold deadlines of settled calls
         self._timer = BackgroundLoop(f"{name}-timeouts", self._expire_due)
+        # Set by close(): a call added afterwards fails at once instead of waiting for a
+        # timer that no longer runs (a send racing with close() or with a lost queue).
+        self._refuse: Callable[[str], BaseException] | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -84,27 +87,38 @@ class PendingCalls:
         return self._timer.stop(timeout)
 
     def add(self, correlation_id: str, future: Future[Any], timeout: float) -> None:
-        """Track ``future`` until a reply settles it or ``timeout`` seconds pass."""
+        """Track ``future`` until a reply settles it or ``timeout`` seconds pass.
+
+        After ``fail_all(..., close=True)``, the future fails at once with that error.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
-            if correlation_id in self._cache:
-                raise ConfigurationError(
-                    f"correlation id {correlation_id!r} is already waiting for a reply; "
-                    "give every call its own id (or leave correlation_id=None)"
-                )
-            entry = _Entry(future, deadline, timeout)
-            self._cache[correlation_id] = entry
-            if correlation_id not in self._cache:
-                # TLRUCache skips an entry already past its deadline (a tiny timeout).
-                self._cache.expired.append((correlation_id, entry))
-            earliest = not self._deadlines or deadline < self._deadlines[0]
-            heapq.heappush(self._deadlines, deadline)
-            expired = self._take_expired()
+            refuse = self._refuse
+            if refuse is None:
+                earliest, expired = self._insert(correlation_id, _Entry(future, deadline, timeout))
+        if refuse is not None:
+            settle(future, error=refuse(correlation_id))
+            return
         # A cancelled or otherwise finished future needs no entry any more.
         future.add_done_callback(lambda _f: self.discard(correlation_id))
         self._fail_expired(expired)
         if earliest:
             self._timer.wake()
+
+    def _insert(self, correlation_id: str, entry: _Entry) -> tuple[bool, list[tuple[str, _Entry]]]:
+        """Add an entry (lock held); return whether it is the earliest deadline, and expiries."""
+        if correlation_id in self._cache:
+            raise ConfigurationError(
+                f"correlation id {correlation_id!r} is already waiting for a reply; "
+                "give every call its own id (or leave correlation_id=None)"
+            )
+        self._cache[correlation_id] = entry
+        if correlation_id not in self._cache:
+            # TLRUCache skips an entry already past its deadline (a tiny timeout).
+            self._cache.expired.append((correlation_id, entry))
+        earliest = not self._deadlines or entry.deadline < self._deadlines[0]
+        heapq.heappush(self._deadlines, entry.deadline)
+        return earliest, self._take_expired()
 
     def pop(self, correlation_id: str) -> Future[Any] | None:
         """Remove and return the future for ``correlation_id``; None if unknown or expired."""
@@ -116,9 +130,14 @@ class PendingCalls:
         with self._lock:
             self._cache.pop(correlation_id, None)
 
-    def fail_all(self, make_error: Callable[[str], BaseException]) -> int:
-        """Fail every pending future with ``make_error(correlation_id)``; return how many."""
+    def fail_all(self, make_error: Callable[[str], BaseException], *, close: bool = False) -> int:
+        """Fail every pending future with ``make_error(correlation_id)``; return how many.
+
+        With ``close=True``, every call added later fails at once with the same error.
+        """
         with self._lock:
+            if close:
+                self._refuse = make_error
             entries = list(self._cache.items())
             self._cache.clear()
         failed = 0

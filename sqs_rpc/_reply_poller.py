@@ -4,18 +4,22 @@ One poller per client. It receives replies in batches of up to 10, settles each 
 by correlation id, and hands the deletes to the client's batcher: neither the caller nor the
 next receive waits on a delete. Unknown or late replies are dropped with a debug log: a reply
 never reaches the wrong caller.
+
+When the reply queue is deleted underneath (an operator, an over-eager sweeper), the poller
+reports it once through ``on_lost`` and then waits to be stopped: no hot loop of failing
+receives.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ._batcher import Batcher
 from ._codecs import Codec
-from ._errors import DecodeError, RemoteError, SqsError, aws_errors
+from ._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from ._loop import BackgroundLoop
 from ._pending import PendingCalls, settle
 from ._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
@@ -43,19 +47,32 @@ class ReplyPoller:
         batcher: Batcher,
         *,
         name: str,
+        wait_time_seconds: int = WAIT_TIME_SECONDS,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._pending = pending
         self._codec = codec
         self._batcher = batcher
+        self._wait_time = wait_time_seconds
+        self._on_lost = on_lost
         self._loop = BackgroundLoop(name, self._poll_once)
 
     def start(self) -> None:
         self._loop.start()
 
-    def stop(self, timeout: float = WAIT_TIME_SECONDS + 5) -> bool:
+    def is_alive(self) -> bool:
+        return self._loop.is_alive()
+
+    def signal_stop(self) -> None:
+        """Ask the poller to stop after the receive in progress, without waiting for it."""
+        self._loop.signal_stop()
+
+    def stop(self, timeout: float | None = None) -> bool:
         """Stop polling; return True when the thread has ended within ``timeout``."""
+        if timeout is None:
+            timeout = self._wait_time + 5
         if not self._loop.is_alive():
             self._loop.signal_stop()
             return True
@@ -74,14 +91,23 @@ class ReplyPoller:
             )
         return stopped
 
-    def _poll_once(self) -> float:
-        with aws_errors("ReceiveMessage", self._queue_url):
-            response = self._sqs.receive_message(
-                QueueUrl=self._queue_url,
-                MaxNumberOfMessages=BATCH_SIZE,
-                WaitTimeSeconds=WAIT_TIME_SECONDS,
-                MessageAttributeNames=["All"],
-            )
+    def _poll_once(self) -> float | None:
+        try:
+            with aws_errors("ReceiveMessage", self._queue_url):
+                response = self._sqs.receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=BATCH_SIZE,
+                    WaitTimeSeconds=self._wait_time,
+                    MessageAttributeNames=["All"],
+                )
+        except QueueDoesNotExist:
+            if self._loop.stopping:
+                return 0
+            logger.warning("reply queue %s was deleted underneath", self._queue_url)
+            if self._on_lost is not None:
+                self._on_lost()
+            # Nothing more to receive from here: wait for stop(), never retry in a loop.
+            return None
         messages = response.get("Messages", [])
         for message in messages:
             self._dispatch(message)
@@ -126,5 +152,7 @@ def _log_delete_failure(future: Future[None]) -> None:
     # The call is already settled; an undeleted reply comes back and is dropped as unknown.
     # Worth a warning, not worth failing anything.
     error = future.exception()
-    if error is not None:
+    if isinstance(error, QueueDoesNotExist):
+        logger.debug("reply not deleted: its queue is gone")  # closed or lost: nothing to do
+    elif error is not None:
         logger.warning("could not delete a reply: %s", error)

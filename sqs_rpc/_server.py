@@ -53,6 +53,8 @@ from ._errors import (
     aws_errors,
 )
 from ._loop import BackgroundLoop
+from ._reply_queue import DEFAULT_PREFIX
+from ._sweeper import PeriodicSweep, check_sweep_interval
 from ._trace import TraceContext, set_trace_context
 from ._wire import (
     MAX_MESSAGE_BYTES,
@@ -163,6 +165,9 @@ class MessagePoller:
         include_traceback: send the handler's traceback in error replies' details.
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
+        sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
+            under ``sweep_prefix``, run in the background while started; off by default.
+        sweep_prefix: the reply queue prefix to sweep.
     """
 
     def __init__(
@@ -180,6 +185,8 @@ class MessagePoller:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        sweep_interval: float | None = None,
+        sweep_prefix: str = DEFAULT_PREFIX,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
@@ -233,6 +240,12 @@ class MessagePoller:
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
+        interval = check_sweep_interval(sweep_interval)
+        self._sweep = (
+            None
+            if interval is None
+            else PeriodicSweep(self._sqs, prefix=sweep_prefix, interval=interval)
+        )
 
     def __enter__(self) -> MessagePoller:
         self.start()
@@ -264,6 +277,8 @@ class MessagePoller:
                 )
             self._started = True
             self._receiver.start()
+            if self._sweep is not None:
+                self._sweep.start()
         logger.info("polling %s with %d workers", self.queue_url, self._concurrency)
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -293,6 +308,8 @@ class MessagePoller:
                 budget,
             )
         self._executor.shutdown(wait=drained, cancel_futures=True)
+        if self._sweep is not None:
+            self._sweep.stop()
         logger.info("stopped polling %s", self.queue_url)
         return receiver_done and drained
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqs_rpc._cli import (
     EXIT_USAGE,
     main,
 )
+from sqs_rpc._reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint, wait_for
 
@@ -348,3 +350,50 @@ def test_handler_module_problems_exit_2(
     assert "cannot create cli_needs_args:Needs() with no arguments" in err
     assert "Traceback" not in err
     assert str(tmp_path) not in sys.path
+
+
+# -- sweep -----------------------------------------------------------------------------------
+
+
+def test_sweep_json_dry_run_then_for_real(
+    endpoint: Endpoint, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"cli{uuid.uuid4().hex[:8]}-"
+    orphan = sqs.create_queue(
+        QueueName=prefix + "orphan", tags={HEARTBEAT_TAG: "1", RETENTION_TAG: "60"}
+    )["QueueUrl"]
+    foreign = sqs.create_queue(QueueName=prefix + "foreign")["QueueUrl"]
+    where = ["--endpoint-url", endpoint.endpoint_url, "--region", endpoint.region_name]
+    try:
+        assert main(["sweep", "--prefix", prefix, "--dry-run", "--json", *where]) == EXIT_OK
+        report = json.loads(capsys.readouterr().out)
+        assert (report["dry_run"], report["checked"], report["deleted"]) == (True, 2, 1)
+        by_url = {d["queue_url"]: d for d in report["decisions"]}
+        assert by_url[orphan]["action"] == "would_delete"
+        assert by_url[foreign]["action"] == "kept"
+        assert "no heartbeat/retention tags" in by_url[foreign]["reason"]
+        assert len(sqs.list_queues(QueueNamePrefix=prefix)["QueueUrls"]) == 2
+
+        assert main(["sweep", "--prefix", prefix, *where]) == EXIT_OK
+        out = capsys.readouterr().out
+        assert "checked 2, deleted 1, kept 1, errors 0" in out
+        assert sqs.list_queues(QueueNamePrefix=prefix)["QueueUrls"] == [foreign]
+    finally:
+        sqs.delete_queue(QueueUrl=foreign)
+
+
+def test_sweep_exits_5_when_it_cannot_list(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens on port 9: the failure a cron job meets when the endpoint is wrong.
+    code = main(["sweep", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"])
+    assert code == EXIT_SQS_ERROR
+    assert "cannot reach the SQS endpoint" in capsys.readouterr().err
+
+
+def test_sweep_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "--max-deletions", "-1"]) == EXIT_USAGE
+    assert main(["sweep", "--prefix", "", "--region", "us-east-1"]) == EXIT_USAGE
+    assert main(["sweep", "--profile", "no-such-profile-here"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--max-deletions" in err
+    assert "non-empty" in err
+    assert "no-such-profile-here" in err

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+
+from sqs_rpc._cli import _parser
+from sqs_rpc._reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint
 
@@ -60,7 +66,7 @@ def test_self_contained_example(name: str) -> None:
 
 
 def test_every_example_is_tested() -> None:
-    tested = set(SELF_CONTAINED) | {"echo_server.py", "echo_client.py"}
+    tested = set(SELF_CONTAINED) | {"echo_server.py", "echo_client.py", "sweeper_lambda.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -86,3 +92,69 @@ def test_echo_server_and_client(endpoint: Endpoint, queue_url: str, sqs: Any) ->
     finally:
         server.terminate()
         assert server.wait(30) == 0
+
+
+def _orphan(sqs: Any, prefix: str) -> str:
+    tags = {HEARTBEAT_TAG: "1", RETENTION_TAG: "60"}  # last heartbeat in 1970
+    url: str = sqs.create_queue(QueueName=prefix + "orphan", tags=tags)["QueueUrl"]
+    return url
+
+
+def _sweep_env(endpoint: Endpoint, prefix: str) -> dict[str, str]:
+    return {
+        **_env(),
+        "SQS_RPC_PREFIX": prefix,
+        "SQS_RPC_ENDPOINT_URL": endpoint.endpoint_url,
+        "AWS_REGION": endpoint.region_name,
+        "AWS_DEFAULT_REGION": endpoint.region_name,
+    }
+
+
+@pytest.mark.timeout(120)
+def test_sweeper_lambda_handler(endpoint: Endpoint, sqs: Any) -> None:
+    prefix = f"lambda{uuid.uuid4().hex[:8]}-"
+    url = _orphan(sqs, prefix)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sweeper_lambda.py")],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+        env=_sweep_env(endpoint, prefix),
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["deleted_urls"] == [url]
+    assert (output["checked"], output["deleted"], output["dry_run"]) == (1, 1, False)
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=prefix)
+
+
+@pytest.mark.timeout(120)
+def test_sweeper_cron_script(endpoint: Endpoint, sqs: Any, tmp_path: Path) -> None:
+    prefix = f"cron{uuid.uuid4().hex[:8]}-"
+    _orphan(sqs, prefix)
+    result = subprocess.run(
+        ["sh", str(EXAMPLES / "sweeper_cron.sh")],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+        env={
+            **_sweep_env(endpoint, prefix),
+            "SQS_RPC": f"{sys.executable} -m sqs_rpc",
+            "TMPDIR": str(tmp_path),  # its own flock file: parallel runs must not collide
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["deleted"] == 1
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=prefix)
+
+
+def test_kubernetes_cronjob_runs_a_valid_sweep_command() -> None:
+    documents = list(yaml.safe_load_all((EXAMPLES / "k8s-sweeper-cronjob.yaml").read_text()))
+    (cronjob,) = [d for d in documents if d["kind"] == "CronJob"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    args = _parser().parse_args(container["args"])  # the CLI accepts exactly these options
+    assert args.command == "sweep"
+    assert args.max_deletions == 100

@@ -64,3 +64,17 @@ def test_fail_all(pending: PendingCalls) -> None:
     for future in futures:
         with pytest.raises(ClientClosedError):
             future.result(timeout=0)
+
+
+def test_after_closing_fail_all_a_new_call_fails_at_once(pending: PendingCalls) -> None:
+    waiting: Future[object] = Future()
+    pending.add("before", waiting, 60)
+    closed = pending.fail_all(lambda cid: ClientClosedError(f"closed: {cid}"), close=True)
+    assert closed == 1
+    late: Future[object] = Future()
+    # A send racing with close(): it must not wait for a timer that no longer runs.
+    pending.add("after", late, 60)
+    assert late.done()
+    with pytest.raises(ClientClosedError, match="closed: after"):
+        late.result(timeout=0)
+    assert len(pending) == 0

@@ -16,10 +16,13 @@ from sqs_rpc import (
     MessageHandler,
     MessagePoller,
     RemoteError,
+    ReplyQueueLost,
     RequestMessage,
     RpcClient,
     RpcTimeout,
     SqsRpcError,
+    Sweeper,
+    SweepReport,
 )
 
 
@@ -58,3 +61,18 @@ async def use_async(queue_url: str) -> None:
         message_id: str = await client.publish(queue_url, "fire")
         pending: int = client.pending_calls
         print(reply, message_id, pending)
+
+
+def sweep(region: str) -> int:
+    report: SweepReport = Sweeper(region_name=region, prefix="sqs-rpc-reply-", dry_run=True).sweep()
+    for decision in report.deleted:
+        idle: float | None = decision.idle_seconds
+        print(decision.queue_url, decision.action, decision.reason, idle)
+    summary: dict[str, Any] = report.to_dict()
+    print(summary)
+    with RpcClient(region_name=region, sweep_interval=3600, idle_retention=600) as client:
+        try:
+            client.call("https://sqs.example/q", 1)
+        except ReplyQueueLost as exc:
+            print("retry:", exc)
+    return report.checked

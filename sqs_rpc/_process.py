@@ -1,0 +1,77 @@
+"""What happens to open clients when the interpreter exits and when the process forks.
+
+* **Exit:** a client that was never closed is closed by an ``atexit`` hook, so its reply queue
+  is deleted even when the program forgot ``close()`` (only a SIGKILL or a crash of the
+  interpreter itself leaves a queue behind, for the sweeper).
+* **fork():** the child inherits copies of the parent's clients but not their threads. A hook
+  run in the child, before any other code, gives each copy fresh locks and forgets the parent's
+  reply queue, so the child can never receive (steal) the parent's replies.
+
+Clients are held weakly: the registry never keeps a client alive.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from typing import Protocol
+
+__all__ = ["ProcessBound", "track"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessBound(Protocol):
+    """An object that owns per-process resources (threads, a reply queue)."""
+
+    def close(self) -> None: ...
+
+    def _after_fork_in_child(self) -> None: ...
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: weakref.WeakSet[ProcessBound] = weakref.WeakSet()
+
+
+_registry = _Registry()
+
+
+def track(owner: ProcessBound) -> None:
+    """Close ``owner`` at interpreter exit and reset it in a forked child."""
+    with _registry.lock:
+        _registry.open.add(owner)
+
+
+def untrack(owner: ProcessBound) -> None:
+    with _registry.lock:
+        _registry.open.discard(owner)
+
+
+def _close_all_at_exit() -> None:
+    with _registry.lock:
+        owners = list(_registry.open)
+    for owner in owners:
+        try:
+            owner.close()
+        except Exception:
+            # At exit there is no one to raise to; the sweeper covers what is left.
+            logger.warning("could not close %r at exit", owner, exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    # The parent may have held the lock in another thread at fork time: the child has only
+    # this thread, so a held lock would never be released.
+    _registry.lock = threading.Lock()
+    owners = list(_registry.open)
+    for owner in owners:
+        owner._after_fork_in_child()
+    logger.debug("process %d: reset %d inherited clients after fork", os.getpid(), len(owners))
+
+
+atexit.register(_close_all_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

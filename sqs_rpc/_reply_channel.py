@@ -1,0 +1,131 @@
+"""A client's reply channel: its reply queue, pending map, reply poller and heartbeat.
+
+They live and die together. :meth:`ReplyChannel.open` creates them (one CreateQueue, two
+threads, one heartbeat registration); :meth:`ReplyChannel.close` tears them down in order;
+:meth:`ReplyChannel.lose` handles a queue deleted underneath.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._batcher import Batcher
+from ._codecs import Codec
+from ._errors import ClientClosedError, ReplyQueueLost
+from ._heartbeat import SCHEDULER, Registration
+from ._pending import PendingCalls
+from ._reply_poller import ReplyPoller
+from ._reply_queue import ReplyQueue
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["ReplyChannel"]
+
+logger = logging.getLogger(__name__)
+
+
+class ReplyChannel:
+    """One reply queue with the threads that serve it. Create with :meth:`open`."""
+
+    def __init__(self, queue: ReplyQueue, pending: PendingCalls, url: str) -> None:
+        self.queue = queue
+        self.pending = pending
+        self.url = url
+        self._poller: ReplyPoller | None = None
+        self._heartbeat: Registration | None = None
+
+    @classmethod
+    def open(
+        cls,
+        sqs: SQSClient,
+        *,
+        prefix: str,
+        codec: Codec,
+        batcher: Batcher,
+        heartbeat_interval: float,
+        idle_retention: int,
+        wait_time_seconds: int,
+        on_lost: Callable[[ReplyChannel], None],
+    ) -> ReplyChannel:
+        """Create the queue, start the timer and poller, and register the heartbeat."""
+        queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
+        url = queue.create()
+        tag = queue.name[-8:]
+        channel = cls(queue, PendingCalls(f"sqs-rpc-client-{tag}"), url)
+        channel._poller = ReplyPoller(
+            sqs,
+            url,
+            channel.pending,
+            codec,
+            batcher,
+            name=f"sqs-rpc-client-{tag}-replies",
+            wait_time_seconds=wait_time_seconds,
+            on_lost=lambda: on_lost(channel),
+        )
+        channel.pending.start()
+        channel._poller.start()
+        channel._heartbeat = SCHEDULER.register(
+            queue,
+            interval=heartbeat_interval,
+            retention=idle_retention,
+            on_lost=lambda: on_lost(channel),
+        )
+        return channel
+
+    def close(self) -> None:
+        """Fail waiting calls, stop the threads, leave the heartbeat, delete the queue."""
+        # Shutdown order: (1) waiting callers are failed, so no one waits on a closing
+        # client; (2) the timer stops and the queue leaves the heartbeat; (3) the poller is
+        # woken and joined; (4) the queue is deleted last, so the poller never receives from
+        # a queue that is gone.
+        failed = self.pending.fail_all(
+            lambda cid: ClientClosedError(f"the client was closed while call {cid} waited"),
+            close=True,
+        )
+        if failed:
+            logger.info("closing client: failed %d pending calls", failed)
+        self.pending.stop()
+        if self._heartbeat is not None:
+            SCHEDULER.unregister(self._heartbeat)
+        if self._poller is not None:
+            self._poller.stop()
+        self.queue.delete()
+
+    def lose(self) -> None:
+        """The queue was deleted underneath: fail the waiting calls now; stop, do not join.
+
+        Runs on the poller's or the heartbeat's thread, so it only signals the poller to
+        stop; :meth:`join` (from close()) waits for it.
+        """
+        logger.warning(
+            "reply queue %s was deleted while the client was open; failing its waiting calls "
+            "and creating a new queue on the next call",
+            self.queue.name,
+        )
+        self.pending.fail_all(
+            lambda cid: ReplyQueueLost(
+                f"the reply queue {self.queue.name} was deleted while call {cid} waited (by an "
+                "operator or a sweeper), so its reply cannot arrive. Retrying is safe: the "
+                "client makes a new reply queue. If a sweeper did it, check that the client's "
+                "heartbeat can keep up (see docs/operations.md)"
+            ),
+            close=True,
+        )
+        self.pending.stop()
+        if self._heartbeat is not None:
+            SCHEDULER.unregister(self._heartbeat)
+        if self._poller is not None:
+            self._poller.signal_stop()
+        self.queue.url = None  # nothing left to delete
+
+    def is_alive(self) -> bool:
+        """True while the poller thread runs."""
+        return self._poller is not None and self._poller.is_alive()
+
+    def join(self) -> None:
+        """Wait for the poller of a lost channel to end."""
+        if self._poller is not None:
+            self._poller.stop()

@@ -1,0 +1,76 @@
+"""RequestMessage, the lower-level form of a call, and the checks on what a caller passes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import ConfigurationError
+from ._wire import AttributeValue, encode_attributes
+
+__all__ = ["MAX_DELAY_SECONDS", "RequestMessage", "check_message", "check_timeout"]
+
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
+
+
+@dataclass(frozen=True)
+class RequestMessage:
+    """A request for :meth:`RpcClient.send`: the lower-level form of :meth:`RpcClient.call`.
+
+    Example::
+
+        msg = RequestMessage("https://sqs.../orders", {"id": 7}, group_id="customer-42")
+        future = client.send(msg, timeout=5)
+
+    Attributes:
+        queue_url: the request queue.
+        body: the payload, encoded by the client's codec.
+        attributes: your own message attributes (str or bytes values; at most 3).
+        correlation_id: a unique id for the call; generated when None.
+        group_id: ``MessageGroupId``, required by FIFO queues.
+        deduplication_id: ``MessageDeduplicationId`` for FIFO queues without
+            content-based deduplication.
+        delay_seconds: ``DelaySeconds``, 0 to 900 (standard queues only).
+    """
+
+    queue_url: str
+    body: Any = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    correlation_id: str | None = None
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    delay_seconds: int = 0
+
+
+def check_timeout(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+    return float(value)
+
+
+def check_queue_url(queue_url: str) -> str:
+    if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"queue URL {queue_url!r} is not a URL; pass the queue's URL (get_queue_url "
+            "returns it), not its name"
+        )
+    return queue_url
+
+
+def check_message(message: RequestMessage) -> None:
+    """Raise :class:`ConfigurationError` when ``message`` cannot be sent as it is."""
+    check_queue_url(message.queue_url)
+    encode_attributes(message.attributes)
+    delay = message.delay_seconds
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int)
+        or not (0 <= delay <= MAX_DELAY_SECONDS)
+    ):
+        raise ConfigurationError(
+            f"delay_seconds={delay!r} must be whole seconds from 0 to {MAX_DELAY_SECONDS}"
+        )
