@@ -30,7 +30,8 @@ from ._errors import (
     SqsError,
     SqsRpcError,
 )
-from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._server import IncomingMessage, MessageHandler, MessagePoller, Retry
+from ._stats import PollerHealth, PollerStats
 from ._wire import PROTOCOL_VERSION
 
 __version__ = "0.1.0"
@@ -48,11 +49,14 @@ __all__ = [
     "MessageHandler",
     "MessagePoller",
     "PROTOCOL_VERSION",
+    "PollerHealth",
+    "PollerStats",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
     "RequestCounter",
     "RequestMessage",
+    "Retry",
     "RpcClient",
     "RpcTimeout",
     "SqsError",

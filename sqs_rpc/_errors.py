@@ -7,6 +7,7 @@
     ├── ClientClosedError       the client or poller is closed, or was inherited across fork()
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── RemoteError             the handler raised; carries the remote type, message and details
+    ├── Retry                   raised by a handler: leave the request for redelivery (_handler.py)
     ├── ProtocolError           a message does not follow the wire protocol
     │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
     │   └── DecodeError         a body or attribute cannot be decoded

@@ -120,6 +120,7 @@ class Request:
     deadline_ms: int | None
     receive_count: int
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    group_id: str | None = None  # MessageGroupId, on FIFO queues
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def decode_request(message: SqsMessage) -> Request:
         deadline_ms=deadline_ms,
         receive_count=receive_count,
         attributes=user,
+        group_id=message.get("Attributes", {}).get("MessageGroupId"),
     )
 
 

@@ -1,0 +1,332 @@
+"""Handling one received message, start to finish: the server's decision table.
+
+In order: decode; refuse a ``ReplyTo`` the reply policy does not allow (left in the queue);
+drop a request whose caller's deadline has passed (deleted); answer a redelivered request from
+the reply cache (no second run); run the handler under the visibility heartbeat; encode the
+reply; send it; delete the request only after SQS accepted the reply.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from cachetools import TTLCache
+
+from ._codecs import JSON_CONTENT_TYPE, Codec
+from ._errors import DecodeError, EncodeError, QueueDoesNotExist, SqsError, aws_errors
+from ._event_loop import EventLoopThread
+from ._handler import IncomingMessage, MessageHandler, Retry
+from ._outbox import Outbox
+from ._reply_policy import ReplyPolicy
+from ._stats import Counters
+from ._visibility import VisibilityHeartbeat
+from ._wire import ErrorInfo, Request, Status, decode_request, encode_reply, reply_address
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["Dispatcher"]
+
+logger = logging.getLogger(__name__)
+
+# Reply cache entries cost their body's size plus this much bookkeeping.
+_ENTRY_OVERHEAD = 256
+
+
+def _cached_size(value: dict[str, Any] | None) -> int:
+    return _ENTRY_OVERHEAD + (len(value["MessageBody"]) if value is not None else 0)
+
+
+class Dispatcher:
+    """Runs one message through the decision table; owns the reply cache."""
+
+    def __init__(
+        self,
+        *,
+        sqs: SQSClient,
+        queue_url: str,
+        handler: MessageHandler,
+        codec: Codec,
+        policy: ReplyPolicy,
+        outbox: Outbox,
+        counters: Counters,
+        event_loop: EventLoopThread,
+        include_traceback: bool,
+        reply_cache_ttl: float,
+        reply_cache_bytes: int,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._handler = handler
+        self._codec = codec
+        self._policy = policy
+        self._outbox = outbox
+        self._counters = counters
+        self._event_loop = event_loop
+        self._include_traceback = include_traceback
+        self.heartbeat: VisibilityHeartbeat | None = None  # set at start
+        self.max_receive_count: int | None = None  # from the queue's redrive policy, at start
+        # Finished requests by (reply queue, correlation id): the reply SendMessage arguments,
+        # or None for a one-way message. cachetools caches are not thread-safe: hence the lock.
+        self._cache_lock = threading.Lock()
+        self._cache: TTLCache[tuple[str, str], dict[str, Any] | None] | None = (
+            TTLCache(maxsize=reply_cache_bytes, ttl=reply_cache_ttl, getsizeof=_cached_size)
+            if reply_cache_ttl > 0
+            else None
+        )
+        self._running: set[tuple[str, str]] = set()
+
+    # -- the decision table ------------------------------------------------------------------
+
+    def process(self, message: Mapping[str, Any], received: float) -> bool:
+        """Handle one message; True when it is finished (deleted), False when left in the queue."""
+        try:
+            request = decode_request(message)
+            body = self._decode_body(request)
+        except DecodeError as exc:
+            self._counters.add("undecodable")
+            self._reject(message, exc)
+            return False
+        if request.reply_to is not None and not self._policy.allows(request.reply_to):
+            self._counters.add("rejected")
+            logger.warning(
+                "request %s names ReplyTo %r, which this server may not reply to (allowed: %s);"
+                " not run, left for redrive",
+                request.message_id,
+                request.reply_to,
+                self._policy.description,
+            )
+            return False
+        if request.deadline_ms is not None and request.deadline_ms < time.time() * 1000:
+            self._counters.add("expired")
+            logger.info(
+                "request %s arrived after its caller's deadline; deleted without running",
+                request.correlation_id or request.message_id,
+            )
+            return self._outbox.delete(request.receipt_handle)
+        key = (request.reply_to or "", request.correlation_id or request.message_id)
+        with self._cache_lock:
+            if self._cache is not None and key in self._cache:
+                cached = self._cache[key]
+                duplicate = True
+            elif key in self._running:
+                # The same request is running on another worker (its visibility ran out):
+                # leave this copy; once the first finishes, a redelivery hits the cache.
+                logger.info("request %s is already running; copy left in queue", key[1])
+                return False
+            else:
+                duplicate = False
+                self._running.add(key)
+        if duplicate:
+            self._counters.add("duplicates")
+            logger.info("request %s was already handled; resending its reply", key[1])
+            if cached is not None and request.reply_to is not None:
+                return self._reply_and_delete(request, cached)
+            return self._outbox.delete(request.receipt_handle)
+        try:
+            return self._run(request, body, key, received)
+        finally:
+            with self._cache_lock:
+                self._running.discard(key)
+
+    def _run(self, request: Request, body: Any, key: tuple[str, str], received: float) -> bool:
+        incoming = IncomingMessage(
+            body=body,
+            attributes=request.attributes,
+            correlation_id=request.correlation_id,
+            reply_to=request.reply_to,
+            deadline=None if request.deadline_ms is None else request.deadline_ms / 1000,
+            message_id=request.message_id,
+            receive_count=request.receive_count,
+            queue_url=self._queue_url,
+            group_id=request.group_id,
+            max_receive_count=self.max_receive_count,
+        )
+        heartbeat = self.heartbeat
+        token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
+        try:
+            result = self._call_handler(incoming)
+        except Retry as exc:
+            self._counters.add("failed")
+            self._counters.add("retried")
+            return self._retry(request, incoming, exc)
+        except Exception as exc:
+            self._counters.add("failed")
+            if request.reply_to is None:
+                logger.warning(
+                    "handler failed on one-way message %s; left for retry/redrive",
+                    request.message_id,
+                    exc_info=True,
+                )
+                return False
+            logger.info("handler failed on call %s: %r", request.correlation_id, exc)
+            return self._finish(request, key, "error", self._error_body(exc), JSON_CONTENT_TYPE)
+        finally:
+            # Stop extending before anything is deleted.
+            if heartbeat is not None and token is not None:
+                heartbeat.untrack(token)
+        self._counters.add("handled")
+        if request.reply_to is None:
+            self._remember(key, None)
+            return self._outbox.delete(request.receipt_handle)
+        try:
+            reply_body = self._codec.encode(result)
+        except EncodeError as exc:
+            # Checked before sending: the caller gets an error, not an undecodable reply.
+            error = ErrorInfo("EncodeError", f"the handler's return value: {exc}")
+            return self._finish(request, key, "error", error.to_body(), JSON_CONTENT_TYPE)
+        return self._finish(request, key, "ok", reply_body, self._codec.content_type)
+
+    def _call_handler(self, incoming: IncomingMessage) -> Any:
+        result = self._handler.handle(incoming)
+        if inspect.isawaitable(result):
+            result = self._event_loop.run(result)
+        return result
+
+    def _retry(self, request: Request, incoming: IncomingMessage, exc: Retry) -> bool:
+        if incoming.last_attempt and request.reply_to is not None:
+            # The redrive policy moves the request to the dead-letter queue at its next
+            # receive: tell the caller now instead of letting it time out.
+            logger.warning(
+                "call %s asked for a retry on its last delivery (%d of %d); sending an error "
+                "reply and leaving it for the dead-letter queue",
+                request.correlation_id,
+                request.receive_count,
+                self.max_receive_count,
+            )
+            error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
+            self._send_only(request, "error", error.to_body())
+            return False
+        logger.info(
+            "handler asked to retry %s (delivery %d)",
+            request.correlation_id or request.message_id,
+            request.receive_count,
+        )
+        if exc.delay is not None:
+            self._set_visibility(request.receipt_handle, exc.delay)
+        return False
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def _finish(
+        self, request: Request, key: tuple[str, str], status: Status, body: str, content_type: str
+    ) -> bool:
+        assert request.correlation_id is not None
+        arguments = encode_reply(
+            correlation_id=request.correlation_id,
+            status=status,
+            body=body,
+            content_type=content_type,
+        )
+        self._remember(key, arguments)
+        return self._reply_and_delete(request, arguments)
+
+    def _remember(self, key: tuple[str, str], arguments: dict[str, Any] | None) -> None:
+        if self._cache is None:
+            return
+        with self._cache_lock:
+            try:
+                self._cache[key] = arguments
+            except ValueError:
+                logger.debug("reply for %s is larger than the whole reply cache", key[1])
+
+    def _reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
+        assert request.reply_to is not None
+        try:
+            self._outbox.send_reply(request.reply_to, arguments)
+        except QueueDoesNotExist:
+            # The caller closed or died and its queue is gone: nobody can use this reply,
+            # and running the handler again would not change that.
+            logger.info(
+                "reply queue for call %s is gone; dropping the reply", request.correlation_id
+            )
+        except (SqsError, TimeoutError) as exc:
+            logger.warning(
+                "could not reply to call %s (%s); the request will be redelivered",
+                request.correlation_id,
+                exc,
+            )
+            return False
+        return self._outbox.delete(request.receipt_handle)
+
+    def _send_only(self, request: Request, status: Status, body: str) -> None:
+        assert request.reply_to is not None
+        assert request.correlation_id is not None
+        arguments = encode_reply(
+            correlation_id=request.correlation_id,
+            status=status,
+            body=body,
+            content_type=JSON_CONTENT_TYPE,
+        )
+        try:
+            self._outbox.send_reply(request.reply_to, arguments)
+        except (SqsError, TimeoutError) as exc:
+            logger.warning("could not send the error reply for %s: %s", request.message_id, exc)
+
+    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
+        try:
+            with aws_errors("ChangeMessageVisibility", self._queue_url):
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=seconds,
+                )
+        except SqsError as exc:
+            logger.warning("could not delay the retry: %s", exc)
+
+    # -- bad input ---------------------------------------------------------------------------
+
+    def _decode_body(self, request: Request) -> Any:
+        if request.content_type != self._codec.content_type:
+            raise DecodeError(
+                f"content type {request.content_type!r} is not this server's "
+                f"{self._codec.content_type!r}; use the same codec on both sides"
+            )
+        return self._codec.decode(request.body)
+
+    def _error_body(self, exc: Exception) -> str:
+        details: dict[str, Any] | None = None
+        if self._include_traceback:
+            details = {"traceback": "".join(traceback.format_exception(exc))}
+        return ErrorInfo(type(exc).__name__, str(exc), details).to_body()
+
+    def _reject(self, message: Mapping[str, Any], exc: DecodeError) -> None:
+        """An undecodable message: tell the caller once, leave the message for redrive."""
+        message_id = message.get("MessageId")
+        address = reply_address(message)
+        first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
+        if address is not None and address[1] and first:
+            reply_to, correlation_id = address
+            if not self._policy.allows(reply_to):
+                self._counters.add("rejected")
+                logger.warning(
+                    "undecodable message %s names ReplyTo %r, which this server may not reply "
+                    "to; no error reply",
+                    message_id,
+                    reply_to,
+                )
+            else:
+                error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
+                arguments = encode_reply(
+                    correlation_id=correlation_id or "",
+                    status="error",
+                    body=error.to_body(),
+                    content_type=JSON_CONTENT_TYPE,
+                )
+                try:
+                    self._outbox.send_reply(reply_to, arguments)
+                except (SqsError, TimeoutError) as send_exc:
+                    logger.warning(
+                        "could not send the error reply for %s: %s", message_id, send_exc
+                    )
+        logger.warning(
+            "undecodable message %s left for redrive (configure a dead-letter queue): %s",
+            message_id,
+            exc,
+        )
