@@ -1,0 +1,148 @@
+"""One message's decision table over HTTP: deadlines, the reply cache, retries and redrive."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+
+from .conftest import wait_for
+
+Serve = Callable[..., MessagePoller]
+
+
+class Counting(MessageHandler):
+    def __init__(self) -> None:
+        self.calls: list[IncomingMessage] = []
+
+    def handle(self, message: IncomingMessage) -> Any:
+        self.calls.append(message)
+        return {"n": len(self.calls), "remaining": message.remaining_time()}
+
+
+def send_request(
+    sqs: Any,
+    queue_url: str,
+    reply_to: str,
+    *,
+    correlation_id: str | None = None,
+    deadline_ms: int | None = None,
+    body: str = "1",
+) -> str:
+    attributes = {
+        "ReplyTo": {"DataType": "String", "StringValue": reply_to},
+        "CorrelationId": {"DataType": "String", "StringValue": correlation_id or uuid.uuid4().hex},
+    }
+    if deadline_ms is not None:
+        attributes["Deadline"] = {"DataType": "Number", "StringValue": str(deadline_ms)}
+    sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes)
+    return attributes["CorrelationId"]["StringValue"]
+
+
+def receive_replies(sqs: Any, reply_queue: str, count: int, timeout: float = 20) -> list[Any]:
+    replies: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(replies) < count and time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=reply_queue,
+            WaitTimeSeconds=1,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+        )
+        for message in response.get("Messages", []):
+            replies.append(message)
+            sqs.delete_message(QueueUrl=reply_queue, ReceiptHandle=message["ReceiptHandle"])
+    return replies
+
+
+def message_count(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+# -- deadlines -------------------------------------------------------------------------------
+
+
+def test_request_past_its_deadline_is_deleted_without_running(
+    sqs: Any, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    handler = Counting()
+    past = int((time.time() - 5) * 1000)
+    send_request(sqs, queue_url, reply_queue, deadline_ms=past)
+    poller = serve(queue_url, handler)
+    wait_for(lambda: poller.stats().expired == 1, timeout=20)
+    wait_for(lambda: message_count(sqs, queue_url) == 0, timeout=20)
+    assert handler.calls == []
+    assert receive_replies(sqs, reply_queue, 1, timeout=1) == []  # the caller gave up
+
+
+def test_handler_reads_its_remaining_time(client: RpcClient, queue_url: str, serve: Serve) -> None:
+    serve(queue_url, Counting())
+    reply = client.call(queue_url, 1, timeout=20)
+    assert 0 < reply["remaining"] <= 20
+
+
+# -- the reply cache (duplicates) ------------------------------------------------------------
+
+
+def test_redelivered_request_gets_the_same_reply_without_a_second_run(
+    sqs: Any, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    handler = Counting()
+    poller = serve(queue_url, handler)
+    correlation_id = send_request(sqs, queue_url, reply_queue)
+    (first,) = receive_replies(sqs, reply_queue, 1)
+    # SQS delivers at least once: the same request again (same correlation id).
+    send_request(sqs, queue_url, reply_queue, correlation_id=correlation_id)
+    (second,) = receive_replies(sqs, reply_queue, 1)
+    assert len(handler.calls) == 1
+    assert second["Body"] == first["Body"]
+    assert second["MessageAttributes"]["CorrelationId"]["StringValue"] == correlation_id
+    assert poller.stats().duplicates == 1
+    wait_for(lambda: message_count(sqs, queue_url) == 0)
+
+
+def test_reply_cache_can_be_turned_off(
+    sqs: Any, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    handler = Counting()
+    serve(queue_url, handler, reply_cache_ttl=0)
+    correlation_id = send_request(sqs, queue_url, reply_queue)
+    receive_replies(sqs, reply_queue, 1)
+    send_request(sqs, queue_url, reply_queue, correlation_id=correlation_id)
+    receive_replies(sqs, reply_queue, 1)
+    assert len(handler.calls) == 2
+
+
+def test_client_drops_a_duplicate_reply(
+    sqs: Any, client: RpcClient, queue_url: str, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="sqs_rpc._reply_poller")
+    handler = Counting()
+    serve(queue_url, handler)
+    assert client.call(queue_url, 1, timeout=20)["n"] == 1
+    (request,) = handler.calls
+    assert request.reply_to is not None
+    # A second copy of the first reply arrives (a server resent it after a failed delete).
+    sqs.send_message(
+        QueueUrl=request.reply_to,
+        MessageBody=json.dumps({"n": 99, "remaining": None}),
+        MessageAttributes={
+            "CorrelationId": {"DataType": "String", "StringValue": request.correlation_id},
+            "Status": {"DataType": "String", "StringValue": "ok"},
+        },
+    )
+    wait_for(lambda: "dropping reply for unknown or expired call" in caplog.text, timeout=30)
+    assert client.call(queue_url, 2, timeout=20)["n"] == 2
+    assert client.pending_calls == 0
