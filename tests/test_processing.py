@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RemoteError, Retry, RpcClient
 
 from .conftest import wait_for
 
@@ -146,3 +146,71 @@ def test_client_drops_a_duplicate_reply(
     wait_for(lambda: "dropping reply for unknown or expired call" in caplog.text, timeout=30)
     assert client.call(queue_url, 2, timeout=20)["n"] == 2
     assert client.pending_calls == 0
+
+
+# -- poison messages: Retry and the dead-letter queue ----------------------------------------
+
+
+def _queue_with_dlq(sqs: Any, make_queue: Callable[..., str], max_receive_count: int) -> Any:
+    dlq = make_queue()
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive_count)})
+    return make_queue(RedrivePolicy=policy, VisibilityTimeout="1"), dlq
+
+
+class AlwaysRetry(MessageHandler):
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[int, bool]] = []
+
+    def handle(self, message: IncomingMessage) -> Any:
+        self.deliveries.append((message.receive_count, message.last_attempt))
+        raise Retry("database unavailable", delay=0)
+
+
+@pytest.mark.timeout(60)
+def test_retry_redelivers_until_the_dead_letter_queue_and_tells_the_caller_last(
+    sqs: Any, make_queue: Callable[..., str], serve: Serve, client: RpcClient
+) -> None:
+    queue_url, dlq = _queue_with_dlq(sqs, make_queue, max_receive_count=3)
+    handler = AlwaysRetry()
+    poller = serve(queue_url, handler)
+    with pytest.raises(RemoteError) as info:
+        client.call(queue_url, {"order": 7}, timeout=30)
+    assert info.value.error_type == "Retry"
+    assert "database unavailable" in info.value.remote_message
+    # SQS's redrive policy moves the request at its next receive.
+    wait_for(lambda: message_count(sqs, dlq) == 1, timeout=30)
+    assert handler.deliveries == [(1, False), (2, False), (3, True)]
+    stats = poller.stats()
+    assert stats.retried == 3
+    assert stats.deleted == 0
+
+
+def test_retried_one_way_message_is_redelivered(
+    client: RpcClient, queue_url: str, serve: Serve
+) -> None:
+    done = []
+
+    class FailOnce(MessageHandler):
+        def handle(self, message: IncomingMessage) -> Any:
+            if message.receive_count == 1:
+                raise Retry("not yet", delay=0)
+            done.append(message.body)
+
+    serve(queue_url, FailOnce())
+    client.publish(queue_url, "job")
+    wait_for(lambda: done == ["job"], timeout=30)
+
+
+def test_start_warns_when_the_request_queue_has_no_redrive_policy(
+    queue_url: str, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    serve(queue_url, Counting())
+    assert "has no redrive policy" in caplog.text
+
+
+def test_retry_delay_is_checked() -> None:
+    with pytest.raises(ValueError, match="delay"):
+        Retry("x", delay=-1)

@@ -81,9 +81,7 @@ def test_extension_stops_at_the_cap(
     queue_url = make_queue(VisibilityTimeout="1")
     handler = Slow(30)
     for _ in range(2):
-        serve(
-            queue_url, handler, heartbeat_interval=0.3, max_visibility_extension=2, concurrency=1
-        )
+        serve(queue_url, handler, heartbeat_interval=0.3, max_visibility_extension=2, concurrency=1)
     future = client.call_async(queue_url, 1, timeout=60)
     assert handler.second_run.wait(30)  # the capped message was let go and ran again
     assert future.result(timeout=30) in {"first", "second"}
