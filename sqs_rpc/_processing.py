@@ -22,6 +22,7 @@ from ._codecs import JSON_CONTENT_TYPE, Codec
 from ._errors import DecodeError, EncodeError, QueueDoesNotExist, SqsError, aws_errors
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
+from ._interop import Attributes, adapt_request, reply_destination
 from ._outbox import Outbox
 from ._reply_policy import ReplyPolicy
 from ._stats import Counters
@@ -86,14 +87,17 @@ class Dispatcher:
 
     def process(self, message: Mapping[str, Any], received: float) -> bool:
         """Handle one message; True when it is finished (deleted), False when left in the queue."""
+        # Requests from other libraries (Java temporary queues, python-sqs-client) take
+        # sqs-rpc's form here; `extra` is what their replies must carry in addition.
+        message, extra = adapt_request(message)
         try:
             request = decode_request(message)
             body = self._decode_body(request)
         except DecodeError as exc:
             self._counters.add("undecodable")
-            self._reject(message, exc)
+            self._reject(message, exc, extra)
             return False
-        if request.reply_to is not None and not self._policy.allows(request.reply_to):
+        if request.reply_to is not None and not self._allowed(request.reply_to):
             self._counters.add("rejected")
             logger.warning(
                 "request %s names ReplyTo %r, which this server may not reply to (allowed: %s);"
@@ -130,12 +134,14 @@ class Dispatcher:
                 return self._reply_and_delete(request, cached)
             return self._outbox.delete(request.receipt_handle)
         try:
-            return self._run(request, body, key, received)
+            return self._run(request, body, key, received, extra)
         finally:
             with self._cache_lock:
                 self._running.discard(key)
 
-    def _run(self, request: Request, body: Any, key: tuple[str, str], received: float) -> bool:
+    def _run(
+        self, request: Request, body: Any, key: tuple[str, str], received: float, extra: Attributes
+    ) -> bool:
         incoming = IncomingMessage(
             body=body,
             attributes=request.attributes,
@@ -155,7 +161,7 @@ class Dispatcher:
         except Retry as exc:
             self._counters.add("failed")
             self._counters.add("retried")
-            return self._retry(request, incoming, exc)
+            return self._retry(request, incoming, exc, extra)
         except Exception as exc:
             self._counters.add("failed")
             if request.reply_to is None:
@@ -166,7 +172,8 @@ class Dispatcher:
                 )
                 return False
             logger.info("handler failed on call %s: %r", request.correlation_id, exc)
-            return self._finish(request, key, "error", self._error_body(exc), JSON_CONTENT_TYPE)
+            error_body = self._error_body(exc)
+            return self._finish(request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra)
         finally:
             # Stop extending before anything is deleted.
             if heartbeat is not None and token is not None:
@@ -179,9 +186,9 @@ class Dispatcher:
             reply_body = self._codec.encode(result)
         except EncodeError as exc:
             # Checked before sending: the caller gets an error, not an undecodable reply.
-            error = ErrorInfo("EncodeError", f"the handler's return value: {exc}")
-            return self._finish(request, key, "error", error.to_body(), JSON_CONTENT_TYPE)
-        return self._finish(request, key, "ok", reply_body, self._codec.content_type)
+            error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
+            return self._finish(request, key, "error", error, JSON_CONTENT_TYPE, extra=extra)
+        return self._finish(request, key, "ok", reply_body, self._codec.content_type, extra=extra)
 
     def _call_handler(self, incoming: IncomingMessage) -> Any:
         result = self._handler.handle(incoming)
@@ -189,7 +196,9 @@ class Dispatcher:
             result = self._event_loop.run(result)
         return result
 
-    def _retry(self, request: Request, incoming: IncomingMessage, exc: Retry) -> bool:
+    def _retry(
+        self, request: Request, incoming: IncomingMessage, exc: Retry, extra: Attributes
+    ) -> bool:
         if incoming.last_attempt and request.reply_to is not None:
             # The redrive policy moves the request to the dead-letter queue at its next
             # receive: tell the caller now instead of letting it time out.
@@ -201,7 +210,7 @@ class Dispatcher:
                 self.max_receive_count,
             )
             error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
-            self._send_only(request, "error", error.to_body())
+            self._send_only(request, error.to_body(), extra)
             return False
         logger.info(
             "handler asked to retry %s (delivery %d)",
@@ -215,15 +224,17 @@ class Dispatcher:
     # -- replies -----------------------------------------------------------------------------
 
     def _finish(
-        self, request: Request, key: tuple[str, str], status: Status, body: str, content_type: str
+        self,
+        request: Request,
+        key: tuple[str, str],
+        status: Status,
+        body: str,
+        content_type: str,
+        *,
+        extra: Attributes,
     ) -> bool:
         assert request.correlation_id is not None
-        arguments = encode_reply(
-            correlation_id=request.correlation_id,
-            status=status,
-            body=body,
-            content_type=content_type,
-        )
+        arguments = _reply_arguments(request.correlation_id, status, body, content_type, extra)
         self._remember(key, arguments)
         return self._reply_and_delete(request, arguments)
 
@@ -239,7 +250,7 @@ class Dispatcher:
     def _reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
         assert request.reply_to is not None
         try:
-            self._outbox.send_reply(request.reply_to, arguments)
+            self._deliver(request.reply_to, arguments)
         except QueueDoesNotExist:
             # The caller closed or died and its queue is gone: nobody can use this reply,
             # and running the handler again would not change that.
@@ -255,19 +266,31 @@ class Dispatcher:
             return False
         return self._outbox.delete(request.receipt_handle)
 
-    def _send_only(self, request: Request, status: Status, body: str) -> None:
+    def _send_only(self, request: Request, body: str, extra: Attributes) -> None:
+        """Send an error reply without deleting the request."""
         assert request.reply_to is not None
         assert request.correlation_id is not None
-        arguments = encode_reply(
-            correlation_id=request.correlation_id,
-            status=status,
-            body=body,
-            content_type=JSON_CONTENT_TYPE,
-        )
+        correlation_id = request.correlation_id
+        arguments = _reply_arguments(correlation_id, "error", body, JSON_CONTENT_TYPE, extra)
         try:
-            self._outbox.send_reply(request.reply_to, arguments)
+            self._deliver(request.reply_to, arguments)
         except (SqsError, TimeoutError) as exc:
             logger.warning("could not send the error reply for %s: %s", request.message_id, exc)
+
+    def _allowed(self, reply_to: str) -> bool:
+        destination = reply_destination(reply_to)
+        return destination is not None and self._policy.allows(destination[0])
+
+    def _deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""
+        destination = reply_destination(reply_to)
+        if destination is None:  # checked by _allowed before anything runs
+            raise DecodeError(f"reply address {reply_to!r} is not a queue URL")
+        queue_url, routing = destination
+        if routing:
+            attributes = {**arguments["MessageAttributes"], **routing}
+            arguments = {**arguments, "MessageAttributes": attributes}
+        self._outbox.send_reply(queue_url, arguments)
 
     def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:
@@ -296,14 +319,14 @@ class Dispatcher:
             details = {"traceback": "".join(traceback.format_exception(exc))}
         return ErrorInfo(type(exc).__name__, str(exc), details).to_body()
 
-    def _reject(self, message: Mapping[str, Any], exc: DecodeError) -> None:
+    def _reject(self, message: Mapping[str, Any], exc: DecodeError, extra: Attributes) -> None:
         """An undecodable message: tell the caller once, leave the message for redrive."""
         message_id = message.get("MessageId")
         address = reply_address(message)
         first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
         if address is not None and address[1] and first:
             reply_to, correlation_id = address
-            if not self._policy.allows(reply_to):
+            if not self._allowed(reply_to):
                 self._counters.add("rejected")
                 logger.warning(
                     "undecodable message %s names ReplyTo %r, which this server may not reply "
@@ -313,14 +336,11 @@ class Dispatcher:
                 )
             else:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                arguments = encode_reply(
-                    correlation_id=correlation_id or "",
-                    status="error",
-                    body=error.to_body(),
-                    content_type=JSON_CONTENT_TYPE,
+                arguments = _reply_arguments(
+                    correlation_id or "", "error", error.to_body(), JSON_CONTENT_TYPE, extra
                 )
                 try:
-                    self._outbox.send_reply(reply_to, arguments)
+                    self._deliver(reply_to, arguments)
                 except (SqsError, TimeoutError) as send_exc:
                     logger.warning(
                         "could not send the error reply for %s: %s", message_id, send_exc
@@ -330,3 +350,13 @@ class Dispatcher:
             message_id,
             exc,
         )
+
+
+def _reply_arguments(
+    correlation_id: str, status: Status, body: str, content_type: str, extra: Attributes
+) -> dict[str, Any]:
+    arguments = encode_reply(
+        correlation_id=correlation_id, status=status, body=body, content_type=content_type
+    )
+    arguments["MessageAttributes"].update(extra)
+    return arguments

@@ -76,12 +76,17 @@ class ReplyPolicy:
     """Decides whether a server may send a reply to a ``ReplyTo`` URL.
 
     ``allowed`` is None (the default rule: same endpoint and account as ``request_queue_url``,
-    name starting with ``prefix``), a sequence of :func:`fnmatch.fnmatchcase` patterns matched
-    against well-formed queue URLs, or a callable given the raw URL.
+    name starting with ``prefix``, or with one of several prefixes), a sequence of
+    :func:`fnmatch.fnmatchcase` patterns matched against well-formed queue URLs, or a callable
+    given the raw URL.
     """
 
     def __init__(
-        self, request_queue_url: str, *, prefix: str, allowed: ReplyToAllowed | None
+        self,
+        request_queue_url: str,
+        *,
+        prefix: str | Sequence[str],
+        allowed: ReplyToAllowed | None,
     ) -> None:
         self._check: Callable[[str], bool]
         if allowed is None:
@@ -92,14 +97,16 @@ class ReplyPolicy:
                     "scheme://host[:port]/ACCOUNT/NAME), so the default reply policy cannot "
                     "apply; pass reply_to_allowed= (patterns or a callable)"
                 )
-            if not isinstance(prefix, str) or not prefix:
+            prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+            if not prefixes or not all(isinstance(p, str) and p for p in prefixes):
                 raise ConfigurationError(
-                    f"reply_prefix={prefix!r} must be a non-empty string: the start of every "
-                    "reply queue name this server may reply to"
+                    f"reply_prefix={prefix!r} must be a non-empty string (or a list of them): "
+                    "the start of every reply queue name this server may reply to"
                 )
-            self._check = lambda url: _same_home(url, home, prefix)
+            self._check = lambda url: _same_home(url, home, prefixes)
             self.description = (
-                f"queues in account {home.account} at {home.endpoint} named {prefix}*"
+                f"queues in account {home.account} at {home.endpoint} named "
+                + " or ".join(f"{p}*" for p in prefixes)
             )
         elif callable(allowed):
             self._check = allowed
@@ -128,13 +135,13 @@ class ReplyPolicy:
             return False
 
 
-def _same_home(url: str, home: QueueAddress, prefix: str) -> bool:
+def _same_home(url: str, home: QueueAddress, prefixes: tuple[str, ...]) -> bool:
     address = parse_queue_url(url)
     return (
         address is not None
         and address.endpoint == home.endpoint
         and address.account == home.account
-        and address.name.startswith(prefix)
+        and address.name.startswith(prefixes)
     )
 
 

@@ -97,7 +97,7 @@ class MessagePoller:
             receive in progress.
         shutdown_timeout: seconds :meth:`stop` waits for running handlers.
         include_traceback: send the handler's traceback in error replies' details.
-        reply_prefix: the default reply policy's queue name prefix.
+        reply_prefix: the default reply policy's queue name prefix (or a list of prefixes).
         reply_to_allowed: URL patterns or a callable replacing the default reply policy.
         visibility_timeout: seconds each heartbeat hides a running message for (None: the
             queue's own visibility timeout).
@@ -124,7 +124,7 @@ class MessagePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
-        reply_prefix: str = DEFAULT_PREFIX,
+        reply_prefix: str | Sequence[str] = DEFAULT_PREFIX,
         reply_to_allowed: ReplyToAllowed | None = None,
         visibility_timeout: int | None = None,
         heartbeat_interval: float | None = None,
