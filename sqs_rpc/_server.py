@@ -1,14 +1,11 @@
-"""MessagePoller: the server's lifecycle, options and receive loop.
+"""MessagePoller: the server's options, lifecycle, stats and health.
 
-The poller long-polls the request queue and hands each message to a worker; what happens to
-one message (decode, reply policy, deadline, reply cache, handler, reply, delete) is
-:mod:`sqs_rpc._processing`. Replies and deletes go out in batches through
-:mod:`sqs_rpc._outbox`; long handlers keep their message hidden through
-:mod:`sqs_rpc._visibility`. ``docs/server.md`` has the full table of outcomes.
-
-Messages of one FIFO message group that arrive in one receive are handled in order by one
-worker; if one of them is not finished (left for redelivery), the rest of its group is
-released unstarted, so SQS delivers the group again in order.
+The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
+(FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
+(decode, reply policy, deadline, reply cache, handler, reply, delete); :mod:`sqs_rpc._outbox`
+sends replies and deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers'
+messages hidden; :mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the
+full table of outcomes and every option.
 """
 
 from __future__ import annotations
@@ -19,21 +16,21 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 
 from ._aws import make_sqs_client
 from ._codecs import Codec, JsonCodec
-from ._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
+from ._errors import ClientClosedError, ConfigurationError, aws_errors
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
-from ._loop import BackgroundLoop
 from ._outbox import Outbox
 from ._processing import Dispatcher
+from ._receiver import Receiver
 from ._reply_policy import ReplyPolicy, ReplyToAllowed
 from ._reply_queue import DEFAULT_PREFIX
 from ._stats import Counters, PollerHealth, PollerStats
@@ -54,7 +51,6 @@ MAX_VISIBILITY_SECONDS = 43200  # SQS: a message is hidden at most 12 hours afte
 DEFAULT_REPLY_CACHE_TTL = 300.0
 DEFAULT_REPLY_CACHE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_RECEIVE_AGE = 120.0
-MAX_BATCH = 10
 
 
 def _seconds(value: object, name: str, *, low: float, high: float, rule: str) -> float:
@@ -189,7 +185,6 @@ class MessagePoller:
         self.queue_url = queue_url
         self._handler = handler
         self._concurrency = concurrency
-        self._wait_time = wait_time_seconds
         self._shutdown_timeout = float(shutdown_timeout)
         self._visibility_timeout = visibility_timeout
         self._heartbeat_interval = heartbeat_interval
@@ -221,14 +216,16 @@ class MessagePoller:
             reply_cache_bytes=reply_cache_bytes,
         )
         self._heartbeat: VisibilityHeartbeat | None = None
-        self._slots = threading.Condition()
-        self._free = concurrency
-        self._waiting_for_workers = False
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-worker")
-        self._receiver = BackgroundLoop(f"{name}-receiver", self._receive_once)
+        self._receiver = Receiver(
+            self._sqs,
+            queue_url,
+            name=name,
+            concurrency=concurrency,
+            wait_time=wait_time_seconds,
+            process=self._dispatcher.process,
+            counters=self._counters,
+        )
         self._started_at: float | None = None
-        self._last_receive: float | None = None
-        self._receive_errors_in_a_row = 0
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -333,19 +330,8 @@ class MessagePoller:
         # the outbox, which is still running; (3) stop the worker pool; (4) stop the outbox,
         # flushing what is left (a late handler flushes its own); (5) stop the heartbeat
         # (a late handler's message is no longer extended); (6) stop the event loop.
-        self._receiver.signal_stop()
-        with self._slots:
-            self._slots.notify_all()
-        receiver_done = self._receiver.stop(self._wait_time + 10)
-        with self._slots:
-            drained = self._slots.wait_for(lambda: self._free == self._concurrency, budget)
-        if not drained:
-            logger.warning(
-                "%d handlers still running after %.0fs; their messages will be redelivered",
-                self._concurrency - self._free,
-                budget,
-            )
-        self._executor.shutdown(wait=drained, cancel_futures=True)
+        receiver_done = self._receiver.stop_receiving()
+        drained = self._receiver.drain(budget)
         self._outbox.stop(30)
         if self._heartbeat is not None:
             self._heartbeat.stop(30)
@@ -380,12 +366,8 @@ class MessagePoller:
 
     def stats(self) -> PollerStats:
         """Counters since creation; ``in_flight`` is the messages held right now."""
-        with self._slots:
-            in_flight = self._concurrency - self._free
         counters = self._counters.snapshot()
-        return PollerStats(
-            **{**counters.__dict__, "in_flight": in_flight},
-        )
+        return replace(counters, in_flight=self._receiver.in_flight)
 
     def health(self, max_receive_age: float = DEFAULT_MAX_RECEIVE_AGE) -> PollerHealth:
         """Is this poller working? For a process manager's liveness check.
@@ -394,12 +376,12 @@ class MessagePoller:
         within ``max_receive_age`` seconds (or all workers are busy, so none was due).
         """
         now = time.monotonic()
-        last = self._last_receive
+        last = self._receiver.last_receive
         age = None if last is None else now - last
         running = self.running
         alive = self._receiver.is_alive()
         recent = (
-            self._waiting_for_workers
+            self._receiver.waiting_for_workers
             or (age is not None and age <= max_receive_age)
             or (
                 age is None
@@ -407,122 +389,11 @@ class MessagePoller:
                 and now - self._started_at <= max_receive_age
             )
         )
-        with self._slots:
-            in_flight = self._concurrency - self._free
         return PollerHealth(
             healthy=running and alive and recent,
             running=running,
             receiver_alive=alive,
             last_receive_age=age,
-            consecutive_receive_errors=self._receive_errors_in_a_row,
-            in_flight=in_flight,
+            consecutive_receive_errors=self._receiver.errors_in_a_row,
+            in_flight=self._receiver.in_flight,
         )
-
-    # -- receiving ---------------------------------------------------------------------------
-
-    def _receive_once(self) -> float:
-        with self._slots:
-            # Receive only what a free worker can start at once: a message held but not
-            # started would sit out its visibility timeout for nothing.
-            self._waiting_for_workers = True
-            self._slots.wait_for(lambda: self._free > 0 or self._receiver.stopping)
-            self._waiting_for_workers = False
-            if self._receiver.stopping:
-                return 0
-            count = min(MAX_BATCH, self._free)
-        try:
-            with aws_errors("ReceiveMessage", self.queue_url):
-                response = self._sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=count,
-                    WaitTimeSeconds=self._wait_time,
-                    MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
-                )
-        except SqsError:
-            # Logged and backed off by the BackgroundLoop; counted for health().
-            self._counters.add("receive_errors")
-            self._receive_errors_in_a_row += 1
-            raise
-        received = time.monotonic()
-        self._last_receive = received
-        self._receive_errors_in_a_row = 0
-        messages = response.get("Messages", [])
-        self._counters.add("received", len(messages))
-        if self._receiver.stopping:
-            self._release(messages)
-            return 0
-        with self._slots:
-            self._free -= len(messages)
-        for group in _groups_in_order(messages):
-            self._executor.submit(self._process_group, group, received)
-        return 0
-
-    def _process_group(self, messages: list[Mapping[str, Any]], received: float) -> None:
-        """Handle messages of one FIFO group (or one standard message) in order."""
-        for index, message in enumerate(messages):
-            if index and self._receiver.stopping:
-                self._release_unstarted(messages[index:], "shutting down")
-                return
-            if not self._process(message, received):
-                rest = messages[index + 1 :]
-                if rest:
-                    self._release_unstarted(rest, "an earlier message of their group is not done")
-                return
-
-    def _release_unstarted(self, messages: list[Mapping[str, Any]], why: str) -> None:
-        logger.info("releasing %d messages unstarted: %s", len(messages), why)
-        self._release(messages)
-        with self._slots:
-            self._free += len(messages)
-            self._slots.notify_all()
-
-    def _release(self, messages: list[Any]) -> None:
-        """Make received-but-unstarted messages visible again at once."""
-        if not messages:
-            return
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for i, m in enumerate(messages)
-        ]
-        try:
-            with aws_errors("ChangeMessageVisibilityBatch", self.queue_url):
-                self._sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
-                )
-            logger.info("released %d unstarted messages", len(entries))
-        except SqsError as exc:
-            logger.warning(
-                "could not release %d messages (%s); they return after their visibility timeout",
-                len(entries),
-                exc,
-            )
-
-    def _process(self, message: Mapping[str, Any], received: float) -> bool:
-        try:
-            return self._dispatcher.process(message, received)
-        except Exception:
-            # Never let a failure kill a worker silently; the message stays for redelivery.
-            logger.exception("unexpected error handling message %s", message.get("MessageId"))
-            return False
-        finally:
-            with self._slots:
-                self._free += 1
-                self._slots.notify_all()
-
-
-def _groups_in_order(messages: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Split a receive into units of work: one per FIFO message group, one per other message."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    units: list[list[Mapping[str, Any]]] = []
-    for message in messages:
-        group_id = message.get("Attributes", {}).get("MessageGroupId")
-        if group_id is None:
-            units.append([message])
-        elif group_id in groups:
-            groups[group_id].append(message)
-        else:
-            groups[group_id] = [message]
-            units.append(groups[group_id])
-    return units
