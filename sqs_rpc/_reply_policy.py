@@ -35,11 +35,13 @@ _URL = re.compile(
     r"/(?P<name>[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80})"
 )
 # The AWS endpoint forms that name the region: sqs.REGION.amazonaws.com[.cn] and the legacy
-# REGION.queue.amazonaws.com. Both forms of one region are the same place.
+# REGION.queue.amazonaws.com (and queue.amazonaws.com for us-east-1). All forms of one region
+# are the same place.
 _AWS_HOSTS = (
     re.compile(r"sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"),
     re.compile(r"(?P<region>[a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?"),
 )
+_US_EAST_1_LEGACY = "queue.amazonaws.com"  # the oldest form, for us-east-1 only
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -64,6 +66,8 @@ def parse_queue_url(url: object) -> QueueAddress | None:
         return None
     port = match["port"] or _DEFAULT_PORTS[scheme]
     endpoint = f"{scheme}://{host}:{int(port)}"
+    if host == _US_EAST_1_LEGACY and port == _DEFAULT_PORTS[scheme]:
+        endpoint = "aws:us-east-1"
     for pattern in _AWS_HOSTS:
         aws = pattern.fullmatch(host)
         if aws is not None and port == _DEFAULT_PORTS[scheme]:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, Retry, RpcClient
 
 from .conftest import wait_for
 
@@ -58,3 +58,24 @@ def test_calls_on_a_fifo_queue_get_replies(
     serve(queue_url, Recording(), concurrency=2)
     futures = [client.call_async(queue_url, f"C{i}", group_id="C", timeout=30) for i in range(4)]
     assert [f.result(timeout=30) for f in futures] == [f"C{i}" for i in range(4)]
+
+
+def test_a_group_is_not_overtaken_when_one_of_its_messages_is_retried(
+    make_queue: Callable[..., str], client: RpcClient, serve: Serve
+) -> None:
+    queue_url = make_queue(
+        f"test-{uuid.uuid4().hex[:16]}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
+    )
+    for i in range(3):
+        client.publish(queue_url, f"A{i}", group_id="A")
+    finished: list[str] = []
+
+    class RetryFirstOnce(MessageHandler):
+        def handle(self, message: IncomingMessage) -> Any:
+            if message.body == "A0" and message.receive_count == 1:
+                raise Retry("not yet", delay=0)
+            finished.append(message.body)
+
+    serve(queue_url, RetryFirstOnce(), concurrency=4)
+    wait_for(lambda: len(finished) == 3, timeout=30)
+    assert finished == ["A0", "A1", "A2"]

@@ -80,6 +80,14 @@ def test_default_policy_refuses_everything_else(reply_to: str) -> None:
     assert not ReplyPolicy(HOME, prefix="sqs-rpc-reply-", allowed=None).allows(reply_to)
 
 
+def test_legacy_us_east_1_host_is_the_same_endpoint() -> None:
+    policy = ReplyPolicy(
+        "https://sqs.us-east-1.amazonaws.com/123456789012/orders", prefix="r-", allowed=None
+    )
+    assert policy.allows("https://queue.amazonaws.com/123456789012/r-1")
+    assert not policy.allows("https://queue.amazonaws.com.evil/123456789012/r-1")
+
+
 def test_parse_takes_moto_and_aws_urls_apart() -> None:
     moto = parse_queue_url("http://127.0.0.1:5000/123456789012/q")
     assert moto is not None
