@@ -8,6 +8,7 @@ reply; send it; delete the request only after SQS accepted the reply.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import threading
@@ -36,8 +37,18 @@ __all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
+# A finished request: (reply queue, correlation id, digest of the body). The body's digest is
+# there because a caller may reuse a correlation id for a *new* request once the old one is
+# answered; a redelivery is byte-for-byte the same message.
+Key = tuple[str, str, str]
+
 # Reply cache entries cost their body's size plus this much bookkeeping.
 _ENTRY_OVERHEAD = 256
+
+
+def _key(request: Request) -> Key:
+    digest = hashlib.blake2b(request.body.encode(), digest_size=16).hexdigest()
+    return (request.reply_to or "", request.correlation_id or request.message_id, digest)
 
 
 def _cached_size(value: dict[str, Any] | None) -> int:
@@ -76,12 +87,12 @@ class Dispatcher:
         # Finished requests by (reply queue, correlation id): the reply SendMessage arguments,
         # or None for a one-way message. cachetools caches are not thread-safe: hence the lock.
         self._cache_lock = threading.Lock()
-        self._cache: TTLCache[tuple[str, str], dict[str, Any] | None] | None = (
+        self._cache: TTLCache[Key, dict[str, Any] | None] | None = (
             TTLCache(maxsize=reply_cache_bytes, ttl=reply_cache_ttl, getsizeof=_cached_size)
             if reply_cache_ttl > 0
             else None
         )
-        self._running: set[tuple[str, str]] = set()
+        self._running: set[Key] = set()
 
     # -- the decision table ------------------------------------------------------------------
 
@@ -114,7 +125,7 @@ class Dispatcher:
                 request.correlation_id or request.message_id,
             )
             return self._outbox.delete(request.receipt_handle)
-        key = (request.reply_to or "", request.correlation_id or request.message_id)
+        key = _key(request)
         with self._cache_lock:
             if self._cache is not None and key in self._cache:
                 cached = self._cache[key]
@@ -140,7 +151,7 @@ class Dispatcher:
                 self._running.discard(key)
 
     def _run(
-        self, request: Request, body: Any, key: tuple[str, str], received: float, extra: Attributes
+        self, request: Request, body: Any, key: Key, received: float, extra: Attributes
     ) -> bool:
         incoming = IncomingMessage(
             body=body,
@@ -226,7 +237,7 @@ class Dispatcher:
     def _finish(
         self,
         request: Request,
-        key: tuple[str, str],
+        key: Key,
         status: Status,
         body: str,
         content_type: str,
@@ -238,7 +249,7 @@ class Dispatcher:
         self._remember(key, arguments)
         return self._reply_and_delete(request, arguments)
 
-    def _remember(self, key: tuple[str, str], arguments: dict[str, Any] | None) -> None:
+    def _remember(self, key: Key, arguments: dict[str, Any] | None) -> None:
         if self._cache is None:
             return
         with self._cache_lock:

@@ -214,3 +214,16 @@ def test_start_warns_when_the_request_queue_has_no_redrive_policy(
 def test_retry_delay_is_checked() -> None:
     with pytest.raises(ValueError, match="delay"):
         Retry("x", delay=-1)
+
+
+def test_a_new_request_reusing_a_correlation_id_is_not_a_duplicate(
+    sqs: Any, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    handler = Counting()
+    serve(queue_url, handler)
+    correlation_id = send_request(sqs, queue_url, reply_queue, body='"first"')
+    receive_replies(sqs, reply_queue, 1)
+    send_request(sqs, queue_url, reply_queue, correlation_id=correlation_id, body='"second"')
+    (reply,) = receive_replies(sqs, reply_queue, 1)
+    assert [call.body for call in handler.calls] == ["first", "second"]
+    assert json.loads(reply["Body"])["n"] == 2
