@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 # answered; a redelivery is byte-for-byte the same message.
 Key = tuple[str, str, str]
 
+# What SQS answers when a reply is larger than it accepts.
+_TOO_LONG = frozenset(
+    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
+)
+
 # Reply cache entries cost their body's size plus this much bookkeeping.
 _ENTRY_OVERHEAD = 256
 
@@ -268,12 +273,18 @@ class Dispatcher:
             logger.info(
                 "reply queue for call %s is gone; dropping the reply", request.correlation_id
             )
-        except (SqsError, TimeoutError) as exc:
+        except SqsError as exc:
+            if exc.code in _TOO_LONG and _status(arguments) == "ok":
+                # Running the handler again cannot make its answer smaller: tell the caller.
+                return self._reply_and_delete(request, _too_long(request, arguments, exc))
             logger.warning(
                 "could not reply to call %s (%s); the request will be redelivered",
                 request.correlation_id,
                 exc,
             )
+            return False
+        except TimeoutError as exc:
+            logger.warning("no answer from the outbox for call %s: %s", request.correlation_id, exc)
             return False
         return self._outbox.delete(request.receipt_handle)
 
@@ -371,3 +382,27 @@ def _reply_arguments(
     )
     arguments["MessageAttributes"].update(extra)
     return arguments
+
+
+def _status(arguments: dict[str, Any]) -> str | None:
+    value = arguments["MessageAttributes"].get("Status", {})
+    return value.get("StringValue") if isinstance(value, dict) else None
+
+
+def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dict[str, Any]:
+    """The error reply that replaces a reply SQS refused as too large."""
+    assert request.correlation_id is not None
+    size = len(str(arguments["MessageBody"]).encode())
+    error = ErrorInfo(
+        "EncodeError",
+        f"the handler's return value encodes to {size} bytes, more than SQS accepts in one "
+        f"message ({exc.code}); return less, or store the data elsewhere and return a reference",
+    )
+    extra = {
+        name: value
+        for name, value in arguments["MessageAttributes"].items()
+        if name not in {"CorrelationId", "ContentType", "SqsRpcVersion", "Status"}
+    }
+    return _reply_arguments(
+        request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra
+    )

@@ -227,3 +227,18 @@ def test_a_new_request_reusing_a_correlation_id_is_not_a_duplicate(
     (reply,) = receive_replies(sqs, reply_queue, 1)
     assert [call.body for call in handler.calls] == ["first", "second"]
     assert json.loads(reply["Body"])["n"] == 2
+
+
+def test_reply_too_large_for_sqs_becomes_an_error_reply(
+    client: RpcClient, queue_url: str, serve: Serve, sqs: Any
+) -> None:
+    class Huge(MessageHandler):
+        def handle(self, message: IncomingMessage) -> Any:
+            return "x" * (1024 * 1024 + 1)  # SQS takes at most 1 MiB
+
+    serve(queue_url, Huge())
+    with pytest.raises(RemoteError) as info:
+        client.call(queue_url, 1, timeout=30)
+    assert info.value.error_type == "EncodeError"
+    assert "more than SQS accepts" in info.value.remote_message
+    wait_for(lambda: message_count(sqs, queue_url) == 0)
