@@ -152,8 +152,7 @@ class Dispatcher:
         try:
             return self._run(request, body, key, received, extra)
         finally:
-            with self._cache_lock:
-                self._running.discard(key)
+            self._done_running(key)  # done on every normal path already; this is for the rest
 
     def _run(
         self, request: Request, body: Any, key: Key, received: float, extra: Attributes
@@ -172,31 +171,40 @@ class Dispatcher:
         )
         heartbeat = self.heartbeat
         token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
+        failure: Exception | None = None
         try:
             result = self._call_handler(incoming)
-        except Retry as exc:
+        except Exception as exc:
+            failure = exc
+        finally:
+            # Stop extending before anything is sent, deleted or made visible again.
+            if heartbeat is not None and token is not None:
+                heartbeat.untrack(token)
+        # Each branch below leaves the running set before the message can come back (Retry's
+        # visibility change, a failed reply), and only after the reply cache has the answer,
+        # so a redelivery either finds the cache or runs the handler: never neither.
+        if isinstance(failure, Retry):
             self._counters.add("failed")
             self._counters.add("retried")
-            return self._retry(request, incoming, exc, extra)
-        except Exception as exc:
+            self._done_running(key)
+            return self._retry(request, incoming, failure, extra)
+        if failure is not None:
             self._counters.add("failed")
             if request.reply_to is None:
+                self._done_running(key)
                 logger.warning(
                     "handler failed on one-way message %s; left for retry/redrive",
                     request.message_id,
-                    exc_info=True,
+                    exc_info=failure,
                 )
                 return False
-            logger.info("handler failed on call %s: %r", request.correlation_id, exc)
-            error_body = self._error_body(exc)
+            logger.info("handler failed on call %s: %r", request.correlation_id, failure)
+            error_body = self._error_body(failure)
             return self._finish(request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra)
-        finally:
-            # Stop extending before anything is deleted.
-            if heartbeat is not None and token is not None:
-                heartbeat.untrack(token)
         self._counters.add("handled")
         if request.reply_to is None:
             self._remember(key, None)
+            self._done_running(key)
             return self._outbox.delete(request.receipt_handle)
         try:
             reply_body = self._codec.encode(result)
@@ -205,6 +213,10 @@ class Dispatcher:
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
             return self._finish(request, key, "error", error, JSON_CONTENT_TYPE, extra=extra)
         return self._finish(request, key, "ok", reply_body, self._codec.content_type, extra=extra)
+
+    def _done_running(self, key: Key) -> None:
+        with self._cache_lock:
+            self._running.discard(key)
 
     def _call_handler(self, incoming: IncomingMessage) -> Any:
         result = self._handler.handle(incoming)
@@ -252,6 +264,7 @@ class Dispatcher:
         assert request.correlation_id is not None
         arguments = _reply_arguments(request.correlation_id, status, body, content_type, extra)
         self._remember(key, arguments)
+        self._done_running(key)
         return self._reply_and_delete(request, arguments)
 
     def _remember(self, key: Key, arguments: dict[str, Any] | None) -> None:

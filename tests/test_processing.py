@@ -120,6 +120,7 @@ def test_reply_cache_can_be_turned_off(
     serve(queue_url, handler, reply_cache_ttl=0)
     correlation_id = send_request(sqs, queue_url, reply_queue)
     receive_replies(sqs, reply_queue, 1)
+    wait_for(lambda: message_count(sqs, queue_url) == 0)
     send_request(sqs, queue_url, reply_queue, correlation_id=correlation_id)
     receive_replies(sqs, reply_queue, 1)
     assert len(handler.calls) == 2
