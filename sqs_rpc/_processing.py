@@ -8,16 +8,12 @@ reply; send it; delete the request only after SQS accepted the reply.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-from cachetools import TTLCache
 
 from ._codecs import JSON_CONTENT_TYPE, Codec
 from ._errors import DecodeError, EncodeError, QueueDoesNotExist, SqsError, aws_errors
@@ -25,6 +21,7 @@ from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
 from ._outbox import Outbox
+from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
 from ._stats import Counters
 from ._visibility import VisibilityHeartbeat
@@ -37,27 +34,10 @@ __all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
-# A finished request: (reply queue, correlation id, digest of the body). The body's digest is
-# there because a caller may reuse a correlation id for a *new* request once the old one is
-# answered; a redelivery is byte-for-byte the same message.
-Key = tuple[str, str, str]
-
 # What SQS answers when a reply is larger than it accepts.
 _TOO_LONG = frozenset(
     {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
 )
-
-# Reply cache entries cost their body's size plus this much bookkeeping.
-_ENTRY_OVERHEAD = 256
-
-
-def _key(request: Request) -> Key:
-    digest = hashlib.blake2b(request.body.encode(), digest_size=16).hexdigest()
-    return (request.reply_to or "", request.correlation_id or request.message_id, digest)
-
-
-def _cached_size(value: dict[str, Any] | None) -> int:
-    return _ENTRY_OVERHEAD + (len(value["MessageBody"]) if value is not None else 0)
 
 
 class Dispatcher:
@@ -89,15 +69,7 @@ class Dispatcher:
         self._include_traceback = include_traceback
         self.heartbeat: VisibilityHeartbeat | None = None  # set at start
         self.max_receive_count: int | None = None  # from the queue's redrive policy, at start
-        # Finished requests by (reply queue, correlation id): the reply SendMessage arguments,
-        # or None for a one-way message. cachetools caches are not thread-safe: hence the lock.
-        self._cache_lock = threading.Lock()
-        self._cache: TTLCache[Key, dict[str, Any] | None] | None = (
-            TTLCache(maxsize=reply_cache_bytes, ttl=reply_cache_ttl, getsizeof=_cached_size)
-            if reply_cache_ttl > 0
-            else None
-        )
-        self._running: set[Key] = set()
+        self._replies = ReplyCache(ttl=reply_cache_ttl, max_bytes=reply_cache_bytes)
 
     # -- the decision table ------------------------------------------------------------------
 
@@ -130,20 +102,14 @@ class Dispatcher:
                 request.correlation_id or request.message_id,
             )
             return self._outbox.delete(request.receipt_handle)
-        key = _key(request)
-        with self._cache_lock:
-            if self._cache is not None and key in self._cache:
-                cached = self._cache[key]
-                duplicate = True
-            elif key in self._running:
-                # The same request is running on another worker (its visibility ran out):
-                # leave this copy; once the first finishes, a redelivery hits the cache.
-                logger.info("request %s is already running; copy left in queue", key[1])
-                return False
-            else:
-                duplicate = False
-                self._running.add(key)
-        if duplicate:
+        key = key_of(request)
+        state, cached = self._replies.begin(key)
+        if state == "running":
+            # The same request is running on another worker (its visibility ran out):
+            # leave this copy; once the first finishes, a redelivery hits the cache.
+            logger.info("request %s is already running; copy left in queue", key[1])
+            return False
+        if state == "finished":
             self._counters.add("duplicates")
             logger.info("request %s was already handled; resending its reply", key[1])
             if cached is not None and request.reply_to is not None:
@@ -152,7 +118,7 @@ class Dispatcher:
         try:
             return self._run(request, body, key, received, extra)
         finally:
-            self._done_running(key)  # done on every normal path already; this is for the rest
+            self._replies.done(key)  # done on every normal path already; this is for the rest
 
     def _run(
         self, request: Request, body: Any, key: Key, received: float, extra: Attributes
@@ -186,12 +152,12 @@ class Dispatcher:
         if isinstance(failure, Retry):
             self._counters.add("failed")
             self._counters.add("retried")
-            self._done_running(key)
+            self._replies.done(key)
             return self._retry(request, incoming, failure, extra)
         if failure is not None:
             self._counters.add("failed")
             if request.reply_to is None:
-                self._done_running(key)
+                self._replies.done(key)
                 logger.warning(
                     "handler failed on one-way message %s; left for retry/redrive",
                     request.message_id,
@@ -203,8 +169,8 @@ class Dispatcher:
             return self._finish(request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra)
         self._counters.add("handled")
         if request.reply_to is None:
-            self._remember(key, None)
-            self._done_running(key)
+            self._replies.remember(key, None)
+            self._replies.done(key)
             return self._outbox.delete(request.receipt_handle)
         try:
             reply_body = self._codec.encode(result)
@@ -213,10 +179,6 @@ class Dispatcher:
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
             return self._finish(request, key, "error", error, JSON_CONTENT_TYPE, extra=extra)
         return self._finish(request, key, "ok", reply_body, self._codec.content_type, extra=extra)
-
-    def _done_running(self, key: Key) -> None:
-        with self._cache_lock:
-            self._running.discard(key)
 
     def _call_handler(self, incoming: IncomingMessage) -> Any:
         result = self._handler.handle(incoming)
@@ -263,18 +225,9 @@ class Dispatcher:
     ) -> bool:
         assert request.correlation_id is not None
         arguments = _reply_arguments(request.correlation_id, status, body, content_type, extra)
-        self._remember(key, arguments)
-        self._done_running(key)
+        self._replies.remember(key, arguments)
+        self._replies.done(key)
         return self._reply_and_delete(request, arguments)
-
-    def _remember(self, key: Key, arguments: dict[str, Any] | None) -> None:
-        if self._cache is None:
-            return
-        with self._cache_lock:
-            try:
-                self._cache[key] = arguments
-            except ValueError:
-                logger.debug("reply for %s is larger than the whole reply cache", key[1])
 
     def _reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
         assert request.reply_to is not None

@@ -2,10 +2,11 @@
 
 The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
 (FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
-(decode, reply policy, deadline, reply cache, handler, reply, delete); :mod:`sqs_rpc._outbox`
-sends replies and deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers'
-messages hidden; :mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the
-full table of outcomes and every option.
+(decode, reply policy, deadline, reply cache, handler, reply, delete);
+:mod:`sqs_rpc._reply_cache` answers redeliveries; :mod:`sqs_rpc._outbox` sends replies and
+deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers' messages hidden;
+:mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the full table of
+outcomes and every option.
 """
 
 from __future__ import annotations
