@@ -33,7 +33,8 @@ from ._errors import (
     SqsError,
     SqsRpcError,
 )
-from ._server import IncomingMessage, MessageHandler, MessagePoller
+from ._server import IncomingMessage, MessageHandler, MessagePoller, Retry
+from ._stats import PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
 from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
@@ -57,12 +58,15 @@ __all__ = [
     "MessagePoller",
     "PROTOCOL_VERSION",
     "PayloadTooLarge",
+    "PollerHealth",
+    "PollerStats",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
     "ReplyQueueLost",
     "RequestCounter",
     "RequestMessage",
+    "Retry",
     "RpcClient",
     "RpcTimeout",
     "SqsError",

@@ -9,6 +9,7 @@
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── ReplyQueueLost          the client's reply queue was deleted while calls waited
     ├── RemoteError             the handler raised; carries the remote type, message and details
+    ├── Retry                   raised by a handler: leave the request for redelivery (_handler.py)
     ├── ProtocolError           a message does not follow the wire protocol
     │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
     │   └── DecodeError         a body or attribute cannot be decoded

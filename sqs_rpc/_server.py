@@ -1,146 +1,76 @@
-"""The server side: MessageHandler (your code) and MessagePoller (the loop that runs it).
+"""MessagePoller: the server's options, lifecycle, stats and health.
 
-The poller long-polls the request queue, runs the handler on a bounded thread pool, sends the
-return value (or a structured error) to the request's ``ReplyTo`` queue, and deletes the request
-only after its reply was sent: execution is at-least-once, and nothing is lost.
-
-What happens to each kind of message:
-
-=======================================  =================================================
-message                                  outcome
-=======================================  =================================================
-request, handler returns                 ``ok`` reply, then request deleted
-request, handler raises                  ``error`` reply (type, message), request deleted:
-                                         the caller has its answer
-request, return value not encodable      ``error`` reply (``EncodeError``), request deleted
-one-way, handler returns                 deleted
-one-way, handler raises                  left in the queue for retry / redrive (DLQ)
-undecodable (bad body, attributes,       ``error`` reply on first receipt when it names a
-unknown protocol version)                ``ReplyTo``; always left for redrive (DLQ)
-reply cannot be sent (SQS error)         left in the queue: redelivered after the
-                                         visibility timeout
-reply queue no longer exists             request deleted: the caller is gone
-=======================================  =================================================
+The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
+(FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
+(decode, reply policy, deadline, reply cache, handler, reply, delete);
+:mod:`sqs_rpc._reply_cache` answers redeliveries; :mod:`sqs_rpc._outbox` sends replies and
+deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers' messages hidden;
+:mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the full table of
+outcomes and every option.
 """
 
 from __future__ import annotations
 
-import contextvars
+import json
 import logging
+import math
 import signal
 import threading
 import time
-import traceback
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 
 from ._aws import make_sqs_client
-from ._codecs import JSON_CONTENT_TYPE, Codec, JsonCodec
-from ._errors import (
-    ClientClosedError,
-    ConfigurationError,
-    DecodeError,
-    EncodeError,
-    PayloadTooLarge,
-    QueueDoesNotExist,
-    SqsError,
-    aws_errors,
-)
-from ._loop import BackgroundLoop
+from ._codecs import Codec, JsonCodec
+from ._errors import ClientClosedError, ConfigurationError, aws_errors
+from ._event_loop import EventLoopThread
+from ._handler import IncomingMessage, MessageHandler, Retry
+from ._outbox import Outbox
+from ._processing import Dispatcher
+from ._receiver import Receiver
+from ._reply_policy import ReplyPolicy, ReplyToAllowed
 from ._reply_queue import DEFAULT_PREFIX
+from ._stats import Counters, PollerHealth, PollerStats
 from ._sweeper import PeriodicSweep, check_sweep_interval
-from ._trace import TraceContext, set_trace_context
-from ._wire import (
-    MAX_MESSAGE_BYTES,
-    AttributeValue,
-    ErrorInfo,
-    Request,
-    Status,
-    check_max_message_bytes,
-    check_message_size,
-    decode_request,
-    encode_reply,
-    reply_address,
-)
+from ._visibility import VisibilityHeartbeat
+from ._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller"]
+__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_WAIT_TIME_SECONDS = 20
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
-MAX_BATCH = 10
+DEFAULT_MAX_VISIBILITY_EXTENSION = 3600.0
+MAX_VISIBILITY_SECONDS = 43200  # SQS: a message is hidden at most 12 hours after its receive
+DEFAULT_REPLY_CACHE_TTL = 300.0
+DEFAULT_REPLY_CACHE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_RECEIVE_AGE = 120.0
 
 
-@dataclass(frozen=True)
-class IncomingMessage:
-    """A request (or one-way message) as a handler sees it.
-
-    Attributes:
-        body: the decoded payload.
-        attributes: the sender's own message attributes.
-        correlation_id: the call's id (None for some foreign one-way messages).
-        reply_to: the reply queue URL; None for a one-way message.
-        deadline: the caller's deadline (epoch seconds), or None.
-        message_id: the SQS message id.
-        receive_count: how many times SQS has delivered this message (1 the first time).
-        queue_url: the request queue.
-        traceparent, tracestate: the caller's W3C trace context, or None.
-    """
-
-    body: Any
-    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    deadline: float | None = None
-    message_id: str = ""
-    receive_count: int = 1
-    queue_url: str = ""
-    traceparent: str | None = None
-    tracestate: str | None = None
-
-    @property
-    def trace_headers(self) -> dict[str, str]:
-        """The trace context as headers (empty without one): ``propagate.extract``'s carrier."""
-        headers = {"traceparent": self.traceparent, "tracestate": self.tracestate}
-        return {name: value for name, value in headers.items() if value}
-
-    @property
-    def one_way(self) -> bool:
-        """True when no reply is expected."""
-        return self.reply_to is None
-
-    def remaining_time(self) -> float | None:
-        """Seconds left before the caller gives up (may be negative), or None without deadline."""
-        return None if self.deadline is None else self.deadline - time.time()
+def _seconds(value: object, name: str, *, low: float, high: float, rule: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ConfigurationError(f"{name}={value!r} must be {rule}")
+    return float(value)
 
 
-class MessageHandler(ABC):
-    """Subclass and implement :meth:`handle`; its return value becomes the reply.
-
-    Example::
-
-        class Echo(MessageHandler):
-            def handle(self, message: IncomingMessage) -> Any:
-                return {"echo": message.body}
-
-    An exception raised by ``handle`` is sent to the caller as an error reply and raised there
-    as :class:`~sqs_rpc.RemoteError`. ``handle`` runs on worker threads, concurrently.
-    """
-
-    @abstractmethod
-    def handle(self, message: IncomingMessage) -> Any:
-        """Handle one message; return the reply payload (ignored for one-way messages)."""
+def _whole(value: object, name: str, *, low: int, high: int, rule: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"{name}={value!r} must be {rule}")
+    return value
 
 
 class MessagePoller:
@@ -151,11 +81,14 @@ class MessagePoller:
         poller = MessagePoller(queue_url, Echo(), concurrency=8)
         poller.start()      # background threads; or poller.run() to block until SIGTERM/SIGINT
         ...
+        poller.stats(), poller.health()
         poller.stop()
+
+    Every option, with its default, is described in ``docs/server.md``.
 
     Args:
         queue_url: the request queue.
-        handler: your :class:`MessageHandler`.
+        handler: your :class:`MessageHandler` (``handle`` may be ``async def``).
         concurrency: handler threads; also the most messages held at once.
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
@@ -163,6 +96,17 @@ class MessagePoller:
             receive in progress.
         shutdown_timeout: seconds :meth:`stop` waits for running handlers.
         include_traceback: send the handler's traceback in error replies' details.
+        reply_prefix: the default reply policy's queue name prefix (or a list of prefixes).
+        reply_to_allowed: URL patterns or a callable replacing the default reply policy.
+        visibility_timeout: seconds each heartbeat hides a running message for (None: the
+            queue's own visibility timeout).
+        heartbeat_interval: seconds between heartbeats (None: a third of the visibility
+            timeout); must be shorter than the visibility timeout.
+        max_visibility_extension: seconds after its receive past which a running message is no
+            longer extended; 0 turns the heartbeat off.
+        reply_cache_ttl: seconds a finished request's reply is kept to answer a redelivery
+            without running the handler again; 0 turns the cache off.
+        reply_cache_bytes: the reply cache's size bound (reply bodies, in bytes).
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
@@ -184,6 +128,13 @@ class MessagePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
+        reply_prefix: str | Sequence[str] = DEFAULT_PREFIX,
+        reply_to_allowed: ReplyToAllowed | None = None,
+        visibility_timeout: int | None = None,
+        heartbeat_interval: float | None = None,
+        max_visibility_extension: float = DEFAULT_MAX_VISIBILITY_EXTENSION,
+        reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
+        reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         sweep_interval: float | None = None,
         sweep_prefix: str = DEFAULT_PREFIX,
@@ -194,49 +145,99 @@ class MessagePoller:
             raise ConfigurationError(
                 f"handler {handler!r} has no handle() method; subclass sqs_rpc.MessageHandler"
             )
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency={concurrency!r} must be an int >= 1")
-        if (
-            isinstance(wait_time_seconds, bool)
-            or not isinstance(wait_time_seconds, int)
-            or not 1 <= wait_time_seconds <= 20
-        ):
-            raise ConfigurationError(
-                f"wait_time_seconds={wait_time_seconds!r} must be whole seconds from 1 to 20 "
-                "(SQS's long-poll range; 0 would busy-poll)"
-            )
-        if (
-            isinstance(shutdown_timeout, bool)
-            or not isinstance(shutdown_timeout, int | float)
-            or not 0 <= shutdown_timeout < 86400
-        ):
-            raise ConfigurationError(
-                f"shutdown_timeout={shutdown_timeout!r} must be seconds from 0 to 86400"
-            )
+        _whole(concurrency, "concurrency", low=1, high=10**6, rule="an int >= 1")
+        _whole(
+            wait_time_seconds,
+            "wait_time_seconds",
+            low=1,
+            high=20,
+            rule="whole seconds from 1 to 20 (SQS's long-poll range; 0 would busy-poll)",
+        )
+        _seconds(
+            shutdown_timeout, "shutdown_timeout", low=0, high=86400, rule="seconds from 0 to 86400"
+        )
         if codec is not None and not isinstance(codec, Codec):
             raise ConfigurationError(
                 f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
             )
+        if visibility_timeout is not None:
+            _whole(
+                visibility_timeout,
+                "visibility_timeout",
+                low=1,
+                high=MAX_VISIBILITY_SECONDS,
+                rule=f"whole seconds from 1 to {MAX_VISIBILITY_SECONDS}, or None",
+            )
+        if heartbeat_interval is not None:
+            _seconds(
+                heartbeat_interval,
+                "heartbeat_interval",
+                low=0.001,
+                high=MAX_VISIBILITY_SECONDS,
+                rule="seconds > 0, or None for a third of the visibility timeout",
+            )
+        _seconds(
+            max_visibility_extension,
+            "max_visibility_extension",
+            low=0,
+            high=MAX_VISIBILITY_SECONDS,
+            rule=f"seconds from 0 (no heartbeat) to {MAX_VISIBILITY_SECONDS} (SQS's limit)",
+        )
+        if visibility_timeout is not None and heartbeat_interval is not None:
+            self._check_heartbeat(heartbeat_interval, visibility_timeout)
+        _seconds(
+            reply_cache_ttl,
+            "reply_cache_ttl",
+            low=0,
+            high=86400,
+            rule="seconds from 0 (no cache) to 86400",
+        )
+        _whole(reply_cache_bytes, "reply_cache_bytes", low=1, high=2**40, rule="bytes >= 1")
         self.queue_url = queue_url
         self._handler = handler
         self._concurrency = concurrency
-        self._codec: Codec = codec if codec is not None else JsonCodec()
-        self._wait_time = wait_time_seconds
         self._shutdown_timeout = float(shutdown_timeout)
-        self._include_traceback = include_traceback
-        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
+        self._visibility_timeout = visibility_timeout
+        self._heartbeat_interval = heartbeat_interval
+        self._max_extension = float(max_visibility_extension)
         self._sqs = make_sqs_client(
             sqs_client=sqs_client,
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
-            max_pool_connections=concurrency + 2,
+            max_pool_connections=concurrency + 4,
         )
+        policy = ReplyPolicy(queue_url, prefix=reply_prefix, allowed=reply_to_allowed)
         name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
-        self._slots = threading.Condition()
-        self._free = concurrency
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-worker")
-        self._receiver = BackgroundLoop(f"{name}-receiver", self._receive_once)
+        self._name = name
+        self._counters = Counters()
+        self._outbox = Outbox(self._sqs, queue_url, name=name, counters=self._counters)
+        self._event_loop = EventLoopThread(f"{name}-asyncio")
+        self._dispatcher = Dispatcher(
+            sqs=self._sqs,
+            queue_url=queue_url,
+            handler=handler,
+            codec=codec if codec is not None else JsonCodec(),
+            policy=policy,
+            outbox=self._outbox,
+            counters=self._counters,
+            event_loop=self._event_loop,
+            include_traceback=include_traceback,
+            max_message_bytes=check_max_message_bytes(max_message_bytes),
+            reply_cache_ttl=float(reply_cache_ttl),
+            reply_cache_bytes=reply_cache_bytes,
+        )
+        self._heartbeat: VisibilityHeartbeat | None = None
+        self._receiver = Receiver(
+            self._sqs,
+            queue_url,
+            name=name,
+            concurrency=concurrency,
+            wait_time=wait_time_seconds,
+            process=self._dispatcher.process,
+            counters=self._counters,
+        )
+        self._started_at: float | None = None
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -246,6 +247,15 @@ class MessagePoller:
             if interval is None
             else PeriodicSweep(self._sqs, prefix=sweep_prefix, interval=interval)
         )
+
+    @staticmethod
+    def _check_heartbeat(interval: float, visibility_timeout: int) -> None:
+        if interval >= visibility_timeout:
+            raise ConfigurationError(
+                f"heartbeat_interval={interval:g} must be shorter than the visibility timeout "
+                f"({visibility_timeout}s), or the message reappears between two heartbeats; "
+                "lower heartbeat_interval or raise visibility_timeout"
+            )
 
     def __enter__(self) -> MessagePoller:
         self.start()
@@ -263,8 +273,10 @@ class MessagePoller:
     def running(self) -> bool:
         return self._started and not self._stopped
 
+    # -- lifecycle ---------------------------------------------------------------------------
+
     def start(self) -> None:
-        """Check the queue exists, then start receiving. Idempotent."""
+        """Check the queue and the configuration against it, then start receiving. Idempotent."""
         with self._state_lock:
             if self._stopped:
                 raise ClientClosedError("this MessagePoller was stopped; create a new one")
@@ -272,14 +284,54 @@ class MessagePoller:
                 return
             # Fail here, not in a background loop, when the URL is wrong.
             with aws_errors("GetQueueAttributes", self.queue_url):
-                self._sqs.get_queue_attributes(
-                    QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
-                )
+                attributes = self._sqs.get_queue_attributes(
+                    QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+                ).get("Attributes", {})
+            self._configure_heartbeat(int(attributes.get("VisibilityTimeout", "30")))
+            self._configure_redrive(attributes.get("RedrivePolicy"))
             self._started = True
+            self._started_at = time.monotonic()
+            self._outbox.start()
+            if self._heartbeat is not None:
+                self._heartbeat.start()
             self._receiver.start()
             if self._sweep is not None:
                 self._sweep.start()
         logger.info("polling %s with %d workers", self.queue_url, self._concurrency)
+
+    def _configure_heartbeat(self, queue_visibility: int) -> None:
+        timeout = self._visibility_timeout or queue_visibility
+        if self._max_extension <= 0 or timeout <= 0:
+            logger.info("visibility heartbeat off for %s", self.queue_url)
+            return
+        interval = self._heartbeat_interval
+        if interval is None:
+            interval = timeout / 3
+        self._check_heartbeat(interval, timeout)
+        self._heartbeat = VisibilityHeartbeat(
+            self._sqs,
+            self.queue_url,
+            name=self._name,
+            interval=interval,
+            timeout=timeout,
+            max_extension=self._max_extension,
+        )
+        self._dispatcher.heartbeat = self._heartbeat
+
+    def _configure_redrive(self, redrive_policy: str | None) -> None:
+        max_receive_count: int | None = None
+        if redrive_policy:
+            try:
+                max_receive_count = int(json.loads(redrive_policy)["maxReceiveCount"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning("cannot read the RedrivePolicy of %s", self.queue_url)
+        if max_receive_count is None:
+            logger.warning(
+                "request queue %s has no redrive policy: a message that keeps failing comes "
+                "back until its retention period ends; give it a dead-letter queue",
+                self.queue_url,
+            )
+        self._dispatcher.max_receive_count = max_receive_count
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop receiving, let running handlers finish, release what was not started.
@@ -294,20 +346,17 @@ class MessagePoller:
         budget = self._shutdown_timeout if timeout is None else timeout
         # Shutdown order: (1) stop receiving: a receive in progress returns within the
         # long-poll wait and releases what it got (visibility 0); (2) drain: handlers that
-        # started finish, bounded by the budget; (3) stop the worker pool.
-        self._receiver.signal_stop()
-        with self._slots:
-            self._slots.notify_all()
-        receiver_done = self._receiver.stop(self._wait_time + 10)
-        with self._slots:
-            drained = self._slots.wait_for(lambda: self._free == self._concurrency, budget)
-        if not drained:
-            logger.warning(
-                "%d handlers still running after %.0fs; their messages will be redelivered",
-                self._concurrency - self._free,
-                budget,
-            )
-        self._executor.shutdown(wait=drained, cancel_futures=True)
+        # started finish, bounded by the budget, and their replies and deletes go out through
+        # the outbox, which is still running; (3) stop the worker pool; (4) stop the outbox,
+        # flushing what is left (a late handler flushes its own); (5) stop the heartbeat
+        # (a late handler's message is no longer extended); (6) stop the event loop; (7) stop
+        # the in-process sweeper, if any.
+        receiver_done = self._receiver.stop_receiving()
+        drained = self._receiver.drain(budget)
+        self._outbox.stop(30)
+        if self._heartbeat is not None:
+            self._heartbeat.stop(30)
+        self._event_loop.stop(30 if drained else 0)
         if self._sweep is not None:
             self._sweep.stop()
         logger.info("stopped polling %s", self.queue_url)
@@ -336,221 +385,38 @@ class MessagePoller:
                 signal.signal(sig, handler)
             self.stop()
 
-    # -- receiving ---------------------------------------------------------------------------
+    # -- observing ---------------------------------------------------------------------------
 
-    def _receive_once(self) -> float:
-        with self._slots:
-            # Receive only what a free worker can start at once: a message held but not
-            # started would sit out its visibility timeout for nothing.
-            self._slots.wait_for(lambda: self._free > 0 or self._receiver.stopping)
-            if self._receiver.stopping:
-                return 0
-            count = min(MAX_BATCH, self._free)
-        with aws_errors("ReceiveMessage", self.queue_url):
-            response = self._sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=count,
-                WaitTimeSeconds=self._wait_time,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    def stats(self) -> PollerStats:
+        """Counters since creation; ``in_flight`` is the messages held right now."""
+        counters = self._counters.snapshot()
+        return replace(counters, in_flight=self._receiver.in_flight)
+
+    def health(self, max_receive_age: float = DEFAULT_MAX_RECEIVE_AGE) -> PollerHealth:
+        """Is this poller working? For a process manager's liveness check.
+
+        Healthy means: running, the receiver thread alive, and a ``ReceiveMessage`` succeeded
+        within ``max_receive_age`` seconds (or all workers are busy, so none was due).
+        """
+        now = time.monotonic()
+        last = self._receiver.last_receive
+        age = None if last is None else now - last
+        running = self.running
+        alive = self._receiver.is_alive()
+        recent = (
+            self._receiver.waiting_for_workers
+            or (age is not None and age <= max_receive_age)
+            or (
+                age is None
+                and self._started_at is not None
+                and now - self._started_at <= max_receive_age
             )
-        messages = response.get("Messages", [])
-        if self._receiver.stopping:
-            self._release(messages)
-            return 0
-        for message in messages:
-            with self._slots:
-                self._free -= 1
-            self._executor.submit(self._process, message)
-        return 0
-
-    def _release(self, messages: list[Any]) -> None:
-        """Make received-but-unstarted messages visible again at once."""
-        if not messages:
-            return
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for i, m in enumerate(messages)
-        ]
-        try:
-            with aws_errors("ChangeMessageVisibilityBatch", self.queue_url):
-                self._sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=entries,  # type: ignore[arg-type]
-                )
-            logger.info("released %d unstarted messages", len(entries))
-        except SqsError as exc:
-            logger.warning(
-                "could not release %d messages (%s); they return after their visibility timeout",
-                len(entries),
-                exc,
-            )
-
-    # -- handling ----------------------------------------------------------------------------
-
-    def _process(self, message: Mapping[str, Any]) -> None:
-        try:
-            # A fresh context per message: the trace context set for it never leaks into the
-            # next message this worker thread handles.
-            contextvars.Context().run(self._handle, message)
-        except Exception:
-            # Never let a failure kill a worker silently; the message stays for redelivery.
-            logger.exception("unexpected error handling message %s", message.get("MessageId"))
-        finally:
-            with self._slots:
-                self._free += 1
-                self._slots.notify_all()
-
-    def _handle(self, message: Mapping[str, Any]) -> None:
-        try:
-            request = decode_request(message)
-            body = self._decode_body(request)
-        except DecodeError as exc:
-            self._reject(message, exc)
-            return
-        set_trace_context(request.trace)  # the handler's own calls and the reply carry it
-        incoming = IncomingMessage(
-            body=body,
-            attributes=request.attributes,
-            correlation_id=request.correlation_id,
-            reply_to=request.reply_to,
-            deadline=None if request.deadline_ms is None else request.deadline_ms / 1000,
-            message_id=request.message_id,
-            receive_count=request.receive_count,
-            queue_url=self.queue_url,
-            traceparent=request.trace.traceparent if request.trace else None,
-            tracestate=request.trace.tracestate if request.trace else None,
         )
-        try:
-            result = self._handler.handle(incoming)
-        except Exception as exc:
-            if request.reply_to is None:
-                logger.warning(
-                    "handler failed on one-way message %s; left for retry/redrive",
-                    request.message_id,
-                    exc_info=True,
-                )
-                return
-            logger.info("handler failed on call %s: %r", request.correlation_id, exc)
-            self._reply_and_delete(request, "error", self._error_body(exc), JSON_CONTENT_TYPE)
-            return
-        if request.reply_to is None:
-            self._delete(request)
-            return
-        try:
-            reply_body = self._codec.encode(result)
-        except EncodeError as exc:
-            # Checked before sending: the caller gets an error, not an undecodable reply.
-            error = ErrorInfo("EncodeError", f"the handler's return value: {exc}")
-            self._reply_and_delete(request, "error", error.to_body(), JSON_CONTENT_TYPE)
-            return
-        self._reply_and_delete(request, "ok", reply_body, self._codec.content_type)
-
-    def _decode_body(self, request: Request) -> Any:
-        if request.content_type != self._codec.content_type:
-            raise DecodeError(
-                f"content type {request.content_type!r} is not this server's "
-                f"{self._codec.content_type!r}; use the same codec on both sides"
-            )
-        return self._codec.decode(request.body)
-
-    def _error_body(self, exc: Exception) -> str:
-        details: dict[str, Any] | None = None
-        if self._include_traceback:
-            details = {"traceback": "".join(traceback.format_exception(exc))}
-        return ErrorInfo(type(exc).__name__, str(exc), details).to_body()
-
-    def _reject(self, message: Mapping[str, Any], exc: DecodeError) -> None:
-        """An undecodable message: tell the caller once, leave the message for redrive."""
-        message_id = message.get("MessageId")
-        address = reply_address(message)
-        first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
-        if address is not None and address[1] and first:
-            reply_to, correlation_id = address
-            assert correlation_id is not None
-            error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-            try:
-                self._send_reply(
-                    reply_to, correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE
-                )
-            except SqsError as send_exc:
-                logger.warning("could not send the error reply for %s: %s", message_id, send_exc)
-        logger.warning(
-            "undecodable message %s left for redrive (configure a dead-letter queue): %s",
-            message_id,
-            exc,
+        return PollerHealth(
+            healthy=running and alive and recent,
+            running=running,
+            receiver_alive=alive,
+            last_receive_age=age,
+            consecutive_receive_errors=self._receiver.errors_in_a_row,
+            in_flight=self._receiver.in_flight,
         )
-
-    def _reply_and_delete(
-        self, request: Request, status: Status, body: str, content_type: str
-    ) -> None:
-        assert request.reply_to is not None
-        assert request.correlation_id is not None
-        try:
-            self._send_reply(
-                request.reply_to,
-                request.correlation_id,
-                status,
-                body,
-                content_type,
-                trace=request.trace,  # the caller's trace context goes back with the reply
-            )
-        except QueueDoesNotExist:
-            # The caller closed or died and its queue is gone: nobody can use this reply,
-            # and running the handler again would not change that.
-            logger.info(
-                "reply queue for call %s is gone; dropping the reply", request.correlation_id
-            )
-        except SqsError as exc:
-            logger.warning(
-                "could not reply to call %s (%s); the request will be redelivered",
-                request.correlation_id,
-                exc,
-            )
-            return
-        self._delete(request)
-
-    def _send_reply(
-        self,
-        reply_to: str,
-        correlation_id: str,
-        status: Status,
-        body: str,
-        content_type: str,
-        *,
-        trace: TraceContext | None = None,
-    ) -> None:
-        arguments = encode_reply(
-            correlation_id=correlation_id,
-            status=status,
-            body=body,
-            content_type=content_type,
-            trace=trace,
-        )
-        try:
-            check_message_size(arguments, self._max_message_bytes, what="reply")
-        except PayloadTooLarge as exc:
-            # SQS would refuse it, and redelivery would not make it smaller: tell the caller.
-            logger.warning("reply to call %s is too large: %s", correlation_id, exc)
-            error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
-            arguments = encode_reply(
-                correlation_id=correlation_id,
-                status="error",
-                body=error.to_body(),
-                content_type=JSON_CONTENT_TYPE,
-                trace=trace,
-            )
-        with aws_errors("SendMessage", reply_to):
-            self._sqs.send_message(QueueUrl=reply_to, **arguments)
-        logger.debug("replied %s to call %s", status, correlation_id)
-
-    def _delete(self, request: Request) -> None:
-        try:
-            with aws_errors("DeleteMessage", self.queue_url):
-                self._sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=request.receipt_handle
-                )
-        except SqsError as exc:
-            logger.warning(
-                "could not delete message %s (%s); it will be redelivered", request.message_id, exc
-            )

@@ -133,6 +133,7 @@ class Request:
     receive_count: int
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     trace: TraceContext | None = None
+    group_id: str | None = None  # MessageGroupId, on FIFO queues
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,7 @@ def decode_request(message: SqsMessage) -> Request:
                 if (value := _attr(message, name)) is not None
             }
         ),
+        group_id=message.get("Attributes", {}).get("MessageGroupId"),
     )
 
 

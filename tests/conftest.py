@@ -87,6 +87,12 @@ def queue_url(make_queue: Callable[..., str]) -> str:
 
 
 @pytest.fixture
+def reply_queue(make_queue: Callable[..., str]) -> str:
+    """A queue a server's default reply policy accepts (same account, reply prefix)."""
+    return make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
+
+
+@pytest.fixture
 def client(sqs: Any) -> Iterator[RpcClient]:
     with RpcClient(sqs_client=sqs, default_timeout=10) as rpc:
         yield rpc

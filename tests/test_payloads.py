@@ -119,4 +119,6 @@ def test_max_message_bytes_is_checked_at_construction(sqs: Any, value: int) -> N
     with pytest.raises(ConfigurationError, match="max_message_bytes"):
         RpcClient(sqs_client=sqs, max_message_bytes=value)
     with pytest.raises(ConfigurationError, match="max_message_bytes"):
-        MessagePoller("http://sqs/q", Reverse(), sqs_client=sqs, max_message_bytes=value)
+        MessagePoller(
+            "http://sqs/123456789012/q", Reverse(), sqs_client=sqs, max_message_bytes=value
+        )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def test_concurrency_bounds_running_handlers(
 def test_garbage_request_gets_an_error_reply_and_stays_for_redrive(
     queue_url: str, make_queue: Callable[..., str], serve: Serve, sqs: Any
 ) -> None:
-    reply_queue = make_queue()
+    reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
     handler = Echo()
     poller = serve(queue_url, handler)
     sqs.send_message(
@@ -177,7 +178,7 @@ def test_request_whose_reply_queue_is_gone_is_deleted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("INFO", logger="sqs_rpc")
-    gone = make_queue()
+    gone = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
     sqs.delete_queue(QueueUrl=gone)
     handler = Echo()
     poller = serve(queue_url, handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -151,7 +152,7 @@ def test_the_reply_carries_the_trace_context_back(
     sqs: Any, queue_url: str, make_queue: Callable[..., str], serve: Serve
 ) -> None:
     serve(queue_url, Recorder())
-    reply_queue = make_queue()
+    reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")  # the default reply policy
     for correlation_id, trace in (("with", TraceContext(TRACEPARENT, TRACESTATE)), ("w/o", None)):
         arguments = encode_request(
             body='"x"',

@@ -5,6 +5,7 @@ A change that breaks users' type checking breaks this file first.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Future
 from typing import Any
 
@@ -15,9 +16,12 @@ from sqs_rpc import (
     JsonCodec,
     MessageHandler,
     MessagePoller,
+    PollerHealth,
+    PollerStats,
     RemoteError,
     ReplyQueueLost,
     RequestMessage,
+    Retry,
     RpcClient,
     RpcTimeout,
     SqsRpcError,
@@ -30,6 +34,14 @@ class Echo(MessageHandler):
     def handle(self, message: IncomingMessage) -> Any:
         remaining: float | None = message.remaining_time()
         return {"echo": message.body, "remaining": remaining}
+
+
+class AsyncEcho(MessageHandler):
+    async def handle(self, message: IncomingMessage) -> Any:
+        await asyncio.sleep(0)
+        if message.last_attempt:
+            raise Retry("later", delay=5)
+        return message.body
 
 
 def use(queue_url: str) -> None:
@@ -51,6 +63,10 @@ def use(queue_url: str) -> None:
             except SqsRpcError:
                 pass
             print(reply, message_id, sent)
+        stats: PollerStats = poller.stats()
+        health: PollerHealth = poller.health(max_receive_age=60)
+        print(stats.handled, health.healthy)
+        MessagePoller(queue_url, AsyncEcho(), reply_to_allowed=["https://sqs.*/1/reply-*"])
         stopped: bool = poller.stop()
         print(stopped)
 

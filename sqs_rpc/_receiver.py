@@ -1,0 +1,203 @@
+"""The receive loop: long-polls for free workers only, and keeps FIFO groups in order.
+
+The receiver asks SQS for at most as many messages as there are free workers (a message held
+but not started would sit out its visibility timeout for nothing), and hands each unit of work
+to the worker pool: one standard message, or all messages of one FIFO group from one receive,
+handled in order by one worker. If one of a group's messages is not finished (left for
+redelivery), the rest of the group is released unstarted, so SQS redelivers the group in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SqsError, aws_errors
+from ._loop import BackgroundLoop
+from ._stats import Counters
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["Receiver"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 10
+
+Process = Callable[[Mapping[str, Any], float], bool]
+
+
+class Receiver:
+    """Receives from the request queue and runs ``process(message, received)`` on workers.
+
+    ``process`` returns True when the message is finished (deleted), False when it was left.
+    """
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        *,
+        name: str,
+        concurrency: int,
+        wait_time: int,
+        process: Process,
+        counters: Counters,
+    ) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self._concurrency = concurrency
+        self._wait_time = wait_time
+        self._process_one = process
+        self._counters = counters
+        self._slots = threading.Condition()
+        self._free = concurrency
+        self.waiting_for_workers = False
+        self.last_receive: float | None = None  # time.monotonic() of the last successful receive
+        self.errors_in_a_row = 0
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-worker")
+        self._loop = BackgroundLoop(f"{name}-receiver", self._receive_once)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages held: being handled, or waiting in a FIFO group for their turn."""
+        with self._slots:
+            return self._concurrency - self._free
+
+    def is_alive(self) -> bool:
+        return self._loop.is_alive()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop_receiving(self) -> bool:
+        """Stop the loop; a receive in progress returns within the long-poll wait."""
+        self._loop.signal_stop()
+        with self._slots:
+            self._slots.notify_all()
+        return self._loop.stop(self._wait_time + 10)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for running work; then stop the worker pool."""
+        with self._slots:
+            drained = self._slots.wait_for(lambda: self._free == self._concurrency, timeout)
+        if not drained:
+            logger.warning(
+                "%d handlers still running after %.0fs; their messages will be redelivered",
+                self.in_flight,
+                timeout,
+            )
+        self._executor.shutdown(wait=drained, cancel_futures=True)
+        return drained
+
+    def _receive_once(self) -> float:
+        with self._slots:
+            # Receive only what a free worker can start at once: a message held but not
+            # started would sit out its visibility timeout for nothing.
+            self.waiting_for_workers = True
+            self._slots.wait_for(lambda: self._free > 0 or self._loop.stopping)
+            self.waiting_for_workers = False
+            if self._loop.stopping:
+                return 0
+            count = min(MAX_BATCH, self._free)
+        try:
+            with aws_errors("ReceiveMessage", self.queue_url):
+                response = self._sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=count,
+                    WaitTimeSeconds=self._wait_time,
+                    MessageAttributeNames=["All"],
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+                )
+        except SqsError:
+            # Logged and backed off by the BackgroundLoop; counted for health().
+            self._counters.add("receive_errors")
+            self.errors_in_a_row += 1
+            raise
+        received = time.monotonic()
+        self.last_receive = received
+        self.errors_in_a_row = 0
+        messages = response.get("Messages", [])
+        self._counters.add("received", len(messages))
+        if self._loop.stopping:
+            self._release(messages)
+            return 0
+        with self._slots:
+            self._free -= len(messages)
+        for group in _groups_in_order(messages):
+            self._executor.submit(self._process_group, group, received)
+        return 0
+
+    def _process_group(self, messages: list[Mapping[str, Any]], received: float) -> None:
+        """Handle messages of one FIFO group (or one standard message) in order."""
+        for index, message in enumerate(messages):
+            if index and self._loop.stopping:
+                self._release_unstarted(messages[index:], "shutting down")
+                return
+            if not self._process(message, received):
+                rest = messages[index + 1 :]
+                if rest:
+                    self._release_unstarted(rest, "an earlier message of their group is not done")
+                return
+
+    def _release_unstarted(self, messages: list[Mapping[str, Any]], why: str) -> None:
+        logger.info("releasing %d messages unstarted: %s", len(messages), why)
+        self._release(messages)
+        with self._slots:
+            self._free += len(messages)
+            self._slots.notify_all()
+
+    def _release(self, messages: list[Any]) -> None:
+        """Make received-but-unstarted messages visible again at once."""
+        if not messages:
+            return
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ]
+        try:
+            with aws_errors("ChangeMessageVisibilityBatch", self.queue_url):
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=entries,  # type: ignore[arg-type]
+                )
+            logger.info("released %d unstarted messages", len(entries))
+        except SqsError as exc:
+            logger.warning(
+                "could not release %d messages (%s); they return after their visibility timeout",
+                len(entries),
+                exc,
+            )
+
+    def _process(self, message: Mapping[str, Any], received: float) -> bool:
+        try:
+            return self._process_one(message, received)
+        except Exception:
+            # Never let a failure kill a worker silently; the message stays for redelivery.
+            logger.exception("unexpected error handling message %s", message.get("MessageId"))
+            return False
+        finally:
+            with self._slots:
+                self._free += 1
+                self._slots.notify_all()
+
+
+def _groups_in_order(messages: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Split a receive into units of work: one per FIFO message group, one per other message."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    units: list[list[Mapping[str, Any]]] = []
+    for message in messages:
+        group_id = message.get("Attributes", {}).get("MessageGroupId")
+        if group_id is None:
+            units.append([message])
+        elif group_id in groups:
+            groups[group_id].append(message)
+        else:
+            groups[group_id] = [message]
+            units.append(groups[group_id])
+    return units

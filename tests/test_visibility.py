@@ -1,0 +1,87 @@
+"""The visibility heartbeat over HTTP: a long handler keeps its message and runs once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sqs_rpc import (
+    ConfigurationError,
+    IncomingMessage,
+    MessageHandler,
+    MessagePoller,
+    RpcClient,
+)
+
+Serve = Callable[..., MessagePoller]
+
+
+class Slow(MessageHandler):
+    """Runs for ``seconds`` (or until a second run starts); counts its runs."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.runs = 0
+        self.second_run = threading.Event()
+
+    def handle(self, message: IncomingMessage) -> Any:
+        with self.lock:
+            self.runs += 1
+            if self.runs > 1:
+                self.second_run.set()
+                return "second"
+        self.second_run.wait(self.seconds)
+        return "first"
+
+
+def test_heartbeat_must_be_shorter_than_the_visibility_timeout(sqs: Any) -> None:
+    with pytest.raises(ConfigurationError, match="shorter than the visibility timeout"):
+        MessagePoller(
+            "http://q/123456789012/x",
+            Slow(0),
+            sqs_client=sqs,
+            visibility_timeout=5,
+            heartbeat_interval=5,
+        )
+
+
+def test_heartbeat_is_checked_against_the_queue_at_start(
+    sqs: Any, make_queue: Callable[..., str]
+) -> None:
+    queue_url = make_queue(VisibilityTimeout="2")
+    poller = MessagePoller(queue_url, Slow(0), sqs_client=sqs, heartbeat_interval=3)
+    with pytest.raises(ConfigurationError, match="heartbeat_interval"):
+        poller.start()
+    poller.stop()
+
+
+@pytest.mark.timeout(90)
+def test_handler_running_three_visibility_timeouts_runs_once(
+    sqs: Any, make_queue: Callable[..., str], serve: Serve, client: RpcClient
+) -> None:
+    queue_url = make_queue(VisibilityTimeout="2")
+    handler = Slow(6.5)
+    # Two servers on one queue: without the heartbeat, the message reappears after 2 s and the
+    # other server (which has no reply cache entry for it) runs it a second time. One worker
+    # each, so the busy server does not receive the copy itself.
+    serve(queue_url, handler, heartbeat_interval=0.5, concurrency=1)
+    serve(queue_url, handler, heartbeat_interval=0.5, concurrency=1)
+    assert client.call(queue_url, 1, timeout=60) == "first"
+    assert handler.runs == 1
+
+
+@pytest.mark.timeout(90)
+def test_extension_stops_at_the_cap(
+    sqs: Any, make_queue: Callable[..., str], serve: Serve, client: RpcClient
+) -> None:
+    queue_url = make_queue(VisibilityTimeout="1")
+    handler = Slow(30)
+    for _ in range(2):
+        serve(queue_url, handler, heartbeat_interval=0.3, max_visibility_extension=2, concurrency=1)
+    future = client.call_async(queue_url, 1, timeout=60)
+    assert handler.second_run.wait(30)  # the capped message was let go and ran again
+    assert future.result(timeout=30) in {"first", "second"}
