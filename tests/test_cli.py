@@ -10,6 +10,7 @@ import pytest
 from sqs_rpc._cli import EXIT_OK, EXIT_USAGE, main
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--calls", "40", "--concurrency", "4"]) == EXIT_OK
@@ -32,6 +33,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().out
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 def test_demo_as_a_subprocess() -> None:
     result = subprocess.run(

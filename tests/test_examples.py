@@ -19,6 +19,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 def test_quickstart() -> None:
     result = subprocess.run(
