@@ -219,14 +219,14 @@ def test_lost_deletes_mean_redelivery_but_one_reply_per_call(
 )
 def test_a_slow_send_still_fails_within_the_call_timeout(rig: Rig, queue_url: str) -> None:
     proxy = rig.proxy
-    proxy.set_faults(Fault("latency", operations={"SendMessageBatch"}, delay=10))
+    proxy.set_faults(Fault("latency", operations={"SendMessageBatch"}, delay=6))
     with rig.client() as client:
         started = time.monotonic()
         with pytest.raises(RpcTimeout):
             client.call(queue_url, "slow", timeout=2)
         elapsed = time.monotonic() - started
         proxy.set_faults()
-    assert elapsed < 2 + 5, elapsed
+    assert elapsed < 2 + 3, elapsed
 
 
 def test_the_proxy_answers_throttling_as_botocore_expects(rig: Rig, queue_url: str) -> None:
