@@ -76,7 +76,9 @@ class JsonCodec:
     def decode(self, data: str) -> Any:
         try:
             return json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            # A body nested deeper than the parser's recursion limit is bad input too: it
+            # must reach the caller as DecodeError, not escape a poller's step.
             raise DecodeError(f"body is not valid JSON: {exc}") from exc
 
     def __repr__(self) -> str:

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PREFIX = "sqs-rpc-reply-"
 HEARTBEAT_TAG = "sqs-rpc:heartbeat"
 RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
+REPLY_VISIBILITY_TIMEOUT = 5  # seconds; see create()
 
 _MAX_QUEUE_NAME = 80
 _ID_LENGTH = 32  # uuid4().hex
@@ -63,8 +64,13 @@ class ReplyQueue:
         with aws_errors("CreateQueue"):
             response = self._sqs.create_queue(
                 QueueName=self.name,
-                # Long polling is the default for every receive on this queue.
-                Attributes={"ReceiveMessageWaitTimeSeconds": "20"},
+                # Long polling is the default for every receive on this queue. A short
+                # visibility timeout: a receive whose response is lost on the way (connection
+                # reset, read timeout) hides its replies only this long, not SQS's default 30 s.
+                Attributes={
+                    "ReceiveMessageWaitTimeSeconds": "20",
+                    "VisibilityTimeout": str(REPLY_VISIBILITY_TIMEOUT),
+                },
                 tags={
                     HEARTBEAT_TAG: str(int(time.time())),
                     RETENTION_TAG: str(self.retention_seconds),

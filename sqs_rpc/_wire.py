@@ -107,7 +107,7 @@ class ErrorInfo:
     def from_body(cls, body: str) -> ErrorInfo:
         try:
             doc = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise DecodeError(f"error reply body is not JSON: {exc}") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             raise DecodeError("error reply body is not an error document with a 'type'")

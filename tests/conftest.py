@@ -1,7 +1,10 @@
 """Shared fixtures: one SQS-compatible server over HTTP for the session, fresh queues per test.
 
 The server is sqs-rpc's own EmbeddedSqs (moto's server on 127.0.0.1, on a free port). Set
-SQS_RPC_TEST_ENDPOINT to run the integration tests against another SQS endpoint instead.
+SQS_RPC_TEST_ENDPOINT to run the integration tests against another SQS endpoint instead, and
+SQS_RPC_TEST_SERVER to its name (``fauxqs``, ``localstack``, ``aws``; default ``moto``) so that
+tests marked ``known_deviation(name, reason=...)`` are skipped there with their reason. Tests
+marked ``embedded_server`` exercise EmbeddedSqs itself and ignore the endpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +23,21 @@ import pytest
 from sqs_rpc import EmbeddedSqs, MessageHandler, MessagePoller, RpcClient
 
 THREAD_PREFIX = "sqs-rpc-"
+
+
+def server_name() -> str:
+    """The name of the SQS implementation under test (SQS_RPC_TEST_SERVER, default moto)."""
+    return os.environ.get("SQS_RPC_TEST_SERVER", "moto").strip().lower() or "moto"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A deviation is where an emulator differs from AWS's documented behaviour and the test
+    # follows AWS: skip it on that emulator, with the reason, rather than weaken the test.
+    name = server_name()
+    for item in items:
+        for mark in item.iter_markers("known_deviation"):
+            if name in mark.args:
+                item.add_marker(pytest.mark.skip(reason=f"{name}: {mark.kwargs['reason']}"))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -17,14 +17,21 @@ def _arguments(body: str) -> dict[str, Any]:
     return {"MessageBody": body}
 
 
-def _drain(sqs: Any, queue_url: str, expected: int) -> list[dict[str, Any]]:
+def _drain(
+    sqs: Any, queue_url: str, expected: int, *, delete: bool = False
+) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
     for _ in range(50):
         if len(received) >= expected:
             break
-        received += sqs.receive_message(
+        messages = sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         ).get("Messages", [])
+        # A FIFO group stays locked while a message of it is in flight, and SQS may hand out
+        # one message of a group per receive (fauxqs does; AWS may): drain FIFO by deleting.
+        for message in messages if delete else ():
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        received += messages
     return received
 
 
@@ -100,10 +107,13 @@ def test_an_invalid_entry_does_not_fail_its_batch(sqs: Any, make_queue: Callable
             bad.result(timeout=10)
     finally:
         batcher.close()
-    bodies = [m["Body"] for m in _drain(sqs, fifo, 2)]
+    bodies = [m["Body"] for m in _drain(sqs, fifo, 2, delete=True)]
     assert bodies == ["ok", "ok too"]  # order within the group kept
 
 
+@pytest.mark.known_deviation(
+    "fauxqs", reason="accepts any receipt handle; AWS answers ReceiptHandleIsInvalid"
+)
 def test_a_failed_entry_fails_alone(sqs: Any, queue_url: str) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody="x")
     (message,) = _drain(sqs, queue_url, 1)

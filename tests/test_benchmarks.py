@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(300)
 def test_quick_benchmark_runs_with_correct_replies(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"

@@ -59,6 +59,7 @@ def _env() -> dict[str, str]:
 # -- demo and usage --------------------------------------------------------------------------
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--calls", "40", "--concurrency", "4"]) == EXIT_OK
@@ -85,6 +86,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 def test_demo_as_a_subprocess() -> None:
     result = subprocess.run(

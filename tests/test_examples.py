@@ -49,6 +49,7 @@ SELF_CONTAINED = {
 }
 
 
+@pytest.mark.embedded_server
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", sorted(SELF_CONTAINED))
 def test_self_contained_example(name: str) -> None:

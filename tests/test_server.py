@@ -149,7 +149,7 @@ def test_undecodable_one_way_message_is_left_for_redrive(
 ) -> None:
     handler = Echo()
     poller = serve(queue_url, handler)
-    sqs.send_message(QueueUrl=queue_url, MessageBody="\x01 not json")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="{not json")
     wait_for(lambda: "left for redrive" in caplog.text)
     poller.stop()
     assert handler.calls == 0

@@ -1,0 +1,1 @@
+"""Reliability tooling: a second SQS implementation (fauxqs) and a fault-injecting proxy."""
