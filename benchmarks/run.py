@@ -246,7 +246,7 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
         sqs.delete_queue(QueueUrl=parked)
 
 
-def run_implementation(impl: str, endpoint: str, quick: bool) -> dict[str, Any]:
+def run_implementation(impl: str, endpoint: str, quick: bool, memory_calls: int) -> dict[str, Any]:
     admin = _sqs(endpoint)
     queue_url = admin.create_queue(QueueName=f"bench-{impl}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     server = ServerProcess(impl, endpoint, queue_url)
@@ -282,7 +282,7 @@ def run_implementation(impl: str, endpoint: str, quick: bool) -> dict[str, Any]:
         client.close()
         server.stop()
         admin.delete_queue(QueueUrl=queue_url)
-    memory = _memory(impl, endpoint, 300 if quick else 10_000)
+    memory = _memory(impl, endpoint, memory_calls)
     return {
         "phases": [p.summary() for p in phases],
         "client_cpu_seconds_per_second": cpu,
@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     parser.add_argument("--json", type=Path, help="where to write the JSON results")
+    parser.add_argument(
+        "--memory-calls",
+        type=int,
+        help="calls in flight in the memory phase (default 10,000; 300 with --quick)",
+    )
     args = parser.parse_args(argv)
     sqs_server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.sqs_server"],
@@ -352,12 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = sqs_server.stdout.readline().strip()
     try:
         print(f"SQS-compatible server: {endpoint} (moto, separate process)", flush=True)
-        results = {impl: run_implementation(impl, endpoint, args.quick) for impl in IMPLEMENTATIONS}
+        memory_calls = args.memory_calls or (300 if args.quick else 10_000)
+        results = {
+            impl: run_implementation(impl, endpoint, args.quick, memory_calls)
+            for impl in IMPLEMENTATIONS
+        }
     finally:
         sqs_server.stdin.close()
         sqs_server.wait(30)
     report = {
-        "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
