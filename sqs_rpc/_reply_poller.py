@@ -141,7 +141,16 @@ class ReplyPoller:
                     f"client's codec reads {self._codec.content_type!r}; use the same codec "
                     "on both sides"
                 )
-            settle(future, result=self._codec.decode(reply.body))
+            try:
+                value = self._codec.decode(reply.body)
+            except DecodeError:
+                raise
+            except Exception as exc:
+                # A user codec's own error: the call fails now rather than at its timeout.
+                raise DecodeError(
+                    f"the codec could not decode reply {correlation_id}: {exc!r}"
+                ) from exc
+            settle(future, result=value)
         except DecodeError as exc:
             logger.warning("undecodable reply for call %s: %s", correlation_id, exc)
             settle(future, error=exc)

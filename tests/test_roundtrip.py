@@ -13,8 +13,10 @@ import pytest
 from sqs_rpc import (
     ClientClosedError,
     ConfigurationError,
+    DecodeError,
     EncodeError,
     IncomingMessage,
+    JsonCodec,
     MessageHandler,
     MessagePoller,
     RemoteError,
@@ -331,3 +333,17 @@ def test_invalid_client_options_name_the_fix(options: dict[str, Any], match: str
 def test_sqs_client_and_endpoint_together_are_rejected(sqs: Any) -> None:
     with pytest.raises(ConfigurationError, match="not both"):
         RpcClient(sqs_client=sqs, endpoint_url="http://127.0.0.1:1")
+
+
+def test_a_codec_failure_fails_the_call_at_once(sqs: Any, queue_url: str, serve: Serve) -> None:
+    class Fragile(JsonCodec):
+        def decode(self, data: str) -> Any:
+            if data.startswith('{"echo"'):
+                raise RuntimeError("codec bug")
+            return super().decode(data)
+
+    serve(queue_url, Echo())
+    with RpcClient(sqs_client=sqs, codec=Fragile()) as rpc:
+        with pytest.raises(DecodeError, match="codec bug"):  # not RpcTimeout at 30 s
+            rpc.call(queue_url, 1, timeout=30)
+        assert rpc.pending_calls == 0
