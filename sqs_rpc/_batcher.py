@@ -1,10 +1,21 @@
-"""Coalescing SendMessage and DeleteMessage into their batch forms, without a fixed linger.
+"""Coalescing SendMessage and DeleteMessage into their batch forms.
 
-Callers hand an entry to the :class:`Batcher` and get a future. A flusher thread takes up to 10
-entries for one queue (within SQS's 1 MiB batch limit) and sends them in one request. Nothing
-waits on a timer: a lone entry goes out at once, and entries that arrive while a batch is in
-flight wait for the next one. Under load the batches fill by themselves; when idle, the cost is
-one thread hand-off.
+Callers hand an entry to the :class:`Batcher` and get a future. Flusher threads take up to 10
+entries for one queue (within SQS's 1 MiB batch limit) and send them in one request.
+
+*Sends* never wait on a timer when nothing else is going on: a lone entry goes out at once.
+While a batch for a queue is in flight, the entries that arrive for that queue wait for it to
+return and then go together, unless a full batch is already waiting (then a second flusher
+sends it in parallel). When the owner says it is ``busy`` (other calls are in flight, whose
+callers are about to send too: they wake together when a batch of replies arrives), a send
+waits up to ``send_linger`` for them, so that a clump of calls stays one batch instead of a
+lone first entry followed by the rest.
+
+*Deletes* are off everyone's critical path (the caller already has its reply), so they may wait
+up to ``delete_delay`` seconds for company: a batch of deletes goes out when it is full, when its
+oldest entry has waited that long, or at :meth:`Batcher.close`. Ten deletes in one request
+instead of ten requests is most of what separates a loaded client from SQS's floor of 0.6
+requests per call.
 
 Partial failures are per entry: an entry SQS rejects for the sender's fault fails its future at
 once; one that failed for SQS's own fault (``SenderFault`` false) is retried, alone, a few times.
@@ -17,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +59,7 @@ class _Item:
     entry: dict[str, Any]
     future: Future[Any]
     size: int
+    queued: float = 0.0  # time.monotonic() when handed in
     retries: int = 0
     alone: bool = False  # sent in a batch of its own (after its batch was rejected whole)
 
@@ -54,18 +67,42 @@ class _Item:
 @dataclass
 class _Queue:
     items: deque[_Item] = field(default_factory=deque)
+    size: int = 0  # bytes of the waiting items
+    in_flight: int = 0  # batches of this queue being sent right now
+
+    def full(self) -> bool:
+        """A whole batch is waiting: sending it cannot be improved on by waiting longer."""
+        return (
+            len(self.items) >= MAX_BATCH_ENTRIES
+            or self.size >= MAX_BATCH_BYTES
+            or self.items[0].alone
+        )
 
 
 class Batcher:
     """Batches sends and deletes per queue on ``workers`` flusher threads.
 
-    ``send`` futures resolve to the SQS message id; ``delete`` futures to None.
+    ``send`` futures resolve to the SQS message id; ``delete`` futures to None. A delete waits
+    at most ``delete_delay`` seconds for other deletes to share its request; a send waits at
+    most ``send_linger`` seconds, and only while ``busy()`` is true.
     """
 
-    def __init__(self, sqs: SQSClient, *, name: str, workers: int = 2) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        *,
+        name: str,
+        workers: int = 2,
+        delete_delay: float = 0.0,
+        send_linger: float = 0.0,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
         self._sqs = sqs
+        self._delays: dict[Kind, float] = {"send": send_linger, "delete": delete_delay}
+        self._busy = busy
         self._cond = threading.Condition()
-        # (kind, queue_url) -> entries waiting, oldest first; flushers take queues round-robin.
+        # (kind, queue_url) -> entries waiting (oldest first) and batches in flight; a queue
+        # stays here until both are empty. Flushers take queues round-robin.
         self._waiting: OrderedDict[tuple[Kind, str], _Queue] = OrderedDict()
         self._closed = False
         self._loops = [
@@ -104,39 +141,85 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise ClientClosedError("the batcher is closed")
-            self._waiting.setdefault((kind, queue_url), _Queue()).items.append(
-                _Item(entry, future, size)
-            )
-        for loop in self._loops:
-            loop.wake()
+            queue = self._waiting.setdefault((kind, queue_url), _Queue())
+            queue.items.append(_Item(entry, future, size, time.monotonic()))
+            queue.size += size
+            # A delete joining others that are already waiting changes nobody's deadline.
+            wake = kind == "send" or len(queue.items) == 1 or queue.full()
+        if wake:
+            for loop in self._loops:
+                loop.wake()
         return future
 
-    def _take(self) -> tuple[Kind, str, list[_Item]] | None:
+    def _take(self) -> tuple[Kind, str, list[_Item]] | float | None:
+        """A batch to send now; else the seconds until one is due (None: until woken)."""
+        now = time.monotonic()
+        due: float | None = None
         with self._cond:
             if not self._waiting:
                 self._cond.notify_all()  # close() waits for this
                 return None
-            (kind, queue_url), queue = next(iter(self._waiting.items()))
-            batch: list[_Item] = []
-            size = 0
-            while queue.items and len(batch) < MAX_BATCH_ENTRIES:
-                item = queue.items[0]
-                if batch and (item.alone or size + item.size > MAX_BATCH_BYTES):
-                    break
-                batch.append(queue.items.popleft())
-                size += item.size
-                if item.alone:
-                    break
-            del self._waiting[(kind, queue_url)]
-            if queue.items:  # what is left goes to the back: queues take turns
-                self._waiting[(kind, queue_url)] = queue
-            return kind, queue_url, batch
+            for (kind, queue_url), queue in self._waiting.items():
+                if not queue.items:
+                    continue
+                full = queue.full()
+                if queue.in_flight and not full:
+                    continue  # these go with the next batch, once the one in flight returns
+                if not full and not self._closed and self._may_wait(kind):
+                    ready = queue.items[0].queued + self._delays[kind]
+                    if ready > now:
+                        due = ready if due is None else min(due, ready)
+                        continue
+                batch: list[_Item] = []
+                size = 0
+                while queue.items and len(batch) < MAX_BATCH_ENTRIES:
+                    item = queue.items[0]
+                    if batch and (item.alone or size + item.size > MAX_BATCH_BYTES):
+                        break
+                    batch.append(queue.items.popleft())
+                    size += item.size
+                    if item.alone:
+                        break
+                queue.size -= size
+                queue.in_flight += 1
+                self._waiting.move_to_end((kind, queue_url))  # queues take turns
+                return kind, queue_url, batch
+        return None if due is None else max(due - now, 0.0)
+
+    def _may_wait(self, kind: Kind) -> bool:
+        if kind == "delete":
+            return True
+        return self._delays["send"] > 0 and self._busy is not None and self._busy()
+
+    def _sent(self, kind: Kind, queue_url: str) -> None:
+        """A batch of this queue has returned; forget the queue if nothing else is left."""
+        with self._cond:
+            queue = self._waiting.get((kind, queue_url))
+            if queue is None:  # close() gave up waiting and failed everything
+                return
+            queue.in_flight -= 1
+            if not queue.items and not queue.in_flight:
+                del self._waiting[(kind, queue_url)]
+            elif queue.items:
+                for loop in self._loops:  # entries held back for this batch may go now
+                    loop.wake()
 
     def _flush_once(self) -> float | None:
         taken = self._take()
-        if taken is None:
-            return None  # wait for _put's wake()
+        if not isinstance(taken, tuple):
+            return taken  # wait for the next due batch, or for _put's wake()
         kind, queue_url, batch = taken
+        try:
+            self._flush(kind, queue_url, batch)
+        except Exception as exc:  # never leave a caller waiting on a future
+            logger.exception("sending a batch to %s failed unexpectedly", queue_url)
+            for item in batch:
+                settle(item.future, error=exc)
+        finally:
+            self._sent(kind, queue_url)
+        return 0
+
+    def _flush(self, kind: Kind, queue_url: str, batch: list[_Item]) -> None:
         entries = [{"Id": str(i), **item.entry} for i, item in enumerate(batch)]
         operation = "SendMessageBatch" if kind == "send" else "DeleteMessageBatch"
         try:
@@ -154,21 +237,27 @@ class Batcher:
         except QueueDoesNotExist as exc:
             for item in batch:
                 settle(item.future, error=exc)
-            return 0
+            return
         except SqsError as exc:
             if len(batch) == 1:
                 settle(batch[0].future, error=exc)
-                return 0
+                return
             logger.debug(
                 "%s rejected whole (%s); retrying its entries one by one", operation, exc.code
             )
             for item in reversed(batch):
                 item.alone = True
                 self._requeue(kind, queue_url, item)
-            return 0
+            return
+        unreported = dict(enumerate(batch))
         for ok in response.get("Successful", []):
-            settle(batch[int(ok["Id"])].future, result=ok.get("MessageId"))
-        for failed in response.get("Failed", []):
+            settle(unreported.pop(int(ok["Id"])).future, result=ok.get("MessageId"))
+        # An entry SQS reported neither way is retried like one that failed on SQS's side.
+        failures = [*response.get("Failed", [])]
+        for failed in failures:
+            unreported.pop(int(failed["Id"]), None)
+        failures += [{"Id": str(i), "Code": "NotReported"} for i in unreported]
+        for failed in failures:
             item = batch[int(failed["Id"])]
             if not failed.get("SenderFault") and item.retries < MAX_ENTRY_RETRIES:
                 item.retries += 1
@@ -184,12 +273,12 @@ class Batcher:
                     operation=operation,
                 ),
             )
-        return 0
 
     def _requeue(self, kind: Kind, queue_url: str, item: _Item) -> None:
         with self._cond:
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
             queue.items.appendleft(item)
+            queue.size += item.size
 
     def _fail_waiting(self) -> None:
         with self._cond:

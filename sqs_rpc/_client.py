@@ -66,6 +66,12 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 60.0
 DEFAULT_IDLE_RETENTION = 600
 DEFAULT_MAX_CONNECTIONS = 50
+# How long a received reply's delete may wait for others to share its DeleteMessageBatch. The
+# caller already has its reply; the reply queue's visibility timeout (5 s) is far longer.
+REPLY_DELETE_DELAY = 0.2
+# How long a request waits for others to share its SendMessageBatch, only while other calls
+# are in flight (see _batcher.py); a lone call goes at once.
+SEND_LINGER = 0.01
 
 
 class RpcClient:
@@ -453,7 +459,15 @@ class RpcClient:
     def _batcher_locked(self) -> Batcher:
         """The batcher, created on first use; the caller holds ``self._lock``."""
         if self._batcher is None:
-            self._batcher = Batcher(self._sqs, name=f"sqs-rpc-client-{id(self):x}")
+            self._batcher = Batcher(
+                self._sqs,
+                name=f"sqs-rpc-client-{id(self):x}",
+                delete_delay=REPLY_DELETE_DELAY,
+                send_linger=SEND_LINGER,
+                # Other calls in flight: their callers wake together when a batch of replies
+                # arrives and send at once; a lone call (nothing else pending) never waits.
+                busy=lambda: self.pending_calls > 1,
+            )
         return self._batcher
 
     def _send(self, queue_url: str, arguments: dict[str, Any], timeout: float) -> str:

@@ -153,3 +153,45 @@ def test_close_flushes_then_refuses(sqs: Any, queue_url: str) -> None:
     with pytest.raises(ClientClosedError):
         batcher.send(queue_url, _arguments("late"))
     batcher.close()  # idempotent
+
+
+def test_deletes_wait_for_company_up_to_their_delay(sqs: Any, queue_url: str) -> None:
+    for i in range(3):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=str(i))
+    received = _drain(sqs, queue_url, 3)
+    counter = RequestCounter.attach(sqs)
+    # A delay far longer than handing in three deletes takes, even on a loaded machine.
+    batcher = Batcher(sqs, name="sqs-rpc-test", delete_delay=3.0)
+    try:
+        futures = [batcher.delete(queue_url, m["ReceiptHandle"]) for m in received]
+        for future in futures:
+            assert future.result(timeout=20) is None  # due after the delay, not at close()
+    finally:
+        batcher.close()
+    assert counter.snapshot() == {"DeleteMessageBatch": 1}
+
+
+def test_close_sends_delayed_deletes_at_once(sqs: Any, queue_url: str) -> None:
+    sqs.send_message(QueueUrl=queue_url, MessageBody="x")
+    (message,) = _drain(sqs, queue_url, 1)
+    batcher = Batcher(sqs, name="sqs-rpc-test", delete_delay=3600)
+    future = batcher.delete(queue_url, message["ReceiptHandle"])
+    batcher.close()
+    assert future.result(timeout=0) is None
+
+
+def test_sends_linger_only_while_the_owner_is_busy(sqs: Any, queue_url: str) -> None:
+    counter = RequestCounter.attach(sqs)
+    busy = threading.Event()
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=busy.is_set)
+    try:
+        # Not busy: a lone send goes at once (waiting out the linger would time this out).
+        assert batcher.send(queue_url, _arguments("alone")).result(timeout=20)
+        busy.set()
+        futures = [batcher.send(queue_url, _arguments(str(i))) for i in range(3)]
+        assert not any(f.done() for f in futures)  # still waiting for company
+    finally:
+        batcher.close()  # sends what waits, at once
+    assert all(f.result(timeout=0) for f in futures)
+    # One request for the lone send, one for the three that waited for each other.
+    assert counter.snapshot() == {"SendMessageBatch": 2}
