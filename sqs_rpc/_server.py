@@ -211,7 +211,14 @@ class MessagePoller:
         name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
         self._name = name
         self._counters = Counters()
-        self._outbox = Outbox(self._sqs, queue_url, name=name, counters=self._counters)
+        self._outbox = Outbox(
+            self._sqs,
+            queue_url,
+            name=name,
+            counters=self._counters,
+            # Other requests being handled: their replies are about to join this one.
+            busy=lambda: self._receiver.in_flight > 1,
+        )
         self._event_loop = EventLoopThread(f"{name}-asyncio")
         self._dispatcher = Dispatcher(
             sqs=self._sqs,
