@@ -250,6 +250,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: Any) -> None:
+    from ._server import DEFAULT_CONCURRENCY
+
     serve = commands.add_parser(
         "serve",
         help="run a MessageHandler on a request queue until SIGTERM or Ctrl-C",
@@ -259,7 +261,12 @@ def _add_serve(commands: Any) -> None:
     )
     serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
     serve.add_argument("--queue-url", required=True, help="the request queue's URL")
-    serve.add_argument("--concurrency", type=int, default=8, help="handler threads (default 8)")
+    serve.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"handler threads (default {DEFAULT_CONCURRENCY})",
+    )
     serve.add_argument(
         "--wait-time", type=int, default=20, help="long-poll seconds, 1 to 20 (default 20)"
     )

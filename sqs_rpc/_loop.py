@@ -13,9 +13,26 @@ import logging
 import threading
 from collections.abc import Callable
 
-__all__ = ["BackgroundLoop"]
+__all__ = ["RECEIVE_LINGER", "BackgroundLoop", "receive_pause"]
 
 logger = logging.getLogger(__name__)
+
+# How long a receive loop pauses after a partly filled receive (see receive_pause).
+RECEIVE_LINGER = 0.04
+
+
+def receive_pause(received: int, asked: int, *, busy: bool = False) -> float:
+    """Seconds to wait before the next ``ReceiveMessage``, given what the last one returned.
+
+    SQS answers a long poll as soon as one message is there, so a loop that receives again at
+    once takes messages in the small clumps in which they arrive, one request per clump. Under
+    load (more than one message came, or ``busy``: more are known to be on their way) a short
+    pause lets the next clumps gather, and the following receive takes them in one request.
+    A lone message with nothing else expected (sequential calls), an empty receive, or a full
+    one (the queue is backed up) means no pause: none would gain from it.
+    """
+    return RECEIVE_LINGER if 0 < received < asked and (received > 1 or busy) else 0.0
+
 
 Step = Callable[[], "float | None"]
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SqsError, aws_errors
-from ._loop import BackgroundLoop
+from ._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
 from ._stats import Counters
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Receiver:
         self.waiting_for_workers = False
         self.last_receive: float | None = None  # time.monotonic() of the last successful receive
         self.errors_in_a_row = 0
+        self._loaded = False  # the last receive brought more than one message
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-worker")
         self._loop = BackgroundLoop(f"{name}-receiver", self._receive_once)
 
@@ -101,6 +102,13 @@ class Receiver:
             # started would sit out its visibility timeout for nothing.
             self.waiting_for_workers = True
             self._slots.wait_for(lambda: self._free > 0 or self._loop.stopping)
+            wanted = min(MAX_BATCH, self._concurrency)
+            if self._loaded and self._free < wanted:
+                # Under load, workers free up within milliseconds; a receive for one or two
+                # messages now would cost a request that a moment's wait saves.
+                self._slots.wait_for(
+                    lambda: self._free >= wanted or self._loop.stopping, RECEIVE_LINGER
+                )
             self.waiting_for_workers = False
             if self._loop.stopping:
                 return 0
@@ -131,7 +139,9 @@ class Receiver:
             self._free -= len(messages)
         for group in _groups_in_order(messages):
             self._executor.submit(self._process_group, group, received)
-        return 0
+        # Under load (this receive or the last brought several messages), let more gather.
+        busy, self._loaded = self._loaded, len(messages) > 1
+        return receive_pause(len(messages), count, busy=busy)
 
     def _process_group(self, messages: list[Mapping[str, Any]], received: float) -> None:
         """Handle messages of one FIFO group (or one standard message) in order."""

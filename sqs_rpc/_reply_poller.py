@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._batcher import Batcher
 from ._codecs import Codec
 from ._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
-from ._loop import BackgroundLoop
+from ._loop import BackgroundLoop, receive_pause
 from ._pending import PendingCalls, settle
 from ._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
 
@@ -114,7 +114,8 @@ class ReplyPoller:
             self._batcher.delete(self._queue_url, message["ReceiptHandle"]).add_done_callback(
                 _log_delete_failure
             )
-        return 0
+        # Calls still waiting means replies still coming: let them gather for the next receive.
+        return receive_pause(len(messages), BATCH_SIZE, busy=len(self._pending) > 0)
 
     def _dispatch(self, message: Mapping[str, Any]) -> None:
         if is_wake_message(message):

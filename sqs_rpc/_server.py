@@ -46,7 +46,7 @@ __all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 10  # one full receive (SQS returns at most 10 messages) at once
 DEFAULT_WAIT_TIME_SECONDS = 20
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_VISIBILITY_EXTENSION = 3600.0

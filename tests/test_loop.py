@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from sqs_rpc._loop import BackgroundLoop
+from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
 
 from .conftest import wait_for
 
@@ -59,3 +59,11 @@ def test_a_stopped_loop_does_not_restart() -> None:
     loop.stop()
     loop.start()
     assert not loop.is_alive()
+
+
+def test_receive_loops_pause_only_under_load() -> None:
+    assert receive_pause(0, 10, busy=True) == 0  # nothing came: the long poll waits anyway
+    assert receive_pause(1, 10) == 0  # a lone message (sequential calls): receive at once
+    assert receive_pause(1, 10, busy=True) == RECEIVE_LINGER  # more are on their way
+    assert receive_pause(3, 10) == RECEIVE_LINGER  # a clump: let the next ones gather
+    assert receive_pause(10, 10, busy=True) == 0  # a full receive: the queue is backed up
