@@ -451,6 +451,10 @@ class RpcClient:
             arguments["MessageGroupId"] = message.group_id
         if message.deduplication_id is not None:
             arguments["MessageDeduplicationId"] = message.deduplication_id
+        elif reply_to is not None and message.queue_url.endswith(".fifo"):
+            # Every call is a request of its own: with content-based deduplication, two calls
+            # with the same payload within 5 minutes would be one message, and one would time out.
+            arguments["MessageDeduplicationId"] = correlation_id
         if message.delay_seconds:
             arguments["DelaySeconds"] = message.delay_seconds
         check_message_size(arguments, self._max_message_bytes, what="request")

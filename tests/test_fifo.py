@@ -60,6 +60,20 @@ def test_calls_on_a_fifo_queue_get_replies(
     assert [f.result(timeout=30) for f in futures] == [f"C{i}" for i in range(4)]
 
 
+def test_identical_calls_are_distinct_requests_despite_content_based_deduplication(
+    make_queue: Callable[..., str], client: RpcClient, serve: Serve
+) -> None:
+    queue_url = make_queue(
+        f"test-{uuid.uuid4().hex[:16]}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
+    )
+    handler = Recording()
+    serve(queue_url, handler, concurrency=1)
+    # The same body three times: SQS would keep one of them if the body decided identity.
+    futures = [client.call_async(queue_url, "same", group_id="S", timeout=30) for _ in range(3)]
+    assert [f.result(timeout=30) for f in futures] == ["same"] * 3
+    assert handler.finished == {"S": ["same"] * 3}
+
+
 def test_a_group_is_not_overtaken_when_one_of_its_messages_is_retried(
     make_queue: Callable[..., str], client: RpcClient, serve: Serve
 ) -> None:
