@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -100,6 +101,12 @@ def _known(reply_to: str | None, body: str, version: str = "1") -> dict[str, Any
     return {"MessageBody": body, "MessageAttributes": attributes}
 
 
+def _past(attributes: dict[str, Any]) -> bool:
+    """Whether the message's Deadline attribute is a time (epoch ms) that has passed."""
+    value = attributes.get("Deadline", {}).get("StringValue", "")
+    return value.lstrip("-").isdigit() and int(value) < time.time() * 1000
+
+
 class Tracer(MessageHandler):
     """Records the FuzzId of every message it handles; raises when asked to."""
 
@@ -135,6 +142,7 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO, logger="sqs_rpc._processing")  # to see expired requests
     dlq = make_queue()
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -159,13 +167,24 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
         for message in _drain(sqs, dlq):
             redriven.add(message["MessageAttributes"]["FuzzId"]["StringValue"])
 
+    def expired() -> set[str]:
+        """Correlation or message ids of requests deleted unrun: past their caller's deadline."""
+        return {
+            str(record.args[0])
+            for record in caplog.records
+            if "after its caller's deadline" in record.msg and isinstance(record.args, tuple)
+        }
+
     def settled(sent: dict[str, dict[str, Any]]) -> bool:
         collect()
+        gone = expired()
         for fuzz_id, attrs in sent.items():
             correlation_id = attrs.get("CorrelationId", {}).get("StringValue")
             replied = correlation_id in replies
             handled_one_way = fuzz_id in tracer.handled and not replied
-            if not (replied or handled_one_way or fuzz_id in redriven):
+            # Its deadline had passed: deleted without running, and nobody waits for a reply.
+            dropped = (correlation_id or attrs["MessageId"]) in gone and _past(attrs)
+            if not (replied or handled_one_way or fuzz_id in redriven or dropped):
                 return False
         return True
 
@@ -187,11 +206,11 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
         sent: dict[str, dict[str, Any]] = {}
         for arguments in batch:
             try:
-                sqs.send_message(QueueUrl=requests, **arguments)
+                message_id = sqs.send_message(QueueUrl=requests, **arguments)["MessageId"]
             except ClientError:
                 continue  # SQS itself refused it (too big, bad attribute): not the poller's
             attrs = arguments["MessageAttributes"]
-            sent[attrs["FuzzId"]["StringValue"]] = attrs
+            sent[attrs["FuzzId"]["StringValue"]] = {**attrs, "MessageId": message_id}
         wait_for(lambda: settled(sent), timeout=30, interval=0.1)
         for attrs in sent.values():
             correlation_id = attrs.get("CorrelationId", {}).get("StringValue")
