@@ -207,13 +207,30 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
     client = _make_client(impl, sqs)
     try:
         client.call_async(parked, {"i": 0}, timeout=5)  # create the reply queue and threads
-        sent_per_second = 400.0  # refined below from the first sends
-        gc.collect()
         tracemalloc.start()
+        # The calls must still be in flight when the last is sent, so their deadline comes
+        # from the send rate measured here (tracing slows sends down, so measure with it on).
+        calibration = max(calls // 20, 50)
+        began = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            probes = list(
+                pool.map(
+                    lambda i: client.call_async(parked, {"i": i}, timeout=1), range(calibration)
+                )
+            )
+        sent_per_second = calibration / (time.monotonic() - began)
+        if impl == "sqs-rpc":
+            for probe in probes:
+                with contextlib.suppress(Exception):
+                    probe.exception(timeout=30)
+        del probes
+        gc.collect()
         base = tracemalloc.get_traced_memory()[0]
         start = time.monotonic()
-        expiry = start + calls / sent_per_second * 2 + 10
+        expiry = start + calls / sent_per_second * 1.5 + 10
         futures: list[Future[Any]] = []
+        # Heap at each quarter of the sends: linear growth means equal steps.
+        quarters: list[int] = []
         with ThreadPoolExecutor(8) as pool:
             for f in pool.map(
                 lambda i: client.call_async(
@@ -222,6 +239,8 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
                 range(calls),
             ):
                 futures.append(f)
+                if len(futures) % max(calls // 4, 1) == 0 and len(quarters) < 4:
+                    quarters.append(tracemalloc.get_traced_memory()[0] - base)
         sent_at = time.monotonic()
         in_flight = sum(not f.done() for f in futures)
         peak = tracemalloc.get_traced_memory()[0] - base
@@ -229,6 +248,8 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
             "calls": calls,
             "in_flight_at_peak": in_flight,
             "send_seconds": sent_at - start,
+            "calibrated_sends_per_second": sent_per_second,
+            "heap_bytes_at_each_quarter": quarters,
             "bytes_per_call": peak / calls,
         }
         if impl == "sqs-rpc":
@@ -246,7 +267,16 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
         sqs.delete_queue(QueueUrl=parked)
 
 
-def run_implementation(impl: str, endpoint: str, quick: bool, memory_calls: int) -> dict[str, Any]:
+PHASES = ("sequential", "1", "8", "32", "128", "cpu", "memory")
+
+
+def run_implementation(
+    impl: str,
+    endpoint: str,
+    quick: bool,
+    memory_calls: int,
+    only: frozenset[str] = frozenset(PHASES),
+) -> dict[str, Any]:
     admin = _sqs(endpoint)
     queue_url = admin.create_queue(QueueName=f"bench-{impl}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     server = ServerProcess(impl, endpoint, queue_url)
@@ -257,9 +287,11 @@ def run_implementation(impl: str, endpoint: str, quick: bool, memory_calls: int)
     try:
         for i in range(5):  # warm-up: reply queue, connections
             client.call(queue_url, {"i": -10 - i}, timeout=60)
-        plan = [("sequential", 1, 10 if quick else 200)]
+        plan = [("sequential", 1, 10 if quick else 200)] if "sequential" in only else []
         plan += [
-            (f"{c} callers", c, max(c, 20) if quick else max(300, 4 * c)) for c in (1, 8, 32, 128)
+            (f"{c} callers", c, max(c, 20) if quick else max(300, 4 * c))
+            for c in (1, 8, 32, 128)
+            if str(c) in only
         ]
         next_id = 0
         for name, callers, calls in plan:
@@ -277,12 +309,14 @@ def run_implementation(impl: str, endpoint: str, quick: bool, memory_calls: int)
                 f"  errors {phase.errors}  wrong {phase.wrong_replies}",
                 flush=True,
             )
-        cpu = _cpu_while_waiting(client, queue_url, 0.5 if quick else 2.0)
+        cpu = (
+            _cpu_while_waiting(client, queue_url, 0.5 if quick else 2.0) if "cpu" in only else None
+        )
     finally:
         client.close()
         server.stop()
         admin.delete_queue(QueueUrl=queue_url)
-    memory = _memory(impl, endpoint, memory_calls)
+    memory = _memory(impl, endpoint, memory_calls) if "memory" in only else None
     return {
         "phases": [p.summary() for p in phases],
         "client_cpu_seconds_per_second": cpu,
@@ -306,28 +340,34 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(
             (f"{b['name']}: SQS requests/call", b["requests_per_call"], o["requests_per_call"])
         )
-    rows.append(
-        (
-            "client CPU s/s, waiting",
-            base["client_cpu_seconds_per_second"],
-            ours["client_cpu_seconds_per_second"],
+    if ours["client_cpu_seconds_per_second"] is not None:
+        rows.append(
+            (
+                "client CPU s/s, waiting",
+                base["client_cpu_seconds_per_second"],
+                ours["client_cpu_seconds_per_second"],
+            )
         )
-    )
-    rows.append(
-        (
-            "heap bytes per in-flight call",
-            base["memory"]["bytes_per_call"],
-            ours["memory"]["bytes_per_call"],
+    if ours["memory"] is not None:
+        rows.append(
+            (
+                "heap bytes per in-flight call",
+                base["memory"]["bytes_per_call"],
+                ours["memory"]["bytes_per_call"],
+            )
         )
-    )
     lines = [f"{'metric':36} {'baseline':>10} {'sqs-rpc':>10} {'ratio':>7}"]
     for name, b_value, o_value in rows:
         ratio = o_value / b_value if b_value else float("nan")
         lines.append(f"{name:36} {b_value:10.3f} {o_value:10.3f} {ratio:7.2f}")
-    retained = ours["memory"].get("retained_bytes_after_finish")
-    lines.append(
-        f"sqs-rpc heap retained after {ours['memory']['calls']} calls finished: {retained} bytes"
-    )
+    if ours["memory"] is not None:
+        memory = ours["memory"]
+        lines.append(
+            f"sqs-rpc heap at each quarter of {memory['calls']} sends: "
+            f"{memory['heap_bytes_at_each_quarter']} bytes; {memory['in_flight_at_peak']} in "
+            f"flight after the last; retained after they finished: "
+            f"{memory['retained_bytes_after_finish']} bytes"
+        )
     lines.append(
         f"errors: baseline {base['errors']}, sqs-rpc {ours['errors']}; wrong replies: "
         f"baseline {base['wrong_replies']}, sqs-rpc {ours['wrong_replies']}"
@@ -344,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="calls in flight in the memory phase (default 10,000; 300 with --quick)",
     )
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="run only these phases (numbers: concurrent callers); default: all",
+    )
     args = parser.parse_args(argv)
     sqs_server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.sqs_server"],
@@ -359,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SQS-compatible server: {endpoint} (moto, separate process)", flush=True)
         memory_calls = args.memory_calls or (300 if args.quick else 10_000)
         results = {
-            impl: run_implementation(impl, endpoint, args.quick, memory_calls)
+            impl: run_implementation(
+                impl, endpoint, args.quick, memory_calls, frozenset(args.phases)
+            )
             for impl in IMPLEMENTATIONS
         }
     finally:
