@@ -1,9 +1,11 @@
 """Handling one received message, start to finish: the server's decision table.
 
-In order: decode; refuse a ``ReplyTo`` the reply policy does not allow (left in the queue);
-drop a request whose caller's deadline has passed (deleted); answer a redelivered request from
-the reply cache (no second run); run the handler under the visibility heartbeat; encode the
-reply; send it; delete the request only after SQS accepted the reply.
+In order: read the body from S3 when it is there (``_offload.py``); decode; refuse a
+``ReplyTo`` the reply policy does not allow (left in the queue); drop a request whose caller's
+deadline has passed (deleted); answer a redelivered request from the reply cache (no second
+run); run the handler under the visibility heartbeat; encode the reply (a large one goes to
+S3); send it; delete the request only after SQS accepted the reply, and only then its S3
+object, if it had one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ._errors import (
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
+from ._offload import PayloadStore
 from ._outbox import Outbox
 from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
@@ -38,7 +41,6 @@ from ._wire import (
     ErrorInfo,
     Request,
     Status,
-    check_message_size,
     decode_request,
     encode_reply,
     reply_address,
@@ -75,6 +77,7 @@ class Dispatcher:
         max_message_bytes: int,
         reply_cache_ttl: float,
         reply_cache_bytes: int,
+        payloads: PayloadStore | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -86,6 +89,7 @@ class Dispatcher:
         self._event_loop = event_loop
         self._include_traceback = include_traceback
         self._max_message_bytes = max_message_bytes
+        self._payloads = payloads if payloads is not None else PayloadStore(None)
         self.heartbeat: VisibilityHeartbeat | None = None  # set at start
         self.max_receive_count: int | None = None  # from the queue's redrive policy, at start
         self._replies = ReplyCache(ttl=reply_cache_ttl, max_bytes=reply_cache_bytes)
@@ -103,12 +107,30 @@ class Dispatcher:
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
         try:
+            message, pointer = self._payloads.load(message)
             request = decode_request(message)
             body = self._decode_body(request)
-        except DecodeError as exc:
+        except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._counters.add("undecodable")
             self._reject(message, exc, extra)
             return False
+        except SqsError as exc:
+            # S3 failed (throttled, unreachable, access denied): the request is fine, and a
+            # later delivery may read it. No error reply: the caller may still get an answer.
+            logger.warning(
+                "could not read the body of message %s from S3 (%s); left for retry",
+                message.get("MessageId"),
+                exc,
+            )
+            return False
+        finished = self._handle(request, body, received, extra)
+        if finished and pointer is not None:
+            # The request is deleted from SQS: its body in S3 has no other reader.
+            self._payloads.discard(pointer)
+        return finished
+
+    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> bool:
+        """The decision table after decoding; True when the request was deleted."""
         if request.reply_to is not None and not self._allowed(request.reply_to):
             self._counters.add("rejected")
             logger.warning(
@@ -255,7 +277,16 @@ class Dispatcher:
             request.correlation_id, status, body, content_type, extra, trace=request.trace
         )
         try:
-            check_message_size(arguments, self._max_message_bytes, what="reply")
+            # The size check; over the offload threshold the body goes to S3 first, and the
+            # reply cache and the outbox see only the pointer message.
+            arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
+        except SqsError as exc:
+            logger.warning(
+                "could not store the reply to call %s in S3 (%s); the request will be redelivered",
+                request.correlation_id,
+                exc,
+            )
+            return False
         except PayloadTooLarge as exc:
             # SQS would refuse it, and running the handler again would not make it smaller:
             # tell the caller.

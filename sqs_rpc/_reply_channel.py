@@ -15,6 +15,7 @@ from ._batcher import Batcher
 from ._codecs import Codec
 from ._errors import ClientClosedError, ReplyQueueLost
 from ._heartbeat import SCHEDULER, Registration
+from ._offload import PayloadStore
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
 from ._reply_queue import ReplyQueue
@@ -44,6 +45,7 @@ class ReplyChannel:
         *,
         prefix: str,
         codec: Codec,
+        payloads: PayloadStore,
         batcher: Batcher,
         heartbeat_interval: float,
         idle_retention: int,
@@ -61,6 +63,7 @@ class ReplyChannel:
             channel.pending,
             codec,
             batcher,
+            payloads=payloads,
             name=f"sqs-rpc-client-{tag}-replies",
             wait_time_seconds=wait_time_seconds,
             on_lost=lambda: on_lost(channel),
