@@ -6,11 +6,15 @@ they are marked ``s3`` and skipped on SQS implementations without S3 (fauxqs).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -462,4 +466,67 @@ def test_remote_error_replies_still_work_with_offload(
         client.call(queue_url, {"a": 1}, timeout=30)
     assert info.value.error_type == "ValueError"
     assert len(info.value.remote_message) == 3 + 2 * MiB  # an error reply goes through S3 too
+    wait_for(lambda: keys(s3, bucket) == [], timeout=20)
+
+
+# -- with AWS's own Python extended client, in a subprocess ---------------------------------------
+
+needs_extended_client = pytest.mark.skipif(
+    importlib.util.find_spec("sqs_extended_client") is None,
+    reason="install the test extra: amazon-sqs-extended-client",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peer(endpoint: Endpoint, *args: str) -> subprocess.Popen[str]:
+    # Never imported here: sqs_extended_client replaces boto3.Session for its whole process.
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.extended_client_peer",
+            args[0],
+            endpoint.endpoint_url,
+            *args[1:],
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.s3
+@needs_extended_client
+def test_an_extended_client_caller_gets_its_large_reply_from_our_server(
+    *, endpoint: Endpoint, s3: Any, bucket: str, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3))
+    data = "xyz" * (MiB // 2)  # 1.5 MiB: our reply goes through S3 too
+    process = peer(endpoint, "call", bucket, queue_url, reply_queue)
+    stdout, stderr = process.communicate(json.dumps({"data": data}), timeout=60)
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout) == {"size": len(data), "data": data[::-1]}
+    # Our server deleted the request's object; the extended client deleted the reply's.
+    wait_for(lambda: keys(s3, bucket) == [], timeout=20)
+
+
+@pytest.mark.s3
+@needs_extended_client
+def test_our_client_calls_an_extended_client_server(
+    *, endpoint: Endpoint, sqs: Any, s3: Any, bucket: str, queue_url: str
+) -> None:
+    process = peer(endpoint, "serve", bucket, queue_url)
+    try:
+        offload = S3Offload(bucket=bucket, s3_client=s3, threshold="always")
+        with RpcClient(sqs_client=sqs, offload=offload) as client:
+            assert client.call(queue_url, {"n": [1, 2]}, timeout=30) == {"echo": {"n": [1, 2]}}
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    # The extended client deleted the request's object; our client deleted the reply's.
     wait_for(lambda: keys(s3, bucket) == [], timeout=20)
