@@ -30,6 +30,7 @@ from sqs_rpc import (
     RpcClient,
     S3Offload,
     S3PayloadError,
+    SqsError,
 )
 from sqs_rpc._offload import POINTER_CLASS, PayloadStore, S3Pointer
 
@@ -118,6 +119,27 @@ def test_a_side_without_offload_refuses_pointers_with_the_fix() -> None:
         store.load(message)
     assert (info.value.bucket, info.value.key) == ("their-bucket", "k")
     assert isinstance(info.value, DecodeError)
+
+
+def test_the_threshold_decides_what_goes_to_s3(endpoint: Endpoint) -> None:
+    def outgoing(threshold: Any, body: str, limit: int = 1024) -> dict[str, Any]:
+        offload = S3Offload(bucket="b-1", s3_client=endpoint.s3_client(), threshold=threshold)
+        arguments = {"MessageBody": body, "MessageAttributes": {}}
+        # upload=False: only the decision and the checks, no S3 request.
+        return PayloadStore(offload).outgoing(arguments, limit, what="request", upload=False)
+
+    def offloaded(arguments: dict[str, Any]) -> bool:
+        return "ExtendedPayloadSize" in arguments["MessageAttributes"]
+
+    assert not offloaded(outgoing(None, "x" * 1024))  # fits: stays in SQS
+    assert offloaded(outgoing(None, "x" * 1025))  # would exceed max_message_bytes
+    assert not offloaded(outgoing(100, "x" * 100))
+    assert offloaded(outgoing(100, "x" * 101))
+    assert offloaded(outgoing(5000, "x" * 1025))  # max_message_bytes still applies
+    assert offloaded(outgoing("always", "x"))
+    sent = outgoing("always", "é" * 10)
+    assert sent["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == "20"  # UTF-8 bytes
+    assert S3Pointer.from_body(sent["MessageBody"]).key.startswith("sqs-rpc/")
 
 
 # -- against moto's S3 ---------------------------------------------------------------------------
@@ -406,13 +428,8 @@ def test_a_failed_delete_is_logged_and_the_reply_still_arrives(
 ) -> None:
     serve(queue_url, Echo(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
     refusing = endpoint.s3_client()
-
-    def deny(**_: Any) -> AWSResponse:
-        body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-        return AWSResponse("", 403, {}, _Raw(body))
-
     # botocore answers DeleteObject itself, with AccessDenied: S3 never sees the request.
-    refusing.meta.events.register("before-send.s3.DeleteObject", deny)
+    refusing.meta.events.register("before-send.s3.DeleteObject", _deny)
     offload = S3Offload(bucket=bucket, s3_client=refusing)
     with caplog.at_level(logging.WARNING, logger="sqs_rpc"):
         with RpcClient(sqs_client=sqs, offload=offload) as client:
@@ -420,6 +437,27 @@ def test_a_failed_delete_is_logged_and_the_reply_still_arrives(
         wait_for(lambda: "could not delete consumed payload" in caplog.text, timeout=20)
     assert "AccessDenied" in caplog.text
     assert len(keys(s3, bucket)) == 1  # the reply's object, for the lifecycle rule
+
+
+@pytest.mark.s3
+def test_a_request_s3_refuses_fails_the_call_before_sending(
+    *, endpoint: Endpoint, sqs: Any, s3: Any, bucket: str, queue_url: str
+) -> None:
+    refusing = endpoint.s3_client()
+    refusing.meta.events.register("before-send.s3.PutObject", _deny)
+    with RpcClient(sqs_client=sqs, offload=S3Offload(bucket=bucket, s3_client=refusing)) as client:
+        with pytest.raises(SqsError, match="AccessDenied") as info:
+            client.call(queue_url, "x" * 2 * MiB, timeout=10)
+        assert info.value.operation == "PutObject"
+        assert client.pending_calls == 0
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
+    assert keys(s3, bucket) == []
+
+
+def _deny(**_: Any) -> AWSResponse:
+    """A botocore before-send hook: answer AccessDenied without sending the request."""
+    body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+    return AWSResponse("", 403, {}, _Raw(body))
 
 
 class _Raw:
