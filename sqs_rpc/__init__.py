@@ -30,9 +30,11 @@ from ._errors import (
     RemoteError,
     ReplyQueueLost,
     RpcTimeout,
+    S3PayloadError,
     SqsError,
     SqsRpcError,
 )
+from ._offload import S3Offload
 from ._server import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._stats import PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
@@ -69,6 +71,8 @@ __all__ = [
     "Retry",
     "RpcClient",
     "RpcTimeout",
+    "S3Offload",
+    "S3PayloadError",
     "SqsError",
     "SqsRpcError",
     "SweepDecision",

@@ -33,6 +33,7 @@ from ._aws import make_sqs_client
 from ._batcher import Batcher
 from ._codecs import Codec, JsonCodec
 from ._errors import ClientClosedError, ConfigurationError, RpcTimeout
+from ._offload import PayloadStore, S3Offload
 from ._pending import PendingCalls
 from ._process import track, untrack
 from ._reply_channel import ReplyChannel
@@ -45,7 +46,6 @@ from ._wire import (
     MAX_MESSAGE_BYTES,
     AttributeValue,
     check_max_message_bytes,
-    check_message_size,
     encode_request,
 )
 
@@ -101,6 +101,8 @@ class RpcClient:
         reply_wait_time_seconds: long-poll wait of the reply poller, 1 to 20.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
             under ``queue_prefix``, run by this client in the background; off by default.
+        offload: an :class:`~sqs_rpc.S3Offload`: requests too large for SQS go through S3,
+            and replies offloaded by servers are read from S3 (see docs/payloads.md).
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class RpcClient:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         reply_wait_time_seconds: int = WAIT_TIME_SECONDS,
         sweep_interval: float | None = None,
+        offload: S3Offload | None = None,
     ) -> None:
         self._prefix = validate_prefix(queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
@@ -168,6 +171,7 @@ class RpcClient:
                 region_name=region_name,
             )
             self._rebuild = None
+        self._payloads = PayloadStore(offload, session=session, region_name=region_name)
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
@@ -289,7 +293,8 @@ class RpcClient:
         check_message(message)
         body = self._codec.encode(message.body)
         # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
-        self._send_arguments(message, body, correlation_id, None, None)
+        # Nothing goes to S3 yet: the message is not final.
+        self._send_arguments(message, body, correlation_id, None, None, upload=False)
         pending, reply_to = self._reply_address()
         deadline_ms = int((time.time() + seconds) * 1000)
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
@@ -349,17 +354,19 @@ class RpcClient:
             return
         # Shutdown order: (1) new calls are refused (above); (2) the in-process sweeper stops;
         # (3) pollers of lost queues are joined; (4) the reply channel closes: waiting calls
-        # fail, threads stop, the queue is deleted last (see ReplyChannel.close); (5) the
-        # batcher sends what is queued (requests of calls already failed by (4) still go, as
-        # SQS cannot take them back anyway) and stops.
+        # fail and its threads stop; (5) the batcher sends what is queued (requests of calls
+        # already failed by (4) still go, as SQS cannot take them back anyway; replies'
+        # deletes, which wait for company, go now) and stops; (6) the reply queue is deleted
+        # last (see ReplyChannel.close).
         if self._sweep is not None:
             self._sweep.stop()
         for old in retired:
             old.join()
+        flush = batcher.close if batcher is not None else None
         if reply is not None:
-            reply.close()
-        if batcher is not None:
-            batcher.close()
+            reply.close(before_delete=flush)
+        elif flush is not None:
+            flush()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -410,6 +417,7 @@ class RpcClient:
                     self._sqs,
                     prefix=self._prefix,
                     codec=self._codec,
+                    payloads=self._payloads,
                     batcher=self._batcher_locked(),
                     heartbeat_interval=self._heartbeat_interval,
                     idle_retention=self._idle_retention,
@@ -437,6 +445,8 @@ class RpcClient:
         correlation_id: str,
         reply_to: str | None,
         deadline_ms: int | None,
+        *,
+        upload: bool = True,
     ) -> dict[str, Any]:
         arguments = encode_request(
             body=body,
@@ -457,8 +467,11 @@ class RpcClient:
             arguments["MessageDeduplicationId"] = correlation_id
         if message.delay_seconds:
             arguments["DelaySeconds"] = message.delay_seconds
-        check_message_size(arguments, self._max_message_bytes, what="request")
-        return arguments
+        # The size check; a body over the offload threshold goes to S3 here (_offload.py), so
+        # the batcher only ever sees, and sizes, the small pointer message.
+        return self._payloads.outgoing(
+            arguments, self._max_message_bytes, what="request", upload=upload
+        )
 
     def _batcher_locked(self) -> Batcher:
         """The batcher, created on first use; the caller holds ``self._lock``."""

@@ -13,6 +13,7 @@
     ├── ProtocolError           a message does not follow the wire protocol
     │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
     │   └── DecodeError         a body or attribute cannot be decoded
+    │       └── S3PayloadError  a body offloaded to S3 cannot be read (pointer, allowlist, gone)
     └── SqsError                an SQS request failed; carries the AWS error code and operation
         ├── QueueDoesNotExist   the queue is not there (wrong URL, or deleted)
         └── CredentialsError    no AWS credentials were found
@@ -48,6 +49,7 @@ __all__ = [
     "RemoteError",
     "ReplyQueueLost",
     "RpcTimeout",
+    "S3PayloadError",
     "SqsError",
     "SqsRpcError",
     "aws_errors",
@@ -138,8 +140,27 @@ class DecodeError(ProtocolError):
     """A message body or attribute cannot be decoded."""
 
 
+class S3PayloadError(DecodeError):
+    """A message's body is in S3 and cannot be read from there.
+
+    The pointer is malformed, names a bucket that is not on the allowlist, names an object that
+    is gone, or this side has no ``offload=`` configured. On a server the message is left for
+    redrive (the caller gets an error reply on the first delivery); on a client the call fails
+    with this error.
+
+    Attributes:
+        bucket: the bucket the pointer names, when it could be read.
+        key: the object key the pointer names, when it could be read.
+    """
+
+    def __init__(self, message: str, *, bucket: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+
+
 class SqsError(SqsRpcError):
-    """An SQS request failed.
+    """An SQS request (or, with S3 offload, an S3 request) failed.
 
     Attributes:
         code: the AWS error code (``"AWS.SimpleQueueService.NonExistentQueue"``, ...), or the

@@ -17,6 +17,7 @@ reply and delete itself, one request each.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -90,8 +91,11 @@ class Outbox:
             future.result(RESULT_TIMEOUT)
         self._counters.add("replies_sent")
 
-    def delete(self, receipt_handle: str) -> bool:
-        """Delete one request, soon; True: it is on its way (a failure is logged later)."""
+    def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
+        """Delete one request, soon; True: it is on its way (a failure is logged later).
+
+        ``then`` runs once SQS has deleted it (not at all if it could not).
+        """
         try:
             future = self._running().delete(self._queue_url, receipt_handle)
         except ClientClosedError:
@@ -101,9 +105,9 @@ class Outbox:
             except Exception as exc:
                 self._not_deleted(exc)
                 return False
-            self._counters.add("deleted")
+            self._done(then)
             return True
-        future.add_done_callback(self._deleted)
+        future.add_done_callback(functools.partial(self._deleted, then))
         return True
 
     def _running(self) -> Batcher:
@@ -111,12 +115,20 @@ class Outbox:
             raise ClientClosedError("the outbox is not running")
         return self._batcher
 
-    def _deleted(self, future: Future[None]) -> None:
+    def _deleted(self, then: Callable[[], object] | None, future: Future[None]) -> None:
         error = future.exception()
         if error is None:
-            self._counters.add("deleted")
+            self._done(then)
         else:
             self._not_deleted(error)
+
+    def _done(self, then: Callable[[], object] | None) -> None:
+        self._counters.add("deleted")
+        if then is not None:
+            try:
+                then()
+            except Exception:  # on a flusher thread: log, never break the batcher
+                logger.exception("after deleting a request")
 
     @staticmethod
     def _not_deleted(error: BaseException) -> None:

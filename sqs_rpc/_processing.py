@@ -1,19 +1,22 @@
 """Handling one received message, start to finish: the server's decision table.
 
-In order: decode; refuse a ``ReplyTo`` the reply policy does not allow (left in the queue);
-drop a request whose caller's deadline has passed (deleted); answer a redelivered request from
-the reply cache (no second run); run the handler under the visibility heartbeat; encode the
-reply; send it; delete the request only after SQS accepted the reply.
+In order: read the body from S3 when it is there (``_offload.py``); decode; refuse a
+``ReplyTo`` the reply policy does not allow (left in the queue); drop a request whose caller's
+deadline has passed (deleted); answer a redelivered request from the reply cache (no second
+run); run the handler under the visibility heartbeat; encode the reply (a large one goes to
+S3); send it; delete the request only after SQS accepted the reply, and only then its S3
+object, if it had one.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._codecs import JSON_CONTENT_TYPE, Codec
@@ -28,6 +31,7 @@ from ._errors import (
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
+from ._offload import PayloadStore
 from ._outbox import Outbox
 from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
@@ -38,7 +42,6 @@ from ._wire import (
     ErrorInfo,
     Request,
     Status,
-    check_message_size,
     decode_request,
     encode_reply,
     reply_address,
@@ -75,6 +78,7 @@ class Dispatcher:
         max_message_bytes: int,
         reply_cache_ttl: float,
         reply_cache_bytes: int,
+        payloads: PayloadStore | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -86,9 +90,12 @@ class Dispatcher:
         self._event_loop = event_loop
         self._include_traceback = include_traceback
         self._max_message_bytes = max_message_bytes
+        self._payloads = payloads if payloads is not None else PayloadStore(None)
         self.heartbeat: VisibilityHeartbeat | None = None  # set at start
         self.max_receive_count: int | None = None  # from the queue's redrive policy, at start
         self._replies = ReplyCache(ttl=reply_cache_ttl, max_bytes=reply_cache_bytes)
+        # Receipt handle -> what to do once SQS deleted that request (its S3 body, if any).
+        self._after_delete: dict[str, Callable[[], object]] = {}
 
     # -- the decision table ------------------------------------------------------------------
 
@@ -103,12 +110,40 @@ class Dispatcher:
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
         try:
+            message, pointer = self._payloads.load(message)
             request = decode_request(message)
             body = self._decode_body(request)
-        except DecodeError as exc:
+        except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._counters.add("undecodable")
             self._reject(message, exc, extra)
             return False
+        except SqsError as exc:
+            # S3 failed (throttled, unreachable, access denied): the request is fine, and a
+            # later delivery may read it. No error reply: the caller may still get an answer.
+            logger.warning(
+                "could not read the body of message %s from S3 (%s); left for retry",
+                message.get("MessageId"),
+                exc,
+            )
+            return False
+        if pointer is None:
+            return self._handle(request, body, received, extra)
+        # Once SQS has deleted the request, its body in S3 has no other reader; not before:
+        # a delete that fails brings the request back, and it must still be readable.
+        self._after_delete[request.receipt_handle] = functools.partial(
+            self._payloads.discard, pointer
+        )
+        try:
+            return self._handle(request, body, received, extra)
+        finally:
+            self._after_delete.pop(request.receipt_handle, None)
+
+    def _delete(self, receipt_handle: str) -> bool:
+        then = self._after_delete.pop(receipt_handle, None)
+        return self._outbox.delete(receipt_handle, then=then)
+
+    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> bool:
+        """The decision table after decoding; True when the request was deleted."""
         if request.reply_to is not None and not self._allowed(request.reply_to):
             self._counters.add("rejected")
             logger.warning(
@@ -125,7 +160,7 @@ class Dispatcher:
                 "request %s arrived after its caller's deadline; deleted without running",
                 request.correlation_id or request.message_id,
             )
-            return self._outbox.delete(request.receipt_handle)
+            return self._delete(request.receipt_handle)
         key = key_of(request)
         state, cached = self._replies.begin(key)
         if state == "running":
@@ -138,7 +173,7 @@ class Dispatcher:
             logger.info("request %s was already handled; resending its reply", key[1])
             if cached is not None and request.reply_to is not None:
                 return self._reply_and_delete(request, cached)
-            return self._outbox.delete(request.receipt_handle)
+            return self._delete(request.receipt_handle)
         try:
             return self._run(request, body, key, received, extra)
         finally:
@@ -198,7 +233,7 @@ class Dispatcher:
         if request.reply_to is None:
             self._replies.remember(key, None)
             self._replies.done(key)
-            return self._outbox.delete(request.receipt_handle)
+            return self._delete(request.receipt_handle)
         try:
             reply_body = self._codec.encode(result)
         except EncodeError as exc:
@@ -255,7 +290,16 @@ class Dispatcher:
             request.correlation_id, status, body, content_type, extra, trace=request.trace
         )
         try:
-            check_message_size(arguments, self._max_message_bytes, what="reply")
+            # The size check; over the offload threshold the body goes to S3 first, and the
+            # reply cache and the outbox see only the pointer message.
+            arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
+        except SqsError as exc:
+            logger.warning(
+                "could not store the reply to call %s in S3 (%s); the request will be redelivered",
+                request.correlation_id,
+                exc,
+            )
+            return False
         except PayloadTooLarge as exc:
             # SQS would refuse it, and running the handler again would not make it smaller:
             # tell the caller.
@@ -296,7 +340,7 @@ class Dispatcher:
         except TimeoutError as exc:
             logger.warning("no answer from the outbox for call %s: %s", request.correlation_id, exc)
             return False
-        return self._outbox.delete(request.receipt_handle)
+        return self._delete(request.receipt_handle)
 
     def _send_only(self, request: Request, body: str, extra: Attributes) -> None:
         """Send an error reply without deleting the request."""

@@ -15,6 +15,7 @@ from ._batcher import Batcher
 from ._codecs import Codec
 from ._errors import ClientClosedError, ReplyQueueLost
 from ._heartbeat import SCHEDULER, Registration
+from ._offload import PayloadStore
 from ._pending import PendingCalls
 from ._reply_poller import ReplyPoller
 from ._reply_queue import ReplyQueue
@@ -44,6 +45,7 @@ class ReplyChannel:
         *,
         prefix: str,
         codec: Codec,
+        payloads: PayloadStore,
         batcher: Batcher,
         heartbeat_interval: float,
         idle_retention: int,
@@ -61,6 +63,7 @@ class ReplyChannel:
             channel.pending,
             codec,
             batcher,
+            payloads=payloads,
             name=f"sqs-rpc-client-{tag}-replies",
             wait_time_seconds=wait_time_seconds,
             on_lost=lambda: on_lost(channel),
@@ -75,12 +78,17 @@ class ReplyChannel:
         )
         return channel
 
-    def close(self) -> None:
-        """Fail waiting calls, stop the threads, leave the heartbeat, delete the queue."""
+    def close(self, before_delete: Callable[[], None] | None = None) -> None:
+        """Fail waiting calls, stop the threads, leave the heartbeat, delete the queue.
+
+        ``before_delete`` runs once the poller has stopped, before the queue is deleted: the
+        client flushes its batcher there, so the replies' deletes (and then their S3 objects'
+        deletes) still find their queue.
+        """
         # Shutdown order: (1) waiting callers are failed, so no one waits on a closing
         # client; (2) the timer stops and the queue leaves the heartbeat; (3) the poller is
-        # woken and joined; (4) the queue is deleted last, so the poller never receives from
-        # a queue that is gone.
+        # woken and joined; (4) ``before_delete``; (5) the queue is deleted last, so the
+        # poller never receives from a queue that is gone.
         failed = self.pending.fail_all(
             lambda cid: ClientClosedError(f"the client was closed while call {cid} waited"),
             close=True,
@@ -92,6 +100,8 @@ class ReplyChannel:
             SCHEDULER.unregister(self._heartbeat)
         if self._poller is not None:
             self._poller.stop()
+        if before_delete is not None:
+            before_delete()
         self.queue.delete()
 
     def lose(self) -> None:

@@ -5,6 +5,10 @@ by correlation id, and hands the deletes to the client's batcher: neither the ca
 next receive waits on a delete. Unknown or late replies are dropped with a debug log: a reply
 never reaches the wrong caller.
 
+A reply whose body is in S3 (``_offload.py``) is read from there before it is decoded, and its
+S3 object is deleted once the reply message is deleted, whether the reply settled a call or
+was unknown; a pointer to a bucket not on the allowlist fails the call and is never touched.
+
 When the reply queue is deleted underneath (an operator, an over-eager sweeper), the poller
 reports it once through ``on_lost`` and then waits to be stopped: no hot loop of failing
 receives.
@@ -12,6 +16,7 @@ receives.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -21,6 +26,7 @@ from ._batcher import Batcher
 from ._codecs import Codec
 from ._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from ._loop import BackgroundLoop, receive_pause
+from ._offload import PayloadStore, S3Pointer
 from ._pending import PendingCalls, settle
 from ._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
 
@@ -49,6 +55,7 @@ class ReplyPoller:
         name: str,
         wait_time_seconds: int = WAIT_TIME_SECONDS,
         on_lost: Callable[[], None] | None = None,
+        payloads: PayloadStore | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -57,6 +64,7 @@ class ReplyPoller:
         self._batcher = batcher
         self._wait_time = wait_time_seconds
         self._on_lost = on_lost
+        self._payloads = payloads if payloads is not None else PayloadStore(None)
         self._loop = BackgroundLoop(name, self._poll_once)
 
     def start(self) -> None:
@@ -111,9 +119,12 @@ class ReplyPoller:
         messages = response.get("Messages", [])
         for message in messages:
             self._dispatch(message)
-            self._batcher.delete(self._queue_url, message["ReceiptHandle"]).add_done_callback(
-                _log_delete_failure
-            )
+            deleted = self._batcher.delete(self._queue_url, message["ReceiptHandle"])
+            deleted.add_done_callback(_log_delete_failure)
+            pointer = self._payloads.pointer_of(message)
+            if pointer is not None:
+                # Only once SQS deleted the reply: until then it may come back, with its body.
+                deleted.add_done_callback(functools.partial(self._discard, pointer))
         # Calls still waiting means replies still coming: let them gather for the next receive.
         return receive_pause(len(messages), BATCH_SIZE, busy=len(self._pending) > 0)
 
@@ -126,6 +137,7 @@ class ReplyPoller:
             logger.debug("dropping reply for unknown or expired call %s", correlation_id)
             return
         try:
+            message, _ = self._payloads.load(message)
             reply = decode_reply(message)
             if reply.status == "error":
                 info = ErrorInfo.from_body(reply.body)
@@ -152,10 +164,14 @@ class ReplyPoller:
                     f"the codec could not decode reply {correlation_id}: {exc!r}"
                 ) from exc
             settle(future, result=value)
-        except DecodeError as exc:
+        except (DecodeError, SqsError) as exc:  # SqsError: S3 failed to give the body
             logger.warning("undecodable reply for call %s: %s", correlation_id, exc)
             settle(future, error=exc)
         logger.debug("settled call %s", correlation_id)
+
+    def _discard(self, pointer: S3Pointer, deleted: Future[None]) -> None:
+        if not deleted.cancelled() and deleted.exception() is None:
+            self._payloads.discard(pointer)
 
 
 def _log_delete_failure(future: Future[None]) -> None:

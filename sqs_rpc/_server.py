@@ -29,6 +29,7 @@ from ._codecs import Codec, JsonCodec
 from ._errors import ClientClosedError, ConfigurationError, aws_errors
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
+from ._offload import PayloadStore, S3Offload
 from ._outbox import Outbox
 from ._processing import Dispatcher
 from ._receiver import Receiver
@@ -112,6 +113,8 @@ class MessagePoller:
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
             under ``sweep_prefix``, run in the background while started; off by default.
         sweep_prefix: the reply queue prefix to sweep.
+        offload: an :class:`~sqs_rpc.S3Offload`: requests whose body is in S3 are read from
+            there (allowed buckets only) and replies too large for SQS go through S3.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class MessagePoller:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         sweep_interval: float | None = None,
         sweep_prefix: str = DEFAULT_PREFIX,
+        offload: S3Offload | None = None,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
@@ -233,6 +237,7 @@ class MessagePoller:
             max_message_bytes=check_max_message_bytes(max_message_bytes),
             reply_cache_ttl=float(reply_cache_ttl),
             reply_cache_bytes=reply_cache_bytes,
+            payloads=PayloadStore(offload, session=session, region_name=region_name),
         )
         self._heartbeat: VisibilityHeartbeat | None = None
         self._receiver = Receiver(

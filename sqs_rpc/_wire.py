@@ -23,6 +23,8 @@ from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
 from ._trace import TraceContext
 
 __all__ = [
+    "EXTENDED_PAYLOAD_SIZE",
+    "LEGACY_EXTENDED_PAYLOAD_SIZE",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MIN_MESSAGE_BYTES",
@@ -61,6 +63,9 @@ CONTROL = (
 # Reserved for W3C trace context, so the protocol's budget below already counts them.
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
+# The SQS extended client's marker of a body stored in S3 (_offload.py), and its older name.
+EXTENDED_PAYLOAD_SIZE = "ExtendedPayloadSize"
+LEGACY_EXTENDED_PAYLOAD_SIZE = "SQSLargePayloadSize"
 
 RESERVED_ATTRIBUTES = frozenset(
     {
@@ -73,10 +78,13 @@ RESERVED_ATTRIBUTES = frozenset(
         CONTROL,
         TRACEPARENT,
         TRACESTATE,
+        EXTENDED_PAYLOAD_SIZE,
+        LEGACY_EXTENDED_PAYLOAD_SIZE,
     }
 )
 MAX_MESSAGE_ATTRIBUTES = 10
-# A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's.
+# A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
+# (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
 MAX_USER_ATTRIBUTES = 3
 # SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
 # every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down

@@ -4,7 +4,9 @@ The server is sqs-rpc's own EmbeddedSqs (moto's server on 127.0.0.1, on a free p
 SQS_RPC_TEST_ENDPOINT to run the integration tests against another SQS endpoint instead, and
 SQS_RPC_TEST_SERVER to its name (``fauxqs``, ``localstack``, ``aws``; default ``moto``) so that
 tests marked ``known_deviation(name, reason=...)`` are skipped there with their reason. Tests
-marked ``embedded_server`` exercise EmbeddedSqs itself and ignore the endpoint.
+marked ``embedded_server`` exercise EmbeddedSqs itself and ignore the endpoint. Tests marked
+``s3`` need S3 at the same endpoint (moto's server serves every service on one port): they
+run only on implementations in ``S3_SERVERS``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from sqs_rpc import EmbeddedSqs, MessageHandler, MessagePoller, RpcClient
 
 THREAD_PREFIX = "sqs-rpc-"
+S3_SERVERS = frozenset({"moto", "localstack"})
 
 
 def server_name() -> str:
@@ -38,6 +42,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for mark in item.iter_markers("known_deviation"):
             if name in mark.args:
                 item.add_marker(pytest.mark.skip(reason=f"{name}: {mark.kwargs['reason']}"))
+        if name not in S3_SERVERS and item.get_closest_marker("s3") is not None:
+            item.add_marker(pytest.mark.skip(reason=f"{name} serves no S3 at its endpoint"))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -59,13 +65,21 @@ class Endpoint:
         self.endpoint_url = endpoint_url
         self.region_name = region_name
 
-    def client(self) -> Any:
-        session = boto3.session.Session(
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             region_name=self.region_name,
         )
-        return session.client("sqs", endpoint_url=self.endpoint_url)
+
+    def client(self) -> Any:
+        return self.session().client("sqs", endpoint_url=self.endpoint_url)
+
+    def s3_client(self) -> Any:
+        """An S3 client for the same endpoint (path-style: the endpoint is an IP address)."""
+        return self.session().client(
+            "s3", endpoint_url=self.endpoint_url, config=Config(s3={"addressing_style": "path"})
+        )
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ from sqs_rpc import (
     Retry,
     RpcClient,
     RpcTimeout,
+    S3Offload,
+    S3PayloadError,
     SqsRpcError,
     Sweeper,
     SweepReport,
@@ -92,3 +94,18 @@ def sweep(region: str) -> int:
         except ReplyQueueLost as exc:
             print("retry:", exc)
     return report.checked
+
+
+def offload(queue_url: str) -> None:
+    config = S3Offload(bucket="my-payloads", allowed_buckets=("their-payloads",), threshold=None)
+    always = S3Offload(bucket="my-payloads", prefix="calls/", threshold="always")
+    readable: frozenset[str] = config.readable_buckets
+    print(readable, always)
+    poller = MessagePoller(queue_url, Echo(), offload=config)
+    with RpcClient(region_name="eu-west-1", offload=config) as client:
+        try:
+            client.call(queue_url, {"rows": []})
+        except S3PayloadError as exc:
+            where: tuple[str | None, str | None] = (exc.bucket, exc.key)
+            print(where)
+    poller.stop()
