@@ -64,7 +64,8 @@ class CallObserver:
     def started(self, correlation_id: str, queue_url: str, future: Future[Any]) -> None:
         """A call is about to be sent; its future's outcome is recorded when it settles."""
         self._counters.add("calls")
-        fire(self._hooks.on_call_started, CallStarted(correlation_id, queue_url))
+        if self._hooks.on_call_started is not None:  # no event object without a hook
+            fire(self._hooks.on_call_started, CallStarted(correlation_id, queue_url))
         begun = time.monotonic()
 
         def settled(done: Future[Any]) -> None:
@@ -93,10 +94,11 @@ class CallObserver:
         self._counters.add(_CALL_COUNTERS[outcome])
         if outcome in ("ok", "remote_error"):
             self._latency.add(duration)
-        fire(
-            self._hooks.on_call_finished,
-            CallFinished(correlation_id, queue_url, outcome, duration, error),
-        )
+        if self._hooks.on_call_finished is not None:
+            fire(
+                self._hooks.on_call_finished,
+                CallFinished(correlation_id, queue_url, outcome, duration, error),
+            )
 
     def snapshot(self, pending: int) -> ClientStats:
         return ClientStats(
