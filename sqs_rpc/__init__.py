@@ -34,9 +34,10 @@ from ._errors import (
     SqsError,
     SqsRpcError,
 )
+from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
 from ._offload import S3Offload
 from ._server import IncomingMessage, MessageHandler, MessagePoller, Retry
-from ._stats import PollerHealth, PollerStats
+from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
 from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
@@ -46,17 +47,25 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncRpcClient",
     "BytesCodec",
+    "CallFinished",
+    "CallOutcome",
+    "CallStarted",
     "ClientClosedError",
+    "ClientStats",
     "Codec",
     "ConfigurationError",
     "CredentialsError",
     "DecodeError",
     "EmbeddedSqs",
     "EncodeError",
+    "Hooks",
     "IncomingMessage",
     "JsonCodec",
+    "Latency",
     "MAX_MESSAGE_BYTES",
+    "MessageHandled",
     "MessageHandler",
+    "MessageOutcome",
     "MessagePoller",
     "PROTOCOL_VERSION",
     "PayloadTooLarge",

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from ._client import RequestMessage, RpcClient
 from ._errors import ClientClosedError, ConfigurationError
+from ._stats import ClientStats
 from ._wire import AttributeValue
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
@@ -54,7 +55,7 @@ class AsyncRpcClient:
         send_threads: threads that run the blocking ``SendMessage`` requests, so the event
             loop never blocks on SQS; at most this many sends are in flight at once.
         **options: keyword options of :class:`RpcClient` (``endpoint_url=``, ``sqs_client=``,
-            ``default_timeout=``, ...), when no ``client`` is given.
+            ``default_timeout=``, ``hooks=``, ...), when no ``client`` is given.
     """
 
     def __init__(
@@ -114,6 +115,13 @@ class AsyncRpcClient:
     def pending_calls(self) -> int:
         """How many calls are waiting for a reply."""
         return self._client.pending_calls
+
+    def stats(self) -> ClientStats:
+        """The wrapped client's :meth:`RpcClient.stats` (its calls from any thread or loop).
+
+        A cancelled awaiting task counts in ``cancelled``.
+        """
+        return self._client.stats()
 
     # -- calls -------------------------------------------------------------------------------
 

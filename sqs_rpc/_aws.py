@@ -73,17 +73,39 @@ class RequestCounter:
         counter = RequestCounter.attach(sqs)
         ...
         counter.snapshot()  # {"SendMessage": 3, "ReceiveMessage": 2}
+        counter.detach()    # stop counting; the counts stay
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._watched: list[SQSClient] = []
 
     @classmethod
     def attach(cls, sqs_client: SQSClient) -> RequestCounter:
+        """A new counter, counting the requests of ``sqs_client`` from now on."""
         counter = cls()
-        sqs_client.meta.events.register("before-call.sqs", counter._on_call)
+        counter.watch(sqs_client)
         return counter
+
+    def watch(self, sqs_client: SQSClient) -> None:
+        """Count ``sqs_client``'s requests too (added to the same counts)."""
+        with self._lock:
+            if any(watched is sqs_client for watched in self._watched):
+                return
+            self._watched.append(sqs_client)
+        sqs_client.meta.events.register("before-call.sqs", self._on_call)
+
+    def detach(self) -> None:
+        """Stop counting (the counts stay). Idempotent.
+
+        A counter holds a handler on each boto3 client it watches: detach it when done, or
+        a long-lived client shared by many short-lived counters runs all their handlers.
+        """
+        with self._lock:
+            watched, self._watched = self._watched, []
+        for sqs_client in watched:
+            sqs_client.meta.events.unregister("before-call.sqs", self._on_call)
 
     def _on_call(self, model: Any, **_: Any) -> None:
         with self._lock:

@@ -33,13 +33,16 @@ from ._aws import make_sqs_client
 from ._batcher import Batcher
 from ._codecs import Codec, JsonCodec
 from ._errors import ClientClosedError, ConfigurationError, RpcTimeout
+from ._hooks import Hooks, check_hooks
+from ._observe import CallObserver
 from ._offload import PayloadStore, S3Offload
-from ._pending import PendingCalls
+from ._pending import PendingCalls, settle
 from ._process import track, untrack
 from ._reply_channel import ReplyChannel
 from ._reply_poller import WAIT_TIME_SECONDS
 from ._reply_queue import DEFAULT_PREFIX, validate_prefix
 from ._request import RequestMessage, check_message, check_timeout
+from ._stats import ClientStats
 from ._sweeper import PeriodicSweep, check_sweep_interval
 from ._trace import current_trace_context
 from ._wire import (
@@ -103,6 +106,8 @@ class RpcClient:
             under ``queue_prefix``, run by this client in the background; off by default.
         offload: an :class:`~sqs_rpc.S3Offload`: requests too large for SQS go through S3,
             and replies offloaded by servers are read from S3 (see docs/payloads.md).
+        hooks: callbacks on every call's start and end (:class:`~sqs_rpc.Hooks`), for
+            metrics; none by default. See docs/observability.md.
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class RpcClient:
         reply_wait_time_seconds: int = WAIT_TIME_SECONDS,
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._prefix = validate_prefix(queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
@@ -150,6 +156,7 @@ class RpcClient:
                 f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
             )
         self._codec: Codec = codec if codec is not None else JsonCodec()
+        self._observer = CallObserver(check_hooks(hooks))
         build: Callable[[], SQSClient] = functools.partial(
             make_sqs_client,
             sqs_client=None,
@@ -172,6 +179,7 @@ class RpcClient:
             )
             self._rebuild = None
         self._payloads = PayloadStore(offload, session=session, region_name=region_name)
+        self._observer.requests.watch(self._sqs)
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
@@ -218,6 +226,16 @@ class RpcClient:
         reply = self._reply
         return len(reply.pending) if reply is not None else 0
 
+    def stats(self) -> ClientStats:
+        """Counters, latency percentiles and SQS requests since creation (a frozen snapshot).
+
+        Example::
+
+            stats = client.stats()
+            print(stats.calls, stats.timeouts, stats.latency.p99, stats.requests)
+        """
+        return self._observer.snapshot(self.pending_calls)
+
     # -- calls -------------------------------------------------------------------------------
 
     def call(
@@ -252,13 +270,16 @@ class RpcClient:
         try:
             return future.result(timeout=seconds)
         except FutureTimeout:
-            # Only reached if this wait ends a hair before the timer fails the future.
-            future.cancel()
-            raise RpcTimeout(
+            # Only reached if this wait ends a hair before the timer fails the future. Fail
+            # the future rather than cancel it, so that stats and hooks see a timeout.
+            error = RpcTimeout(
                 f"no reply within {seconds:g}s (correlation id {correlation_id}); raise "
                 "timeout= or check the server",
                 correlation_id=correlation_id,
-            ) from None
+            )
+            if not settle(future, error=error):
+                return future.result(timeout=0)  # settled meanwhile: that outcome stands
+            raise error from None
 
     def call_async(
         self,
@@ -299,12 +320,16 @@ class RpcClient:
         deadline_ms = int((time.time() + seconds) * 1000)
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
         future: Future[Any] = Future()
+        self._observer.started(correlation_id, message.queue_url, future)
         pending.add(correlation_id, future, seconds)
         if future.done():
             # Failed already: the client closed, or the queue was lost, since _reply_address.
             return future
         try:
             self._send(message.queue_url, arguments, seconds)
+        except Exception as exc:
+            settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
+            raise
         except BaseException:
             future.cancel()
             raise
@@ -335,7 +360,9 @@ class RpcClient:
         check_message(message)
         body = self._codec.encode(payload)
         arguments = self._send_arguments(message, body, uuid.uuid4().hex, None, None)
-        return self._send(queue_url, arguments, self._default_timeout)
+        message_id = self._send(queue_url, arguments, self._default_timeout)
+        self._observer.published()
+        return message_id
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -367,6 +394,7 @@ class RpcClient:
             reply.close(before_delete=flush)
         elif flush is not None:
             flush()
+        self._observer.requests.detach()  # last: the requests of the steps above count
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -391,6 +419,8 @@ class RpcClient:
             # dropped them); this process gets its own boto3 client and, lazily, its own queue.
             self._reply, self._retired = None, []  # the fork hook did this too; be sure
             self._sqs = self._rebuild()
+            self._observer.requests.detach()  # the parent's boto3 client
+            self._observer.requests.watch(self._sqs)
             self._pid = os.getpid()
             self._sweep = self._make_sweep()
             logger.info("RpcClient adopted by process %d after fork", self._pid)

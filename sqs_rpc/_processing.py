@@ -31,11 +31,11 @@ from ._errors import (
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
+from ._observe import MessageObserver
 from ._offload import PayloadStore
 from ._outbox import Outbox
 from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
-from ._stats import Counters
 from ._trace import TraceContext, set_trace_context
 from ._visibility import VisibilityHeartbeat
 from ._wire import (
@@ -72,7 +72,7 @@ class Dispatcher:
         codec: Codec,
         policy: ReplyPolicy,
         outbox: Outbox,
-        counters: Counters,
+        observer: MessageObserver,
         event_loop: EventLoopThread,
         include_traceback: bool,
         max_message_bytes: int,
@@ -86,7 +86,7 @@ class Dispatcher:
         self._codec = codec
         self._policy = policy
         self._outbox = outbox
-        self._counters = counters
+        self._observer = observer
         self._event_loop = event_loop
         self._include_traceback = include_traceback
         self._max_message_bytes = max_message_bytes
@@ -101,9 +101,9 @@ class Dispatcher:
 
     def process(self, message: Mapping[str, Any], received: float) -> bool:
         """Handle one message; True when it is finished (deleted), False when left in the queue."""
-        # A fresh context per message: the trace context set for it never leaks into the
-        # next message this worker thread handles.
-        return contextvars.Context().run(self._process, message, received)
+        # A fresh context per message: the trace context (and the outcome the observer notes)
+        # set for it never leaks into the next message this worker thread handles.
+        return contextvars.Context().run(self._observer.observe, self._process, message, received)
 
     def _process(self, message: Mapping[str, Any], received: float) -> bool:
         # Requests from other libraries (Java temporary queues, python-sqs-client) take
@@ -114,7 +114,7 @@ class Dispatcher:
             request = decode_request(message)
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
-            self._counters.add("undecodable")
+            self._observer.count("undecodable")
             self._reject(message, exc, extra)
             return False
         except SqsError as exc:
@@ -145,7 +145,7 @@ class Dispatcher:
     def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> bool:
         """The decision table after decoding; True when the request was deleted."""
         if request.reply_to is not None and not self._allowed(request.reply_to):
-            self._counters.add("rejected")
+            self._observer.count("rejected")
             logger.warning(
                 "request %s names ReplyTo %r, which this server may not reply to (allowed: %s);"
                 " not run, left for redrive",
@@ -155,7 +155,7 @@ class Dispatcher:
             )
             return False
         if request.deadline_ms is not None and request.deadline_ms < time.time() * 1000:
-            self._counters.add("expired")
+            self._observer.count("expired")
             logger.info(
                 "request %s arrived after its caller's deadline; deleted without running",
                 request.correlation_id or request.message_id,
@@ -166,10 +166,11 @@ class Dispatcher:
         if state == "running":
             # The same request is running on another worker (its visibility ran out):
             # leave this copy; once the first finishes, a redelivery hits the cache.
+            self._observer.note("duplicate")
             logger.info("request %s is already running; copy left in queue", key[1])
             return False
         if state == "finished":
-            self._counters.add("duplicates")
+            self._observer.count("duplicates")
             logger.info("request %s was already handled; resending its reply", key[1])
             if cached is not None and request.reply_to is not None:
                 return self._reply_and_delete(request, cached)
@@ -212,12 +213,12 @@ class Dispatcher:
         # visibility change, a failed reply), and only after the reply cache has the answer,
         # so a redelivery either finds the cache or runs the handler: never neither.
         if isinstance(failure, Retry):
-            self._counters.add("failed")
-            self._counters.add("retried")
+            self._observer.count("failed")
+            self._observer.count("retried")
             self._replies.done(key)
             return self._retry(request, incoming, failure, extra)
         if failure is not None:
-            self._counters.add("failed")
+            self._observer.count("failed")
             if request.reply_to is None:
                 self._replies.done(key)
                 logger.warning(
@@ -229,7 +230,7 @@ class Dispatcher:
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
             return self._finish(request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra)
-        self._counters.add("handled")
+        self._observer.count("handled")
         if request.reply_to is None:
             self._replies.remember(key, None)
             self._replies.done(key)
@@ -405,7 +406,7 @@ class Dispatcher:
         if address is not None and address[1] and first:
             reply_to, correlation_id = address
             if not self._allowed(reply_to):
-                self._counters.add("rejected")
+                self._observer.counters.add("rejected")  # the outcome stays "undecodable"
                 logger.warning(
                     "undecodable message %s names ReplyTo %r, which this server may not reply "
                     "to; no error reply",

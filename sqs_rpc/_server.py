@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
@@ -29,13 +28,15 @@ from ._codecs import Codec, JsonCodec
 from ._errors import ClientClosedError, ConfigurationError, aws_errors
 from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
+from ._hooks import Hooks, check_hooks
+from ._observe import MessageObserver
 from ._offload import PayloadStore, S3Offload
 from ._outbox import Outbox
 from ._processing import Dispatcher
 from ._receiver import Receiver
 from ._reply_policy import ReplyPolicy, ReplyToAllowed
 from ._reply_queue import DEFAULT_PREFIX
-from ._stats import Counters, PollerHealth, PollerStats
+from ._stats import PollerHealth, PollerStats
 from ._sweeper import PeriodicSweep, check_sweep_interval
 from ._visibility import VisibilityHeartbeat
 from ._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
@@ -115,6 +116,8 @@ class MessagePoller:
         sweep_prefix: the reply queue prefix to sweep.
         offload: an :class:`~sqs_rpc.S3Offload`: requests whose body is in S3 are read from
             there (allowed buckets only) and replies too large for SQS go through S3.
+        hooks: ``on_message_handled`` runs for every message (:class:`~sqs_rpc.Hooks`);
+            none by default. See docs/observability.md.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class MessagePoller:
         sweep_interval: float | None = None,
         sweep_prefix: str = DEFAULT_PREFIX,
         offload: S3Offload | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
@@ -214,12 +218,12 @@ class MessagePoller:
         policy = ReplyPolicy(queue_url, prefix=reply_prefix, allowed=reply_to_allowed)
         name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
         self._name = name
-        self._counters = Counters()
+        self._observer = MessageObserver(queue_url, check_hooks(hooks))
         self._outbox = Outbox(
             self._sqs,
             queue_url,
             name=name,
-            counters=self._counters,
+            counters=self._observer.counters,
             # Other requests being handled: their replies are about to join this one.
             busy=lambda: self._receiver.in_flight > 1,
         )
@@ -231,7 +235,7 @@ class MessagePoller:
             codec=codec if codec is not None else JsonCodec(),
             policy=policy,
             outbox=self._outbox,
-            counters=self._counters,
+            observer=self._observer,
             event_loop=self._event_loop,
             include_traceback=include_traceback,
             max_message_bytes=check_max_message_bytes(max_message_bytes),
@@ -247,7 +251,7 @@ class MessagePoller:
             concurrency=concurrency,
             wait_time=wait_time_seconds,
             process=self._dispatcher.process,
-            counters=self._counters,
+            counters=self._observer.counters,
         )
         self._started_at: float | None = None
         self._state_lock = threading.Lock()
@@ -294,13 +298,21 @@ class MessagePoller:
                 raise ClientClosedError("this MessagePoller was stopped; create a new one")
             if self._started:
                 return
+            # Counted from here to the end of stop(): a poller that is never started holds
+            # no handler on an injected boto3 client.
+            self._observer.requests.watch(self._sqs)
             # Fail here, not in a background loop, when the URL is wrong.
-            with aws_errors("GetQueueAttributes", self.queue_url):
-                attributes = self._sqs.get_queue_attributes(
-                    QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
-                ).get("Attributes", {})
-            self._configure_heartbeat(int(attributes.get("VisibilityTimeout", "30")))
-            self._configure_redrive(attributes.get("RedrivePolicy"))
+            try:
+                with aws_errors("GetQueueAttributes", self.queue_url):
+                    attributes = self._sqs.get_queue_attributes(
+                        QueueUrl=self.queue_url,
+                        AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
+                    ).get("Attributes", {})
+                self._configure_heartbeat(int(attributes.get("VisibilityTimeout", "30")))
+                self._configure_redrive(attributes.get("RedrivePolicy"))
+            except BaseException:
+                self._observer.requests.detach()
+                raise
             self._started = True
             self._started_at = time.monotonic()
             self._outbox.start()
@@ -362,7 +374,7 @@ class MessagePoller:
         # the outbox, which is still running; (3) stop the worker pool; (4) stop the outbox,
         # flushing what is left (a late handler flushes its own); (5) stop the heartbeat
         # (a late handler's message is no longer extended); (6) stop the event loop; (7) stop
-        # the in-process sweeper, if any.
+        # the in-process sweeper, if any; (8) stop counting SQS requests.
         receiver_done = self._receiver.stop_receiving()
         drained = self._receiver.drain(budget)
         self._outbox.stop(30)
@@ -371,6 +383,7 @@ class MessagePoller:
         self._event_loop.stop(30 if drained else 0)
         if self._sweep is not None:
             self._sweep.stop()
+        self._observer.requests.detach()
         logger.info("stopped polling %s", self.queue_url)
         return receiver_done and drained
 
@@ -400,9 +413,8 @@ class MessagePoller:
     # -- observing ---------------------------------------------------------------------------
 
     def stats(self) -> PollerStats:
-        """Counters since creation; ``in_flight`` is the messages held right now."""
-        counters = self._counters.snapshot()
-        return replace(counters, in_flight=self._receiver.in_flight)
+        """Counters, latency and SQS requests since creation; ``in_flight`` is held right now."""
+        return self._observer.snapshot(self._receiver.in_flight)
 
     def health(self, max_receive_age: float = DEFAULT_MAX_RECEIVE_AGE) -> PollerHealth:
         """Is this poller working? For a process manager's liveness check.

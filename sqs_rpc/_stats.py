@@ -1,11 +1,101 @@
-"""A server's counters (PollerStats) and its health report (PollerHealth)."""
+"""Counters and latency percentiles: PollerStats, PollerHealth and ClientStats.
+
+Client and server count the same way: integer counters behind one lock (:class:`Counters`),
+latency percentiles over a bounded window of recent samples (:class:`LatencyWindow`, constant
+memory whatever the traffic), and SQS requests by operation from a
+:class:`~sqs_rpc.RequestCounter` on the boto3 client. ``stats()`` returns a frozen snapshot.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
-from dataclasses import dataclass, fields, replace
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 
-__all__ = ["Counters", "PollerHealth", "PollerStats"]
+__all__ = [
+    "LATENCY_WINDOW",
+    "ClientStats",
+    "Counters",
+    "Latency",
+    "LatencyWindow",
+    "PollerHealth",
+    "PollerStats",
+    "int_fields",
+    "percentile",
+]
+
+# Percentiles are computed over the most recent samples only: enough for a stable p99 (ten
+# samples above it), small enough that a snapshot's sort costs microseconds.
+LATENCY_WINDOW = 1000
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Durations in seconds: all-time count and sum, percentiles over the recent samples.
+
+    Example::
+
+        latency = client.stats().latency
+        if latency.p99 is not None and latency.p99 > 1.0:
+            print(f"slow: p99 {latency.p99 * 1000:.0f} ms over {latency.window} calls")
+
+    Attributes:
+        count: samples since creation.
+        sum: their total, in seconds (with ``count``: the mean; a Prometheus summary's
+            ``_sum`` and ``_count``).
+        window: samples the percentiles are computed over: the most recent, at most
+            ``LATENCY_WINDOW`` (1000).
+        p50, p90, p99, max: over those ``window`` samples (nearest-rank); None when there are
+            none yet.
+    """
+
+    count: int = 0
+    sum: float = 0.0
+    window: int = 0
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of a sorted, non-empty list."""
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+class LatencyWindow:
+    """Thread-safe recorder of durations: O(1) per sample, memory bounded by ``size``."""
+
+    def __init__(self, size: int = LATENCY_WINDOW) -> None:
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque(maxlen=size)
+        self._count = 0
+        self._sum = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._recent.append(seconds)
+            self._count += 1
+            self._sum += seconds
+
+    def snapshot(self) -> Latency:
+        with self._lock:
+            ordered = sorted(self._recent)
+            count, total = self._count, self._sum
+        if not ordered:
+            return Latency(count=count, sum=total)
+        return Latency(
+            count=count,
+            sum=total,
+            window=len(ordered),
+            p50=percentile(ordered, 0.50),
+            p90=percentile(ordered, 0.90),
+            p99=percentile(ordered, 0.99),
+            max=ordered[-1],
+        )
 
 
 @dataclass(frozen=True)
@@ -15,7 +105,7 @@ class PollerStats:
     Example::
 
         stats = poller.stats()
-        print(stats.handled, stats.failed, stats.in_flight)
+        print(stats.handled, stats.failed, stats.in_flight, stats.latency.p99)
 
     Attributes:
         received: messages received from the request queue (redeliveries included).
@@ -30,6 +120,10 @@ class PollerStats:
         deleted: requests deleted from the request queue.
         in_flight: messages received and not yet finished (deleted or left).
         receive_errors: failed ``ReceiveMessage`` requests.
+        latency: seconds from receiving a message to finishing with it (reply sent, request
+            deleted or left), for messages whose handler ran.
+        requests: SQS requests made through the poller's boto3 client while it was started,
+            by operation (``{"ReceiveMessage": 12, ...}``); retries are not counted.
     """
 
     received: int = 0
@@ -44,6 +138,50 @@ class PollerStats:
     deleted: int = 0
     in_flight: int = 0
     receive_errors: int = 0
+    latency: Latency = Latency()
+    requests: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """Counters of one :class:`~sqs_rpc.RpcClient` (or AsyncRpcClient) since it was created.
+
+    Every call ends as exactly one of ``replies``, ``remote_errors``, ``timeouts``, ``errors``
+    or ``cancelled``; until then it counts in ``pending``.
+
+    Example::
+
+        stats = client.stats()
+        print(stats.calls, stats.timeouts, stats.latency.p50, stats.requests)
+
+    Attributes:
+        calls: calls whose request was handed to SQS (bad input raised before that is not
+            counted).
+        replies: calls answered with a result.
+        remote_errors: calls answered with an error (the caller got :class:`RemoteError`).
+        timeouts: calls with no answer by their deadline (:class:`RpcTimeout`).
+        errors: calls that failed otherwise: the request could not be sent, the reply could
+            not be decoded, the reply queue was lost, or the client was closed.
+        cancelled: calls whose future (or asyncio task) was cancelled.
+        published: one-way messages sent with ``publish``.
+        pending: calls waiting for an answer right now.
+        latency: seconds from sending to the answer, for calls answered with a result or a
+            remote error.
+        requests: SQS requests made through the client's boto3 client, by operation
+            (``{"SendMessage": 3, ...}``); retries are not counted. A boto3 client passed as
+            ``sqs_client=`` and shared with other code counts their requests too.
+    """
+
+    calls: int = 0
+    replies: int = 0
+    remote_errors: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    published: int = 0
+    pending: int = 0
+    latency: Latency = Latency()
+    requests: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,17 +212,22 @@ class PollerHealth:
     in_flight: int
 
 
-class Counters:
-    """Thread-safe mutable counters behind :class:`PollerStats`."""
+def int_fields(kind: type[PollerStats] | type[ClientStats]) -> list[str]:
+    """The names of a stats class's integer counters."""
+    return [f.name for f in fields(kind) if type(f.default) is int]
 
-    def __init__(self) -> None:
+
+class Counters:
+    """Thread-safe integer counters, by default those of :class:`PollerStats`."""
+
+    def __init__(self, names: Iterable[str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._values = {f.name: 0 for f in fields(PollerStats)}
+        self._values = dict.fromkeys(int_fields(PollerStats) if names is None else names, 0)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._values[name] += amount
 
-    def snapshot(self) -> PollerStats:
+    def values(self) -> dict[str, int]:
         with self._lock:
-            return replace(PollerStats(), **self._values)
+            return dict(self._values)

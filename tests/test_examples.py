@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,86 @@ def test_self_contained_example(name: str) -> None:
         assert line in result.stdout
 
 
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Parse Prometheus's text format with Prometheus's own parser: a format error fails."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _check_metrics(text: str) -> None:
+    samples = _samples(text)
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, frozenset(labels.items()))]
+
+    assert value("sqs_rpc_client_calls_total", queue="orders", outcome="ok") == 20
+    assert value("sqs_rpc_client_calls_total", queue="orders", outcome="remote_error") == 2
+    assert value("sqs_rpc_client_calls_total", queue="nobody-home", outcome="timeout") == 1
+    assert value("sqs_rpc_server_messages_total", queue="orders", outcome="ok") == 20
+    assert value("sqs_rpc_server_messages_total", queue="orders", outcome="error") == 2
+    assert value("sqs_rpc_client_call_duration_seconds_count", queue="orders") == 22
+    assert value("sqs_rpc_client_call_duration_seconds_bucket", queue="orders", le="+Inf") == 22
+    assert value("sqs_rpc_server_message_duration_seconds_count", queue="orders") == 22
+    assert value("sqs_rpc_client_latency_seconds_count") == 22
+    assert value("sqs_rpc_client_latency_seconds", quantile="0.99") > 0
+    assert value("sqs_rpc_client_sqs_requests_total", operation="CreateQueue") == 1
+    assert value("sqs_rpc_server_sqs_requests_total", queue="orders", operation="ReceiveMessage")
+    assert value("sqs_rpc_server_in_flight", queue="orders") == 0
+
+
+@pytest.mark.embedded_server
+@pytest.mark.timeout(120)
+def test_prometheus_example_prints_valid_metrics() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "prometheus_metrics.py")],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    _check_metrics(result.stdout)
+
+
+@pytest.mark.embedded_server
+@pytest.mark.timeout(120)
+def test_prometheus_example_serves_metrics_over_http() -> None:
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "prometheus_metrics.py"), "--serve", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # blocks until the server is up (or the process died)
+        url = line.split()[1]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            _check_metrics(response.read().decode())
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
+        returncode = server.wait(30)
+        if server.stdout is not None:
+            server.stdout.close()
+        assert returncode == 0
+
+
 def test_every_example_is_tested() -> None:
-    tested = set(SELF_CONTAINED) | {"echo_server.py", "echo_client.py", "sweeper_lambda.py"}
+    tested = set(SELF_CONTAINED) | {
+        "echo_server.py",
+        "echo_client.py",
+        "sweeper_lambda.py",
+        "prometheus_metrics.py",
+    }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 

@@ -6,15 +6,24 @@ A change that breaks users' type checking breaks this file first.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from sqs_rpc import (
     AsyncRpcClient,
+    CallFinished,
+    CallOutcome,
+    CallStarted,
+    ClientStats,
     EmbeddedSqs,
+    Hooks,
     IncomingMessage,
     JsonCodec,
+    Latency,
+    MessageHandled,
     MessageHandler,
+    MessageOutcome,
     MessagePoller,
     PollerHealth,
     PollerStats,
@@ -109,3 +118,26 @@ def offload(queue_url: str) -> None:
             where: tuple[str | None, str | None] = (exc.bucket, exc.key)
             print(where)
     poller.stop()
+
+
+def observe(queue_url: str, handler: MessageHandler) -> None:
+    def finished(event: CallFinished) -> None:
+        outcome: CallOutcome = event.outcome
+        print(event.correlation_id, event.queue_url, outcome, event.duration, event.error)
+
+    def handled(event: MessageHandled) -> None:
+        outcome: MessageOutcome = event.outcome
+        print(event.message_id, outcome, event.finished)
+
+    def started(event: CallStarted) -> None:
+        print(event.correlation_id)
+
+    hooks = Hooks(on_call_started=started, on_call_finished=finished, on_message_handled=handled)
+    with RpcClient(region_name="eu-west-1", hooks=hooks) as client:
+        stats: ClientStats = client.stats()
+        latency: Latency = stats.latency
+        p99: float | None = latency.p99
+        requests: Mapping[str, int] = stats.requests
+        print(stats.calls, stats.timeouts, p99, requests.get("SendMessage", 0))
+    poller = MessagePoller(queue_url, handler, region_name="eu-west-1", hooks=hooks)
+    print(poller.stats().latency.count, poller.stats().requests)

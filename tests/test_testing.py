@@ -1,0 +1,163 @@
+"""sqs_rpc.testing and sqs_rpc.pytest_plugin: the helpers users test their own code with."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from sqs_rpc import IncomingMessage, MessageHandler, RemoteError, Retry
+from sqs_rpc.testing import rpc_test_server
+
+from .conftest import Endpoint, wait_for
+
+
+class Orders(MessageHandler):
+    def handle(self, message: IncomingMessage) -> Any:
+        if message.body["order_id"] < 0:
+            raise ValueError("no such order")
+        return {"order_id": message.body["order_id"], "group": message.group_id}
+
+
+class AlwaysRetry(MessageHandler):
+    def handle(self, message: IncomingMessage) -> Any:
+        raise Retry("not yet", delay=0)
+
+
+@pytest.mark.embedded_server
+def test_rpc_test_server_starts_and_removes_its_own_server() -> None:
+    with rpc_test_server(Orders()) as rpc:
+        assert rpc.call({"order_id": 7}) == {"order_id": 7, "group": None}
+        with pytest.raises(RemoteError, match="no such order"):
+            rpc.call({"order_id": -1})
+        assert rpc.endpoint_url.startswith("http://127.0.0.1:")
+        assert rpc.poller.running
+        sqs = rpc.sqs_client()
+    assert rpc.client.closed
+    assert not rpc.poller.running
+    with pytest.raises(EndpointConnectionError):
+        sqs.list_queues()  # the embedded server is gone with the block
+
+
+def test_rpc_test_server_on_an_endpoint_cleans_up(endpoint: Endpoint) -> None:
+    sqs = endpoint.client()
+    with rpc_test_server(
+        Orders(),
+        endpoint_url=endpoint.endpoint_url,
+        region_name=endpoint.region_name,
+        concurrency=2,
+        timeout=20,
+    ) as rpc:
+        assert [rpc.call({"order_id": i}) for i in range(3)] == [
+            {"order_id": i, "group": None} for i in range(3)
+        ]
+        assert rpc.publish({"order_id": 9})
+        wait_for(lambda: rpc.poller.stats().handled == 4, 20)
+        made = [rpc.queue_url, rpc.dead_letter_queue_url, rpc.client.reply_queue_url]
+    for url in made:
+        with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+            sqs.get_queue_attributes(QueueUrl=url)
+
+
+def test_rpc_test_server_fifo_queue(endpoint: Endpoint) -> None:
+    with rpc_test_server(
+        Orders(), endpoint_url=endpoint.endpoint_url, region_name=endpoint.region_name, fifo=True
+    ) as rpc:
+        assert rpc.queue_url.endswith(".fifo")
+        assert rpc.call({"order_id": 1}, group_id="alice") == {"order_id": 1, "group": "alice"}
+
+
+def test_rpc_test_server_gives_the_queue_a_dead_letter_queue(endpoint: Endpoint) -> None:
+    with rpc_test_server(
+        AlwaysRetry(),
+        endpoint_url=endpoint.endpoint_url,
+        region_name=endpoint.region_name,
+        max_receive_count=2,
+        queue_attributes={"VisibilityTimeout": "1"},
+    ) as rpc:
+        sqs = rpc.sqs_client()
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=rpc.queue_url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+        )["Attributes"]
+        assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 2
+        assert attributes["VisibilityTimeout"] == "1"
+        with pytest.raises(RemoteError, match="gave up after 2 attempts"):
+            rpc.call({"order_id": 1}, timeout=30)
+        assert rpc.dead_letter_queue_url is not None
+
+        def in_dead_letter_queue() -> bool:
+            received = sqs.receive_message(QueueUrl=rpc.dead_letter_queue_url, WaitTimeSeconds=1)
+            return bool(received.get("Messages"))
+
+        wait_for(in_dead_letter_queue, 30)
+
+
+def test_testing_module_does_not_import_pytest() -> None:
+    code = "import sys; sys.modules['pytest'] = None; import sqs_rpc.testing; print('ok')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.embedded_server
+@pytest.mark.timeout(180)
+def test_pytest_plugin_gives_users_fixtures(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["sqs_rpc.pytest_plugin"]\n')
+    (tmp_path / "test_user.py").write_text(
+        textwrap.dedent(
+            """
+            from typing import Any
+
+            import pytest
+
+            from sqs_rpc import IncomingMessage, MessageHandler, RemoteError, RpcClient
+
+
+            class Orders(MessageHandler):
+                def handle(self, message: IncomingMessage) -> Any:
+                    if message.body < 0:
+                        raise ValueError("negative")
+                    return message.body * 10
+
+
+            def test_serve(sqs_rpc_serve) -> None:
+                rpc = sqs_rpc_serve(Orders())
+                assert rpc.call(4) == 40
+                with pytest.raises(RemoteError, match="negative"):
+                    rpc.call(-1)
+
+
+            def test_two_servers(sqs_rpc_serve) -> None:
+                first, second = sqs_rpc_serve(Orders()), sqs_rpc_serve(Orders(), fifo=True)
+                assert first.call(1) == 10
+                assert second.call(2, group_id="g") == 20
+
+
+            def test_client_and_queue(sqs_rpc_client: RpcClient, sqs_rpc_queue: str) -> None:
+                sqs_rpc_client.publish(sqs_rpc_queue, {"event": 1})
+                assert sqs_rpc_queue.startswith("http://127.0.0.1:")
+
+
+            def test_endpoint_is_shared(sqs_rpc_endpoint, sqs_rpc_queue: str) -> None:
+                assert sqs_rpc_queue.startswith(sqs_rpc_endpoint.endpoint_url)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed" in result.stdout
