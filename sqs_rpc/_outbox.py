@@ -68,9 +68,21 @@ def _chunks(items: Sequence[_Item]) -> Iterator[list[_Item]]:
 
 
 class Outbox:
-    """Batches a server's replies (per reply queue) and deletes (from its request queue)."""
+    """Batches a server's replies (per reply queue) and deletes (from its request queue).
 
-    def __init__(self, sqs: SQSClient, queue_url: str, *, name: str, counters: Counters) -> None:
+    With ``background=False`` there is no thread: each reply or delete is sent at once on the
+    caller's thread (the AWS Lambda responder, where threads freeze between invocations).
+    """
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        *,
+        name: str,
+        counters: Counters,
+        background: bool = True,
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._counters = counters
@@ -78,11 +90,14 @@ class Outbox:
         self._replies: dict[str, list[_Item]] = defaultdict(list)
         self._deletes: list[_Item] = []
         self._pause = threading.Event()  # never set: Event.wait is the retry delay
-        self._stopped = False
+        # Stopped (or never to be started): _submit flushes on the caller's thread.
+        self._background = background
+        self._stopped = not background
         self._loop = BackgroundLoop(f"{name}-outbox", self._flush)
 
     def start(self) -> None:
-        self._loop.start()
+        if self._background:
+            self._loop.start()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop the thread, then flush what is still queued from here, so no worker waits.

@@ -13,8 +13,8 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._codecs import JSON_CONTENT_TYPE, Codec
 from ._errors import (
@@ -25,10 +25,8 @@ from ._errors import (
     SqsError,
     aws_errors,
 )
-from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
-from ._outbox import Outbox
 from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
 from ._stats import Counters
@@ -47,9 +45,32 @@ from ._wire import (
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["Dispatcher"]
+__all__ = ["AwaitableRunner", "Dispatcher", "Sender"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Sender(Protocol):
+    """Where a Dispatcher's replies and deletes go.
+
+    The MessagePoller's :class:`~sqs_rpc._outbox.Outbox` batches them on a background thread;
+    the Lambda responder sends replies on the calling thread and leaves deletes to Lambda.
+    """
+
+    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        """Return once SQS accepted the reply; raise :class:`SqsError` if it did not."""
+
+    def delete(self, receipt_handle: str) -> bool:
+        """Finish a request: True once it is (or will be) deleted, False if it will come back."""
+
+
+class AwaitableRunner(Protocol):
+    """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
+
+    def run(self, awaitable: Awaitable[T]) -> T: ...
+
 
 # What SQS answers when a reply is larger than it accepts.
 _TOO_LONG = frozenset(
@@ -68,9 +89,9 @@ class Dispatcher:
         handler: MessageHandler,
         codec: Codec,
         policy: ReplyPolicy,
-        outbox: Outbox,
+        outbox: Sender,
         counters: Counters,
-        event_loop: EventLoopThread,
+        event_loop: AwaitableRunner,
         include_traceback: bool,
         max_message_bytes: int,
         reply_cache_ttl: float,
