@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,6 +33,7 @@ from sqs_rpc import (
     RemoteError,
     Retry,
     RpcClient,
+    Sweeper,
 )
 from sqs_rpc._lambda_event import message_from_record, record_from_message
 from sqs_rpc._wire import decode_request, encode_request
@@ -361,6 +367,90 @@ def test_an_rpc_client_in_the_function_keeps_its_reply_queue_across_invocations(
         assert len(set(queues)) == 1
     finally:
         onward.close()
+
+
+FROZEN_CLIENT = """
+import json, sys
+from sqs_rpc import RpcClient
+
+endpoint, region, queue_url, prefix = sys.argv[1:5]
+client = RpcClient(
+    endpoint_url=endpoint, region_name=region, queue_prefix=prefix, heartbeat_interval=1,
+    idle_retention=3, reply_wait_time_seconds=1, default_timeout=20,
+)
+for line in sys.stdin:
+    if line.strip() == "quit":
+        break
+    try:
+        out = {"reply": client.call(queue_url, int(line))}
+    except Exception as exc:
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    out["queue"] = client.reply_queue_url
+    print(json.dumps(out), flush=True)
+client.close()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+@pytest.mark.timeout(120)
+def test_a_client_frozen_past_its_retention_replaces_its_swept_queue_before_calling(
+    endpoint: Endpoint, sqs: Any, queue_url: str, serve: Any, tmp_path: Path
+) -> None:
+    # A warm Lambda's module-level client is frozen between invocations: no heartbeat. Here
+    # SIGSTOP freezes a client process while a sweeper deletes its idle queue.
+    handler = Recorder()
+    serve(queue_url, handler)
+    prefix = f"sqs-rpc-reply-{uuid.uuid4().hex[:8]}-"
+    script = tmp_path / "frozen_client.py"
+    script.write_text(FROZEN_CLIENT)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    arguments = [endpoint.endpoint_url, endpoint.region_name, queue_url, prefix]
+    child = subprocess.Popen(
+        [sys.executable, str(script), *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+
+    def invoke(n: int) -> dict[str, Any]:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.write(f"{n}\n")
+        child.stdin.flush()
+        answer: dict[str, Any] = json.loads(child.stdout.readline())
+        return answer
+
+    try:
+        first = invoke(1)
+        assert first["reply"] == {"echo": 1}
+        child.send_signal(signal.SIGSTOP)
+        try:
+            # include_nonempty: the freeze may come before the reply's delete went out (as in
+            # Lambda, which freezes as soon as the handler returns); the queue then holds it.
+            sweeper = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True)
+            swept = wait_for(lambda: sweeper.sweep().deleted, timeout=30, interval=0.5)
+        finally:
+            child.send_signal(signal.SIGCONT)
+        assert [d.queue_url for d in swept] == [first["queue"]]
+
+        second = invoke(2)  # the first call after the thaw
+
+        assert second.get("error") is None
+        assert second["reply"] == {"echo": 2}
+        assert second["queue"] != first["queue"]
+        assert [m.body for m in handler.seen] == [1, 2]
+        child.stdin.write("quit\n")
+        child.stdin.close()
+        assert child.wait(30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
+        child.stdin.close()
+        child.stdout.close()
 
 
 # -- configuration and bad events --------------------------------------------------------------
