@@ -226,12 +226,14 @@ class LambdaResponder:
         records = records_of(event)
         failures: list[str] = []
         stop: str | None = None
+        unstarted = 0
         for record in records:
             message_id = str(record.get("messageId", ""))
             if stop is None and self._out_of_time(context):
                 stop = "the invocation is about to time out"
             if stop is not None:
                 failures.append(message_id)
+                unstarted += 1
                 continue
             if not self._process(record):
                 failures.append(message_id)
@@ -239,8 +241,8 @@ class LambdaResponder:
                     # AWS's rule for FIFO queues: stop at the first failure and report the
                     # rest too, so that the group is redelivered in order.
                     stop = "an earlier message of this FIFO batch failed"
-        if stop is not None:
-            logger.warning("%d records reported as failed unstarted: %s", len(failures), stop)
+        if unstarted:
+            logger.warning("%d records reported as failed, not started: %s", unstarted, stop)
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
 
     def _out_of_time(self, context: Any) -> bool:
@@ -327,6 +329,7 @@ def _queue_url(endpoint_url: str, queue: QueueArn) -> str:
 
 
 def _fifo(record: Mapping[str, Any]) -> bool:
+    # By the queue's name (".fifo" is mandatory), not by MessageGroupId: standard queues
+    # accept group ids too (fair queues), without FIFO's ordering.
     queue = parse_queue_arn(record.get("eventSourceARN"))
-    attributes = record.get("attributes") or {}
-    return (queue is not None and queue.fifo) or "MessageGroupId" in attributes
+    return queue is not None and queue.fifo

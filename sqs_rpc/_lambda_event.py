@@ -15,6 +15,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError, aws_errors
@@ -37,14 +38,14 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGES = 10  # ReceiveMessage's limit, and Lambda's default batch size
 
 
+@dataclass(frozen=True)
 class QueueArn:
     """An SQS queue ARN taken apart: ``arn:PARTITION:sqs:REGION:ACCOUNT:NAME``."""
 
-    def __init__(self, arn: str, region: str, account: str, name: str) -> None:
-        self.arn = arn
-        self.region = region
-        self.account = account
-        self.name = name
+    arn: str
+    region: str
+    account: str
+    name: str
 
     @property
     def fifo(self) -> bool:

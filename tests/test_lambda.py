@@ -35,7 +35,7 @@ from sqs_rpc import (
     RpcClient,
     Sweeper,
 )
-from sqs_rpc._lambda_event import message_from_record, record_from_message
+from sqs_rpc._lambda_event import message_from_record, parse_queue_arn, record_from_message
 from sqs_rpc._wire import decode_request, encode_request
 from sqs_rpc.aws_lambda import LambdaResponder, delete_succeeded, receive_event
 
@@ -504,3 +504,16 @@ def test_records_and_messages_convert_both_ways(sqs: Any, queue_url: str) -> Non
     # A binaryValue that is not base64 is dropped, not fatal.
     record["messageAttributes"]["blob"]["binaryValue"] = "%%%"
     assert "blob" not in message_from_record(record)["MessageAttributes"]
+
+
+def test_queue_arns_are_parsed_strictly() -> None:
+    arn = parse_queue_arn("arn:aws-cn:sqs:cn-north-1:123456789012:orders.fifo")
+    assert arn is not None
+    assert (arn.region, arn.account, arn.name, arn.fifo) == (
+        "cn-north-1",
+        "123456789012",
+        "orders.fifo",
+        True,
+    )
+    for bad in (None, "", "arn:aws:sns:us-east-1:1:topic", "arn:aws:sqs:us-east-1:1", "x:y"):
+        assert parse_queue_arn(bad) is None
