@@ -1,6 +1,7 @@
 """The ``sqs-rpc`` command (stdlib argparse). ``main(argv) -> int`` returns an exit code.
 
-Subcommands: ``demo``, ``serve``, ``call``, ``publish``, ``sweep``. Each is one
+Subcommands: ``demo``, ``serve``, ``call``, ``publish``, ``sweep``, ``queues`` (in
+``_cli_queues.py``, which keeps this module small). Each is one
 ``_add_<name>`` function (its arguments) and one ``_<name>`` function (what it does); the
 options every AWS-facing command shares are added by :func:`_add_common_options` and read
 by :func:`_aws_options`.
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_call(commands)
     _add_publish(commands)
     _add_sweep(commands)
+    from ._cli_queues import add_queues  # here: that module imports this one
+
+    add_queues(commands)
     return parser
 
 

@@ -32,7 +32,13 @@ import boto3
 from ._aws import make_sqs_client
 from ._batcher import Batcher
 from ._codecs import Codec, JsonCodec
-from ._errors import ClientClosedError, ConfigurationError, RpcTimeout
+from ._errors import (
+    ClientClosedError,
+    ConfigurationError,
+    QueueDoesNotExist,
+    RpcTimeout,
+    SqsError,
+)
 from ._hooks import Hooks, check_hooks
 from ._observe import CallObserver
 from ._offload import PayloadStore, S3Offload
@@ -316,6 +322,7 @@ class RpcClient:
         # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
         # Nothing goes to S3 yet: the message is not final.
         self._send_arguments(message, body, correlation_id, None, None, upload=False)
+        self._check_after_pause()
         pending, reply_to = self._reply_address()
         deadline_ms = int((time.time() + seconds) * 1000)
         arguments = self._send_arguments(message, body, correlation_id, reply_to, deadline_ms)
@@ -455,6 +462,29 @@ class RpcClient:
                     on_lost=self._lost,
                 )
             return self._reply.pending, self._reply.url
+
+    def _check_after_pause(self) -> None:
+        """After a long pause, make sure the reply queue still exists before naming it ReplyTo.
+
+        A process that was frozen (a warm AWS Lambda between invocations) or suspended did not
+        beat its heartbeat meanwhile, so a sweeper may have deleted its queue; a request sent
+        with that queue as ReplyTo would run, and its reply would be lost. When the last
+        heartbeat is older than half the idle retention (the heartbeat thread keeps it within
+        a third while running), one TagQueue tells, and refreshes the heartbeat; a queue that
+        is gone is replaced here, before the request goes out.
+        """
+        reply = self._reply
+        if reply is None or time.time() - reply.queue.last_heartbeat <= self._idle_retention / 2:
+            return
+        try:
+            reply.queue.heartbeat()
+        except QueueDoesNotExist:
+            self._lost(reply)  # the next lines make a new queue
+        except SqsError as exc:
+            # Not conclusive: send the call; the heartbeat thread keeps trying.
+            logger.info("could not check the reply queue after a pause: %s", exc)
+        else:
+            logger.debug("reply queue %s still exists after a pause", reply.queue.name)
 
     def _lost(self, reply: ReplyChannel) -> None:
         """The reply queue was deleted underneath; the next call makes a new one, lazily."""

@@ -45,7 +45,11 @@ RESULT_TIMEOUT = 300.0
 
 
 class Outbox:
-    """Batches a server's replies (per reply queue) and deletes (from its request queue)."""
+    """Batches a server's replies (per reply queue) and deletes (from its request queue).
+
+    With ``background=False`` there is no thread: each reply or delete is sent at once on the
+    caller's thread (the AWS Lambda responder, where threads freeze between invocations).
+    """
 
     def __init__(
         self,
@@ -55,6 +59,7 @@ class Outbox:
         name: str,
         counters: Counters,
         busy: Callable[[], bool] | None = None,
+        background: bool = True,
     ) -> None:
         self._sqs = sqs
         self._busy = busy
@@ -62,10 +67,11 @@ class Outbox:
         self._name = name
         self._counters = counters
         self._delete_delay = 0.0 if queue_url.endswith(".fifo") else DELETE_DELAY
+        self._background = background
         self._batcher: Batcher | None = None
 
     def start(self) -> None:
-        if self._batcher is None:
+        if self._background and self._batcher is None:
             self._batcher = Batcher(
                 self._sqs,
                 name=f"{self._name}-outbox",

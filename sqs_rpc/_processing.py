@@ -16,8 +16,8 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._codecs import JSON_CONTENT_TYPE, Codec
 from ._errors import (
@@ -28,12 +28,10 @@ from ._errors import (
     SqsError,
     aws_errors,
 )
-from ._event_loop import EventLoopThread
 from ._handler import IncomingMessage, MessageHandler, Retry
 from ._interop import Attributes, adapt_request, reply_destination
 from ._observe import MessageObserver
 from ._offload import PayloadStore
-from ._outbox import Outbox
 from ._reply_cache import Key, ReplyCache, key_of
 from ._reply_policy import ReplyPolicy
 from ._trace import TraceContext, set_trace_context
@@ -50,9 +48,35 @@ from ._wire import (
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["Dispatcher"]
+__all__ = ["AwaitableRunner", "Dispatcher", "Sender"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Sender(Protocol):
+    """Where a Dispatcher's replies and deletes go.
+
+    The MessagePoller's :class:`~sqs_rpc._outbox.Outbox` batches them on a background thread;
+    the Lambda responder sends replies on the calling thread and leaves deletes to Lambda.
+    """
+
+    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        """Return once SQS accepted the reply; raise :class:`SqsError` if it did not."""
+
+    def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
+        """Finish a request: True once it is (or will be) deleted, False if it will come back.
+
+        ``then`` runs once the request is deleted for good (not at all if it is not).
+        """
+
+
+class AwaitableRunner(Protocol):
+    """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
+
+    def run(self, awaitable: Awaitable[T]) -> T: ...
+
 
 # What SQS answers when a reply is larger than it accepts.
 _TOO_LONG = frozenset(
@@ -71,9 +95,9 @@ class Dispatcher:
         handler: MessageHandler,
         codec: Codec,
         policy: ReplyPolicy,
-        outbox: Outbox,
+        outbox: Sender,
         observer: MessageObserver,
-        event_loop: EventLoopThread,
+        event_loop: AwaitableRunner,
         include_traceback: bool,
         max_message_bytes: int,
         reply_cache_ttl: float,

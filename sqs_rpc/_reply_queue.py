@@ -58,6 +58,9 @@ class ReplyQueue:
         self.name = validate_prefix(prefix) + uuid.uuid4().hex
         self.retention_seconds = retention_seconds
         self.url: str | None = None
+        # Epoch seconds (wall clock, which a frozen or suspended process sees jump) of the
+        # creation or the last heartbeat SQS accepted: what a sweeper compares with retention.
+        self.last_heartbeat = time.time()
 
     def create(self) -> str:
         """Create the queue with its tags in one request and return its URL."""
@@ -72,7 +75,7 @@ class ReplyQueue:
                     "VisibilityTimeout": str(REPLY_VISIBILITY_TIMEOUT),
                 },
                 tags={
-                    HEARTBEAT_TAG: str(int(time.time())),
+                    HEARTBEAT_TAG: str(int(self.last_heartbeat)),
                     RETENTION_TAG: str(self.retention_seconds),
                 },
             )
@@ -84,8 +87,10 @@ class ReplyQueue:
         """Refresh the heartbeat tag."""
         if self.url is None:
             return
+        now = time.time()
         with aws_errors("TagQueue", self.url):
-            self._sqs.tag_queue(QueueUrl=self.url, Tags={HEARTBEAT_TAG: str(int(time.time()))})
+            self._sqs.tag_queue(QueueUrl=self.url, Tags={HEARTBEAT_TAG: str(int(now))})
+        self.last_heartbeat = now
 
     def delete(self) -> None:
         """Delete the queue; a queue already gone is not an error."""

@@ -75,6 +75,23 @@ def _whole(value: object, name: str, *, low: int, high: int, rule: str) -> int:
     return value
 
 
+def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
+    """The ``maxReceiveCount`` of a queue's ``RedrivePolicy`` attribute; None (warned) if none."""
+    count: int | None = None
+    if redrive_policy:
+        try:
+            count = int(json.loads(redrive_policy)["maxReceiveCount"])
+        except (ValueError, KeyError, TypeError):
+            logger.warning("cannot read the RedrivePolicy of %s", queue_url)
+    if count is None:
+        logger.warning(
+            "request queue %s has no redrive policy: a message that keeps failing comes "
+            "back until its retention period ends; give it a dead-letter queue",
+            queue_url,
+        )
+    return count
+
+
 class MessagePoller:
     """Consumes a request queue, runs a :class:`MessageHandler`, and replies.
 
@@ -343,19 +360,7 @@ class MessagePoller:
         self._dispatcher.heartbeat = self._heartbeat
 
     def _configure_redrive(self, redrive_policy: str | None) -> None:
-        max_receive_count: int | None = None
-        if redrive_policy:
-            try:
-                max_receive_count = int(json.loads(redrive_policy)["maxReceiveCount"])
-            except (ValueError, KeyError, TypeError):
-                logger.warning("cannot read the RedrivePolicy of %s", self.queue_url)
-        if max_receive_count is None:
-            logger.warning(
-                "request queue %s has no redrive policy: a message that keeps failing comes "
-                "back until its retention period ends; give it a dead-letter queue",
-                self.queue_url,
-            )
-        self._dispatcher.max_receive_count = max_receive_count
+        self._dispatcher.max_receive_count = max_receive_count(redrive_policy, self.queue_url)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop receiving, let running handlers finish, release what was not started.

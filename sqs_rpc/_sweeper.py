@@ -245,11 +245,18 @@ class Sweeper:
             decisions.append(decision)
         return SweepReport(self.prefix, self.dry_run, tuple(decisions))
 
-    def _decide(self, url: str, *, capped: bool) -> SweepDecision:
+    def liveness_of(self, url: str) -> tuple[float, float] | None:
+        """(last heartbeat in epoch seconds, idle retention in seconds) from the queue's tags.
+
+        None when the queue has neither sqs-rpc's nor the Java client's heartbeat tags.
+        """
         tags = self._retry(
             "ListQueueTags", url, lambda: self._sqs.list_queue_tags(QueueUrl=url)
         ).get("Tags", {})
-        liveness = _liveness(tags)
+        return _liveness(tags)
+
+    def _decide(self, url: str, *, capped: bool) -> SweepDecision:
+        liveness = self.liveness_of(url)
         if liveness is None:
             return SweepDecision(url, "kept", "no heartbeat/retention tags: not a reply queue")
         heartbeat, retention = liveness

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -399,3 +400,111 @@ def test_sweep_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-deletions" in err
     assert "non-empty" in err
     assert "no-such-profile-here" in err
+
+
+# -- queues ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listed_queues(sqs: Any) -> Iterator[tuple[str, dict[str, str]]]:
+    """Under a fresh prefix: a live reply queue, an idle one, and a queue without tags."""
+    prefix = f"cliq{uuid.uuid4().hex[:8]}-"
+    now = int(time.time())
+    urls = {
+        "alive": sqs.create_queue(
+            QueueName=prefix + "alive",
+            tags={HEARTBEAT_TAG: str(now - 30), RETENTION_TAG: "600"},
+        )["QueueUrl"],
+        "idle": sqs.create_queue(
+            QueueName=prefix + "idle",
+            tags={HEARTBEAT_TAG: str(now - 7200), RETENTION_TAG: "600"},
+        )["QueueUrl"],
+        "untagged": sqs.create_queue(QueueName=prefix + "untagged")["QueueUrl"],
+    }
+    yield prefix, urls
+    for url in urls.values():
+        sqs.delete_queue(QueueUrl=url)
+
+
+def test_queues_json_lists_heartbeat_ages(
+    listed_queues: tuple[str, dict[str, str]],
+    where: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    prefix, urls = listed_queues
+    assert main(["queues", "--prefix", prefix, "--json", *where]) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert document["prefix"] == prefix
+    rows = {row["queue_url"]: row for row in document["queues"]}
+    assert set(rows) == set(urls.values())
+    alive, idle, untagged = (rows[urls[k]] for k in ("alive", "idle", "untagged"))
+    assert alive["state"] == "alive"
+    assert 25 <= alive["heartbeat_age"] <= 600
+    assert alive["idle_retention"] == 600
+    assert idle["state"] == "idle"
+    assert idle["heartbeat_age"] >= 7200
+    assert (untagged["state"], untagged["heartbeat_age"]) == ("untagged", None)
+
+
+def test_queues_prints_a_table(
+    listed_queues: tuple[str, dict[str, str]],
+    where: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    prefix, _ = listed_queues
+    assert main(["queues", "--prefix", prefix, *where]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "HEARTBEAT", "AGE", "RETENTION"]
+    by_name = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
+    assert by_name[prefix + "alive"][0] == "alive"
+    assert by_name[prefix + "alive"][2] == "10m"
+    assert by_name[prefix + "idle"][:2] == ["idle", "2.0h"]
+    assert by_name[prefix + "untagged"] == ["untagged", "-", "-"]
+    assert lines[-1] == "3 queues: 1 alive, 1 idle"
+
+
+def test_queues_lists_a_live_clients_reply_queue_by_default(
+    client: RpcClient,
+    queue_url: str,
+    serve: Serve,
+    where: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    serve(queue_url, Echo())
+    assert client.call(queue_url, 1) == {"echo": 1}
+    assert main(["queues", "--json", *where]) == EXIT_OK  # default prefix: sqs-rpc-reply-
+    rows = {row["queue_url"]: row for row in json.loads(capsys.readouterr().out)["queues"]}
+    mine = rows[client.reply_queue_url]
+    assert mine["state"] == "alive"
+    assert mine["idle_retention"] == 600
+
+
+def test_queues_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    unreachable = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
+    assert main(["queues", *unreachable]) == EXIT_SQS_ERROR
+    assert main(["queues", "--prefix", "", "--region", "us-east-1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "cannot reach the SQS endpoint" in err
+    assert "non-empty" in err
+    assert "Traceback" not in err
+
+
+def test_queues_as_a_subprocess(
+    listed_queues: tuple[str, dict[str, str]], where: list[str]
+) -> None:
+    prefix, _ = listed_queues
+    result = subprocess.run(
+        [sys.executable, "-m", "sqs_rpc", "queues", "--prefix", prefix, "--json", *where],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+        env=_env(),
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    states = {row["name"]: row["state"] for row in json.loads(result.stdout)["queues"]}
+    assert states == {
+        prefix + "alive": "alive",
+        prefix + "idle": "idle",
+        prefix + "untagged": "untagged",
+    }

@@ -42,6 +42,13 @@ SELF_CONTAINED = {
         "published 5 events; reply queue: None",
         "handled: ['/', '/blog', '/docs', '/pricing', '/signup']",
     ],
+    "lambda_responder.py": [
+        "records, 0 reported as failed",
+        "apple: {'item': 'apple', 'in_stock': 3}",
+        "pear: {'item': 'pear', 'in_stock': 0}",
+        "kiwi: remote error KeyError: \"unknown item 'kiwi'\"",
+        "stats: 2 handled, 1 failed",
+    ],
     "fifo.py": [
         "alice: withdraw handled as #3",
         "carol's deposit handled as #2",

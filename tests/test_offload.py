@@ -570,3 +570,30 @@ def test_our_client_calls_an_extended_client_server(
             process.communicate()
     # The extended client deleted the request's object; our client deleted the reply's.
     wait_for(lambda: keys(s3, bucket) == [], timeout=20)
+
+
+@pytest.mark.s3
+def test_a_lambda_responder_reads_an_offloaded_request_and_deletes_it_after_the_batch(
+    sqs: Any, s3: Any, bucket: str, queue_url: str
+) -> None:
+    from sqs_rpc.aws_lambda import LambdaResponder, receive_event
+
+    offload = S3Offload(bucket=bucket, s3_client=s3)
+    data = "l" * (2 * MiB)
+    with RpcClient(sqs_client=sqs, offload=offload) as client:
+        future = client.call_async(queue_url, {"data": data}, timeout=30)
+        (request_key,) = keys(s3, bucket)
+        events: list[dict[str, Any]] = []
+
+        def received() -> bool:
+            events.append(receive_event(sqs, queue_url, wait_time_seconds=1))
+            return bool(events[-1]["Records"])
+
+        wait_for(received, timeout=20)
+        event = events[-1]
+        with LambdaResponder(Reverse(), sqs_client=sqs, offload=offload) as responder:
+            assert responder(event, None) == {"batchItemFailures": []}
+        # The batch is done: its request's object is gone (Lambda deletes the record next).
+        assert request_key not in keys(s3, bucket)
+        assert future.result(timeout=30) == {"size": 2 * MiB, "data": data[::-1]}
+    wait_for(lambda: keys(s3, bucket) == [], timeout=20)  # the reply's, once received

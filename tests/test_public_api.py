@@ -5,6 +5,10 @@ from __future__ import annotations
 import inspect
 
 import sqs_rpc
+import sqs_rpc.aws_lambda
+
+# Public submodules: each has its own sorted __all__ of documented names.
+SUBMODULES = [sqs_rpc.aws_lambda]
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -37,3 +41,19 @@ def test_exceptions_share_one_root() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(sqs_rpc.__version__, str)
     assert sqs_rpc.__version__.count(".") == 2
+
+
+def test_public_submodules_export_sorted_documented_names() -> None:
+    for module in SUBMODULES:
+        assert list(module.__all__) == sorted(set(module.__all__)), module.__name__
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+        }
+        assert public == set(module.__all__), module.__name__
+        assert inspect.getdoc(module), module.__name__
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isclass(value) or inspect.isfunction(value):
+                assert inspect.getdoc(value), f"{module.__name__}.{name} has no docstring"

@@ -39,6 +39,12 @@ from sqs_rpc import (
     Sweeper,
     SweepReport,
 )
+from sqs_rpc.aws_lambda import (
+    DEFAULT_MIN_REMAINING_TIME,
+    LambdaResponder,
+    delete_succeeded,
+    receive_event,
+)
 
 
 class Echo(MessageHandler):
@@ -141,3 +147,13 @@ def observe(queue_url: str, handler: MessageHandler) -> None:
         print(stats.calls, stats.timeouts, p99, requests.get("SendMessage", 0))
     poller = MessagePoller(queue_url, handler, region_name="eu-west-1", hooks=hooks)
     print(poller.stats().latency.count, poller.stats().requests)
+
+
+def run_on_lambda(sqs: Any, queue_url: str) -> list[str]:
+    responder = LambdaResponder(Echo(), region_name="eu-west-1", min_remaining_time=2.5)
+    event: dict[str, Any] = receive_event(sqs, queue_url, max_messages=10, wait_time_seconds=1)
+    response: dict[str, list[dict[str, str]]] = responder(event, None)
+    stats: PollerStats = responder.stats()
+    print(stats.received, DEFAULT_MIN_REMAINING_TIME)
+    responder.close()
+    return delete_succeeded(sqs, queue_url, event, response)

@@ -1,0 +1,98 @@
+"""``sqs-rpc queues``: the reply queues under a prefix, with the age of their heartbeat.
+
+Read-only: it lists and reads tags with the sweeper's own code (``Sweeper.list_queue_urls``,
+``Sweeper.liveness_of``), so what it calls idle is exactly what ``sqs-rpc sweep`` would
+consider deleting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from ._cli import EXIT_OK, EXIT_PARTIAL, _add_common_options, _aws_options, _print_json
+from ._errors import QueueDoesNotExist, SqsError
+from ._reply_queue import DEFAULT_PREFIX
+from ._sweeper import Sweeper
+
+__all__ = ["add_queues"]
+
+State = Literal["alive", "idle", "untagged", "gone", "error"]
+
+
+@dataclass(frozen=True)
+class _Row:
+    queue_url: str
+    name: str
+    state: State
+    heartbeat_age: float | None = None  # seconds since the last heartbeat
+    idle_retention: float | None = None  # seconds without one before a sweeper may delete it
+    error: str | None = None
+
+
+def add_queues(commands: Any) -> None:
+    queues = commands.add_parser(
+        "queues",
+        help="list reply queues under a prefix with the age of their heartbeat",
+        description="List the queues whose name starts with --prefix, with the age of their "
+        "heartbeat tag and their idle retention. State: alive (heartbeat within retention), "
+        "idle (older: 'sqs-rpc sweep' deletes it if it is empty), untagged (no heartbeat "
+        "tags: never swept), gone (deleted meanwhile), error. Exit codes: 0 listed; 5 SQS "
+        "error (the queues could not be listed); 6 some queues could not be read.",
+    )
+    queues.add_argument(
+        "--prefix", default=DEFAULT_PREFIX, help=f"queue name prefix (default {DEFAULT_PREFIX})"
+    )
+    _add_common_options(queues)
+    queues.set_defaults(run=_queues)
+
+
+def _queues(args: argparse.Namespace) -> int:
+    sweeper = Sweeper(prefix=args.prefix, dry_run=True, **_aws_options(args))
+    rows = [_row(sweeper, url) for url in sweeper.list_queue_urls()]
+    rows = [row for row in rows if row.name.startswith(args.prefix)]  # never trust the filter
+    errors = sum(row.state == "error" for row in rows)
+    if args.json:
+        _print_json({"prefix": args.prefix, "queues": [asdict(row) for row in rows]}, indent=2)
+    else:
+        _print_table(rows)
+    return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _row(sweeper: Sweeper, url: str) -> _Row:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        liveness = sweeper.liveness_of(url)
+    except QueueDoesNotExist:
+        return _Row(url, name, "gone")
+    except SqsError as exc:
+        return _Row(url, name, "error", error=str(exc))
+    if liveness is None:
+        return _Row(url, name, "untagged")
+    heartbeat, retention = liveness
+    age = max(0.0, time.time() - heartbeat)
+    return _Row(url, name, "alive" if age <= retention else "idle", round(age, 1), retention)
+
+
+def _print_table(rows: list[_Row]) -> None:
+    width = max([len("NAME"), *(len(row.name) for row in rows)])
+    print(f"{'NAME':{width}}  {'STATE':8}  {'HEARTBEAT AGE':>13}  {'RETENTION':>9}")
+    for row in rows:
+        age = "-" if row.heartbeat_age is None else _duration(row.heartbeat_age)
+        retention = "-" if row.idle_retention is None else _duration(row.idle_retention)
+        line = f"{row.name:{width}}  {row.state:8}  {age:>13}  {retention:>9}"
+        print(line + (f"  {row.error}" if row.error else ""))
+    counts = {state: sum(row.state == state for row in rows) for state in ("alive", "idle")}
+    print(f"{len(rows)} queues: {counts['alive']} alive, {counts['idle']} idle")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

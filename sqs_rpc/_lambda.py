@@ -1,0 +1,358 @@
+"""LambdaResponder: a MessageHandler as the handler of an AWS Lambda SQS event source.
+
+Lambda receives from the request queue itself and invokes the function with a batch of
+records; the responder runs each record through the same :class:`~sqs_rpc._processing.Dispatcher`
+as a :class:`~sqs_rpc.MessagePoller` (decode, reply policy, deadline, reply cache, handler,
+reply size check, reply), then returns Lambda's partial batch response. Only three things
+differ from the poller, and they are all here:
+
+- nothing is deleted by the responder: a record reported as successful is deleted by Lambda,
+  one listed in ``batchItemFailures`` comes back after the visibility timeout;
+- replies are sent on the invoking thread (no outbox thread: Lambda freezes threads between
+  invocations), and async handlers run on an event loop on that thread;
+- no visibility heartbeat: the function's timeout bounds a handler, and the event source
+  mapping's queue visibility timeout must exceed it (``docs/lambda.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+
+from ._aws import make_sqs_client
+from ._codecs import Codec, JsonCodec
+from ._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
+from ._handler import MessageHandler
+from ._lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
+from ._observe import MessageObserver
+from ._offload import PayloadStore, S3Offload
+from ._outbox import Outbox
+from ._processing import Dispatcher
+from ._reply_policy import ReplyPolicy, ReplyToAllowed
+from ._reply_queue import DEFAULT_PREFIX
+from ._server import (
+    DEFAULT_REPLY_CACHE_BYTES,
+    DEFAULT_REPLY_CACHE_TTL,
+    _seconds,
+    _whole,
+    max_receive_count,
+)
+from ._stats import Counters, PollerStats
+from ._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["DEFAULT_MIN_REMAINING_TIME", "LambdaResponder"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_MIN_REMAINING_TIME = 1.0
+BatchResponse = dict[str, list[dict[str, str]]]
+
+
+class _LambdaSender:
+    """Replies go out at once on this thread; deletes are Lambda's job.
+
+    What must follow a delete (a request's S3 body) is queued in ``after_batch``: the
+    responder runs it once the batch is done, just before Lambda deletes the records.
+    """
+
+    def __init__(
+        self, outbox: Outbox, counters: Counters, after_batch: list[Callable[[], object]]
+    ) -> None:
+        self._outbox = outbox
+        self._counters = counters
+        self._after_batch = after_batch
+
+    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        self._outbox.send_reply(reply_to, arguments)
+
+    def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
+        # Not in batchItemFailures: Lambda deletes the record when the invocation returns.
+        self._counters.add("deleted")
+        if then is not None:
+            self._after_batch.append(then)
+        return True
+
+
+class _InlineLoop:
+    """Runs async handlers on the invoking thread, on one event loop kept while warm."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+
+        async def wrapper() -> T:
+            return await awaitable
+
+        return self._loop.run_until_complete(wrapper())
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+class LambdaResponder:
+    """Runs a :class:`~sqs_rpc.MessageHandler` as an AWS Lambda function fed by an SQS queue.
+
+    Build it once, at module level, so a warm function reuses it (and its reply cache);
+    Lambda calls it with each batch and deletes the records it does not report as failed.
+
+    Example::
+
+        # orders_function.py; the function's handler setting is "orders_function.handler"
+        from sqs_rpc import MessageHandler
+        from sqs_rpc.aws_lambda import LambdaResponder
+
+        class Orders(MessageHandler):
+            def handle(self, message):
+                return {"order": message.body["id"], "status": "shipped"}
+
+        handler = LambdaResponder(Orders())
+
+    The event source mapping must have ``ReportBatchItemFailures`` turned on
+    (``FunctionResponseTypes``), or Lambda ignores the response and deletes the whole batch.
+    ``docs/lambda.md`` has the settings and the IAM permissions.
+
+    Args:
+        handler: your :class:`~sqs_rpc.MessageHandler` (``handle`` may be ``async def``).
+        sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`;
+            by default boto3's chain, which in Lambda is the function's role and region.
+        queue_url: the request queue's URL. By default it is built from the records'
+            ``eventSourceARN`` and the SQS client's endpoint, which is right on AWS.
+        codec, include_traceback, reply_prefix, reply_to_allowed, reply_cache_ttl,
+            reply_cache_bytes, max_message_bytes, offload: as for
+            :class:`~sqs_rpc.MessagePoller`. With ``offload``, a request's S3 object is
+            deleted when its batch is done, just before Lambda deletes the record.
+        min_remaining_time: seconds; a record is started only while the invocation has more
+            time left than this (``context.get_remaining_time_in_millis()``). The records not
+            started are reported as failures, so they come back.
+    """
+
+    def __init__(
+        self,
+        handler: MessageHandler,
+        *,
+        sqs_client: SQSClient | None = None,
+        session: boto3.session.Session | None = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        queue_url: str | None = None,
+        codec: Codec | None = None,
+        include_traceback: bool = False,
+        reply_prefix: str | Sequence[str] = DEFAULT_PREFIX,
+        reply_to_allowed: ReplyToAllowed | None = None,
+        reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
+        reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        min_remaining_time: float = DEFAULT_MIN_REMAINING_TIME,
+        offload: S3Offload | None = None,
+    ) -> None:
+        if not callable(getattr(handler, "handle", None)):
+            raise ConfigurationError(
+                f"handler {handler!r} has no handle() method; subclass sqs_rpc.MessageHandler"
+            )
+        if queue_url is not None and (
+            not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://"))
+        ):
+            raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
+        if codec is not None and not isinstance(codec, Codec):
+            raise ConfigurationError(
+                f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
+            )
+        _seconds(
+            reply_cache_ttl, "reply_cache_ttl", low=0, high=86400, rule="seconds from 0 to 86400"
+        )
+        _whole(reply_cache_bytes, "reply_cache_bytes", low=1, high=2**40, rule="bytes >= 1")
+        _seconds(
+            min_remaining_time,
+            "min_remaining_time",
+            low=0,
+            high=900,
+            rule="seconds from 0 to 900 (Lambda's longest timeout)",
+        )
+        self._handler = handler
+        self._queue_url = queue_url
+        self._codec: Codec = codec if codec is not None else JsonCodec()
+        self._include_traceback = include_traceback
+        self._reply_prefix = reply_prefix
+        self._reply_to_allowed = reply_to_allowed
+        self._reply_cache_ttl = float(reply_cache_ttl)
+        self._reply_cache_bytes = reply_cache_bytes
+        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
+        self._min_remaining_ms = float(min_remaining_time) * 1000
+        # Fail at import time (the cold start), not on the first record, on a bad policy.
+        ReplyPolicy(
+            queue_url or "https://sqs.us-east-1.amazonaws.com/000000000000/check",
+            prefix=reply_prefix,
+            allowed=reply_to_allowed,
+        )
+        self._sqs = make_sqs_client(
+            sqs_client=sqs_client,
+            session=session,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+        )
+        self._payloads = PayloadStore(offload, session=session, region_name=region_name)
+        self._observer = MessageObserver(queue_url or "", None)
+        self._counters = self._observer.counters
+        self._after_batch: list[Callable[[], object]] = []  # see _LambdaSender
+        self._loop = _InlineLoop()
+        self._lock = threading.Lock()
+        self._dispatchers: dict[str | None, Dispatcher] = {}  # by eventSourceARN
+        self._closed = False
+
+    def __enter__(self) -> LambdaResponder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the event loop of async handlers. Idempotent; Lambda never needs it."""
+        with self._lock:
+            self._closed = True
+        self._loop.close()
+
+    def stats(self) -> PollerStats:
+        """Counters since creation, as for a MessagePoller (``in_flight`` is always 0)."""
+        return self._observer.snapshot(0)
+
+    # -- an invocation -----------------------------------------------------------------------
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
+        """Handle one batch; return ``{"batchItemFailures": [...]}`` for Lambda."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("this LambdaResponder is closed; create a new one")
+        records = records_of(event)
+        failures: list[str] = []
+        stop: str | None = None
+        unstarted = 0
+        for record in records:
+            message_id = str(record.get("messageId", ""))
+            if stop is None and self._out_of_time(context):
+                stop = "the invocation is about to time out"
+            if stop is not None:
+                failures.append(message_id)
+                unstarted += 1
+                continue
+            if not self._process(record):
+                failures.append(message_id)
+                if _fifo(record):
+                    # AWS's rule for FIFO queues: stop at the first failure and report the
+                    # rest too, so that the group is redelivered in order.
+                    stop = "an earlier message of this FIFO batch failed"
+        if unstarted:
+            logger.warning("%d records reported as failed, not started: %s", unstarted, stop)
+        while self._after_batch:
+            try:
+                self._after_batch.pop()()
+            except Exception:
+                logger.exception("after a record")
+        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in failures]}
+
+    def _out_of_time(self, context: Any) -> bool:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        return callable(remaining) and float(remaining()) < self._min_remaining_ms
+
+    def _process(self, record: Mapping[str, Any]) -> bool:
+        self._counters.add("received")
+        try:
+            dispatcher = self._dispatcher(record.get("eventSourceARN"))
+            return dispatcher.process(message_from_record(record), time.monotonic())
+        except ConfigurationError:
+            raise  # the function is misconfigured: fail the invocation, loudly
+        except Exception:
+            # Never fail the other records of the batch for one record's surprise.
+            logger.exception("record %s failed unexpectedly", record.get("messageId"))
+            return False
+
+    def _dispatcher(self, arn: object) -> Dispatcher:
+        key = arn if isinstance(arn, str) else None
+        with self._lock:
+            dispatcher = self._dispatchers.get(key)
+            if dispatcher is None:
+                dispatcher = self._dispatchers[key] = self._make_dispatcher(key)
+            return dispatcher
+
+    def _make_dispatcher(self, arn: str | None) -> Dispatcher:
+        queue_url = self._queue_url or self._url_of(arn)
+        name = "sqs-rpc-lambda-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
+        dispatcher = Dispatcher(
+            sqs=self._sqs,
+            queue_url=queue_url,
+            handler=self._handler,
+            codec=self._codec,
+            policy=ReplyPolicy(
+                queue_url, prefix=self._reply_prefix, allowed=self._reply_to_allowed
+            ),
+            outbox=_LambdaSender(
+                Outbox(self._sqs, queue_url, name=name, counters=self._counters, background=False),
+                self._counters,
+                self._after_batch,
+            ),
+            observer=self._observer,
+            event_loop=self._loop,
+            include_traceback=self._include_traceback,
+            max_message_bytes=self._max_message_bytes,
+            reply_cache_ttl=self._reply_cache_ttl,
+            reply_cache_bytes=self._reply_cache_bytes,
+            payloads=self._payloads,
+        )
+        dispatcher.max_receive_count = self._max_receive_count(queue_url)
+        logger.info("responding to requests from %s", queue_url)
+        return dispatcher
+
+    def _url_of(self, arn: str | None) -> str:
+        parsed = parse_queue_arn(arn)
+        if parsed is None:
+            raise ConfigurationError(
+                f"cannot tell the request queue from the record's eventSourceARN {arn!r}; "
+                "pass queue_url= to LambdaResponder"
+            )
+        region = self._sqs.meta.region_name
+        if region and region != parsed.region:
+            raise ConfigurationError(
+                f"the request queue {parsed.name} is in {parsed.region} but the SQS client is "
+                f"for {region}; pass region_name={parsed.region!r} (or queue_url=)"
+            )
+        return _queue_url(self._sqs.meta.endpoint_url, parsed)
+
+    def _max_receive_count(self, queue_url: str) -> int | None:
+        # Best effort: it only lets a handler see its last attempt (IncomingMessage.last_attempt).
+        try:
+            with aws_errors("GetQueueAttributes", queue_url):
+                attributes = self._sqs.get_queue_attributes(
+                    QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+                ).get("Attributes", {})
+        except SqsError as exc:
+            logger.warning("cannot read the redrive policy of %s: %s", queue_url, exc)
+            return None
+        return max_receive_count(attributes.get("RedrivePolicy"), queue_url)
+
+
+def _queue_url(endpoint_url: str, queue: QueueArn) -> str:
+    # SQS queue URLs are ENDPOINT/ACCOUNT/NAME, and AWS's SQS endpoints accept that form.
+    return f"{endpoint_url.rstrip('/')}/{queue.account}/{queue.name}"
+
+
+def _fifo(record: Mapping[str, Any]) -> bool:
+    # By the queue's name (".fifo" is mandatory), not by MessageGroupId: standard queues
+    # accept group ids too (fair queues), without FIFO's ordering.
+    queue = parse_queue_arn(record.get("eventSourceARN"))
+    return queue is not None and queue.fifo
