@@ -125,7 +125,7 @@ class Soak:
             [sys.executable, "-m", module, *argv],
             cwd=ROOT,
             env=self.env,
-            stdin=subprocess.PIPE if module == "reliability.soak_sqs" else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if module == "reliability.moto_process" else subprocess.DEVNULL,
             stdout=stdout,
             text=True,
         )
@@ -133,7 +133,7 @@ class Soak:
     def start_sqs(self) -> str:
         if self.args.endpoint_url:
             return str(self.args.endpoint_url)
-        self.sqs_process = self._spawn("reliability.soak_sqs", stdout=subprocess.PIPE)
+        self.sqs_process = self._spawn("reliability.moto_process", stdout=subprocess.PIPE)
         url = _first_line(self.sqs_process, "the SQS server")
         self.sqs_sampler = Sampler(self.args.sample_interval, pid=self.sqs_process.pid)
         self.sqs_sampler.start()
