@@ -1,8 +1,5 @@
-"""Process faults: a server SIGKILLed mid-handler, and the SQS server restarted under load.
-
-(A client SIGKILLed with calls in flight is covered by tests/test_sweeper.py: its reply queue
-outlives it until a sweeper removes it, and a server replying to it drops the reply.)
-"""
+"""Process faults: a server SIGKILLed mid-handler, a client SIGKILLed with calls in flight,
+and the SQS server restarted under load."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,14 @@ from typing import Any
 import boto3
 import pytest
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient, SqsRpcError
+from sqs_rpc import (
+    IncomingMessage,
+    MessageHandler,
+    MessagePoller,
+    RpcClient,
+    SqsRpcError,
+    Sweeper,
+)
 from sqs_rpc._aws import make_sqs_client
 
 from .conftest import Endpoint, wait_for
@@ -144,6 +149,109 @@ def test_a_server_killed_mid_handler_leaves_its_request_to_another(
         assert client.call(queue_url, "after", timeout=60) == {"body": "after", "pid": second.pid}
         assert client.pending_calls == 0
     assert "dropping reply" not in caplog.text
+
+
+# -- a client SIGKILLed with calls in flight ----------------------------------------------------
+
+DOOMED_CLIENT = """
+import sys
+from sqs_rpc import RpcClient
+endpoint, region, prefix, queue_url = sys.argv[1:5]
+client = RpcClient(endpoint_url=endpoint, region_name=region, queue_prefix=prefix,
+                   heartbeat_interval=0.5, idle_retention=5)
+for body in ("early", "late"):
+    client.call_async(queue_url, body, timeout=600)
+print(client.reply_queue_url, flush=True)
+sys.stdin.read()  # wait to be killed
+"""
+
+
+class Gate(MessageHandler):
+    """Holds each call until the test releases it by body."""
+
+    def __init__(self) -> None:
+        self.started: set[str] = set()
+        self.release = {"early": threading.Event(), "late": threading.Event()}
+
+    def handle(self, message: IncomingMessage) -> Any:
+        self.started.add(message.body)
+        assert self.release[message.body].wait(60)
+        return message.body
+
+
+def _exists(sqs: Any, url: str) -> bool:
+    try:
+        sqs.get_queue_attributes(QueueUrl=url)
+    except sqs.exceptions.QueueDoesNotExist:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_killed_clients_replies_go_to_its_queue_until_swept_then_are_dropped(
+    endpoint: Endpoint,
+    queue_url: str,
+    sqs: Any,
+    serve: Callable[..., MessagePoller],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sqs_rpc")
+    prefix = f"sqs-rpc-reply-k{uuid.uuid4().hex[:8]}-"  # this test's queues only
+    gate = Gate()
+    poller = serve(queue_url, gate, concurrency=2)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    argv = [endpoint.endpoint_url, endpoint.region_name, prefix, queue_url]
+    with subprocess.Popen(
+        [sys.executable, "-c", DOOMED_CLIENT, *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            dead_queue = child.stdout.readline().strip()
+            wait_for(lambda: gate.started == {"early", "late"}, timeout=60)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    # The first reply goes to the dead client's queue, which still exists: a normal reply.
+    gate.release["early"].set()
+    wait_for(lambda: poller.stats().deleted == 1, timeout=30)
+    assert poller.stats().replies_sent == 1
+
+    # Nobody reads that queue any more; once its heartbeat is older than its retention (5 s)
+    # a sweeper may delete it. It holds a reply, so a default sweeper keeps it (see
+    # docs/reliability.md); one told to include non-empty queues deletes it.
+    def kept_reason() -> str:
+        decisions = Sweeper(sqs_client=sqs, prefix=prefix).sweep().decisions
+        return " ".join(d.reason for d in decisions if d.queue_url == dead_queue)
+
+    assert "holds 1 message" in wait_for(
+        lambda: "alive" not in (reason := kept_reason()) and reason, timeout=60, interval=0.5
+    )
+    sweeper = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True)
+
+    def swept() -> bool:
+        sweeper.sweep()
+        return not _exists(sqs, dead_queue)
+
+    wait_for(swept, timeout=60, interval=0.5)
+    # The second reply finds the queue gone: dropped, its request deleted, no error.
+    gate.release["late"].set()
+    wait_for(lambda: poller.stats().deleted == 2, timeout=30)
+    stats = poller.stats()
+    assert (stats.handled, stats.replies_sent, stats.failed) == (2, 1, 0)
+    assert "is gone; dropping the reply" in caplog.text
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "redrive" not in r.getMessage()
+    ]
+    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    assert poller.health().healthy
 
 
 # -- the SQS server restarted under load ------------------------------------------------------
