@@ -35,6 +35,7 @@ from .soak_mix import Kind, kind_of, payload
 LOST_AFTER = 30.0
 ASYNC_WINDOW = 4  # calls in flight per call_async thread
 EXAMPLES = 20
+PROGRESS_EVERY = 60.0  # seconds between progress lines on stderr
 
 
 class Caller:
@@ -57,6 +58,7 @@ class Caller:
         )
         self.t0 = time.monotonic()
         self.last_start = self.t0
+        self._next_progress = 0.0
 
     def next_call(self) -> tuple[str, Kind, Any, float] | None:
         """The next call's (id, kind, payload, timeout), or None when this client is done."""
@@ -146,7 +148,8 @@ class Caller:
         with self._lock:
             done, started = self.finished, self.started
         elapsed = time.monotonic() - self.t0
-        if int(elapsed) % 60 < self.args.sample_interval:
+        if elapsed >= self._next_progress:
+            self._next_progress += PROGRESS_EVERY
             print(
                 f"soak client {self.args.index}: {done}/{self.args.calls} calls done "
                 f"({started} started) after {elapsed:.0f}s",
