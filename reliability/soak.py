@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import boto3
 
+from .faultproxy import Fault, FaultProxy
 from .soak_memory import Sampler
 from .soak_report import analyse, render
 
@@ -78,6 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an SQS endpoint to use (default: SQS_RPC_TEST_ENDPOINT, else moto's server)",
     )
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="KIND:RATE[:OPERATION,...]",
+        help="put reliability/faultproxy.py between every process and SQS and inject this "
+        "fault (repeatable), for example reset-before:0.5:DeleteMessageBatch",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval", type=float, default=1.0, help="RSS sampling, s")
     parser.add_argument("--workdir", type=Path, help="keep the per-process records here")
@@ -88,6 +98,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.short_timeout >= args.timeout:
         parser.error("--short-timeout must be shorter than --timeout")
     return args
+
+
+def _fault(text: str) -> Fault:
+    kind, _, rest = text.partition(":")
+    rate, _, operations = rest.partition(":")
+    try:
+        return Fault(
+            kind,  # type: ignore[arg-type]  # checked by Fault
+            float(rate or 1.0),
+            operations.split(",") if operations else None,
+            delay=1.0 if kind == "latency" else 0.0,
+        )
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def _first_line(process: subprocess.Popen[str], what: str) -> str:
@@ -117,6 +141,7 @@ class Soak:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self.sqs_process: subprocess.Popen[str] | None = None
+        self.proxy: FaultProxy | None = None
         self.sqs_sampler: Sampler | None = None
         self.processes: list[tuple[str, subprocess.Popen[str]]] = []
 
@@ -142,6 +167,12 @@ class Soak:
     def run(self) -> dict[str, Any]:
         args = self.args
         endpoint = self.start_sqs()
+        if args.fault:
+            # Everything goes through the proxy, queue creation included: SQS builds queue
+            # URLs from the Host it was asked on, and the servers' reply policy compares them.
+            self.proxy = FaultProxy(endpoint, seed=args.seed)
+            self.proxy.start()
+            endpoint = self.proxy.endpoint_url
         sqs = boto3.session.Session(
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
@@ -155,6 +186,8 @@ class Soak:
         queue = sqs.create_queue(
             QueueName=f"soak-{self.run_id}", Attributes={"RedrivePolicy": redrive}
         )["QueueUrl"]
+        if self.proxy is not None:
+            self.proxy.set_faults(*args.fault)
         common = ["--endpoint-url", endpoint, "--region", args.region]
         common += ["--sample-interval", str(args.sample_interval)]
         try:
@@ -175,12 +208,16 @@ class Soak:
             # requests) before stopping them, so that "nothing left" means something.
             self._wait_drained(sqs, queue)
             servers = self._stop_servers()
+            if self.proxy is not None:
+                self.proxy.set_faults()  # the final counts are not part of the experiment
             left = _in_queue(sqs, queue) + _in_queue(sqs, dlq)
         finally:
             self._kill_all()
             for url in (queue, dlq):
                 with contextlib.suppress(Exception):
                     sqs.delete_queue(QueueUrl=url)
+            if self.proxy is not None:
+                self.proxy.stop()
             self._stop_sqs()
         exit_codes = {name: process.returncode for name, process in self.processes}
         report = analyse(
@@ -197,6 +234,10 @@ class Soak:
             f"{os.cpu_count()} CPUs, load average {_load()}"
         )
         report["endpoint"] = "moto (EmbeddedSqs)" if self.sqs_process else endpoint
+        if self.proxy is not None:
+            report["faults_injected"] = {
+                f"{operation} {kind}": n for (operation, kind), n in self.proxy.injected().items()
+            }
         return report
 
     def _run_clients(self, queue: str, common: list[str]) -> list[dict[str, Any]]:

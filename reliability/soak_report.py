@@ -220,6 +220,9 @@ def render(report: Mapping[str, Any]) -> str:
             f"{name:<26} {m['q1_median_mib']:>9} {m['q4_median_mib']:>10} {m['max_mib']:>6} "
             f"{m['ratio']:>6}  {'yes' if m['flat'] else 'NO'}"
         )
+    if report.get("faults_injected"):
+        injected = ", ".join(f"{k} {n}" for k, n in sorted(report["faults_injected"].items()))
+        out += ["", f"faults injected: {injected}"]
     if report["examples"]:
         out += ["", "examples:", *("  " + e for e in report["examples"])]
     out.append("")

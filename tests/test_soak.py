@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from reliability.faultproxy import Fault
+from reliability.soak import parse_args
 from reliability.soak_memory import flatness
 from reliability.soak_mix import EXPECTED, KINDS, MIX, kind_of, payload
 from reliability.soak_report import analyse
@@ -139,3 +141,15 @@ def test_flatness_ignores_warm_up_and_flags_growth() -> None:
     leak = [(t, 50e6 * (1 + t / 400)) for t in range(101)]
     assert flatness(leak, 0, 100)["flat"] is False
     assert flatness(leak[:3], 0, 100)["flat"] is None  # too few samples to say
+
+
+def test_fault_options_parse_into_proxy_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_args(["--fault", "reset-before:0.5:DeleteMessageBatch", "--fault", "503:0.1"])
+    assert args.fault == [
+        Fault("reset-before", 0.5, {"DeleteMessageBatch"}),
+        Fault("503", 0.1),
+    ]
+    for bad in ("teapot:0.5", "503:2", "503:x"):
+        with pytest.raises(SystemExit):
+            parse_args(["--fault", bad])
+        assert "--fault" in capsys.readouterr().err
