@@ -1,6 +1,7 @@
 """Arbitrary messages sent straight to a request queue served by a MessagePoller: every one ends
-in a reply (ok or error), a handled one-way message, or redrive to the dead-letter queue. The
-poller never crashes and never drops a message silently.
+in a reply (ok or error), a handled one-way message, redrive to the dead-letter queue, or, when
+its deadline has passed, deletion unrun with a log line. The poller never crashes and never
+drops a message silently.
 
 Each example is a batch of messages built by hand with boto3 (not by sqs-rpc's encoder), with
 arbitrary bodies, sizes, attribute sets and types, protocol versions, content types, deadlines
@@ -135,6 +136,8 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
+    # A request whose deadline has passed is deleted unrun, logged at INFO with its id.
+    caplog.set_level(logging.INFO, logger="sqs_rpc._processing")
     dlq = make_queue()
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -150,6 +153,7 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
     poller = serve(requests, tracer, concurrency=4)
     replies: dict[str, str] = {}  # correlation id -> status
     redriven: set[str] = set()  # FuzzIds found in the DLQ
+    message_ids: dict[str, str] = {}  # FuzzId -> SQS message id
 
     def collect() -> None:
         for message in _drain(sqs, reply_queue):
@@ -165,7 +169,13 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
             correlation_id = attrs.get("CorrelationId", {}).get("StringValue")
             replied = correlation_id in replies
             handled_one_way = fuzz_id in tracer.handled and not replied
-            if not (replied or handled_one_way or fuzz_id in redriven):
+            message_id = message_ids.get(fuzz_id)
+            expired = any(
+                f"request {key} arrived after its caller's deadline" in caplog.text
+                for key in (correlation_id, message_id)
+                if key
+            )
+            if not (replied or handled_one_way or fuzz_id in redriven or expired):
                 return False
         return True
 
@@ -187,11 +197,12 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
         sent: dict[str, dict[str, Any]] = {}
         for arguments in batch:
             try:
-                sqs.send_message(QueueUrl=requests, **arguments)
+                message_id = sqs.send_message(QueueUrl=requests, **arguments)["MessageId"]
             except ClientError:
                 continue  # SQS itself refused it (too big, bad attribute): not the poller's
             attrs = arguments["MessageAttributes"]
             sent[attrs["FuzzId"]["StringValue"]] = attrs
+            message_ids[attrs["FuzzId"]["StringValue"]] = message_id
         wait_for(lambda: settled(sent), timeout=30, interval=0.1)
         for attrs in sent.values():
             correlation_id = attrs.get("CorrelationId", {}).get("StringValue")
