@@ -33,6 +33,8 @@ from typing import IO, Any
 
 import boto3
 
+from sqs_rpc._server import DEFAULT_REPLY_CACHE_TTL
+
 from .faultproxy import Fault, FaultProxy
 from .soak_memory import Sampler
 from .soak_report import analyse, render
@@ -87,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KIND:RATE[:OPERATION,...]",
         help="put reliability/faultproxy.py between every process and SQS and inject this "
         "fault (repeatable), for example reset-before:0.5:DeleteMessageBatch",
+    )
+    parser.add_argument(
+        "--reply-cache-ttl",
+        type=float,
+        default=DEFAULT_REPLY_CACHE_TTL,
+        help="the servers' reply_cache_ttl, and the least warm-up for the memory check "
+        f"(default {DEFAULT_REPLY_CACHE_TTL:g}, the library's)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval", type=float, default=1.0, help="RSS sampling, s")
@@ -198,6 +207,8 @@ class Soak:
                     str(self.workdir),
                     "--index",
                     str(i),
+                    "--reply-cache-ttl",
+                    str(args.reply_cache_ttl),
                     *common,
                     stdout=subprocess.PIPE,
                 )
@@ -227,6 +238,8 @@ class Soak:
             left_in_queues=left,
             exit_codes=exit_codes,
             sqs_rss=self.sqs_sampler.samples if self.sqs_sampler else (),
+            # The servers' reply caches fill for reply_cache_ttl by design: that is warm-up.
+            warm_up=args.reply_cache_ttl,
         )
         report["command"] = "python -m reliability.soak " + " ".join(sys.argv[1:])
         report["machine"] = (

@@ -68,10 +68,16 @@ class Sampler:
                 return
 
 
-def flatness(samples: Sequence[Sequence[float]], start: float, end: float) -> dict[str, Any]:
+def flatness(
+    samples: Sequence[Sequence[float]], start: float, end: float, warm_up: float = 0.0
+) -> dict[str, Any]:
     """RSS over the call phase ``[start, end]``: medians of the first and last quarter after
-    warm-up, their ratio, and whether growth stayed under :data:`FLAT_GROWTH`."""
-    warm = start + (end - start) * WARM_UP_SHARE
+    warm-up, their ratio, and whether growth stayed under :data:`FLAT_GROWTH`.
+
+    Warm-up is the first :data:`WARM_UP_SHARE` of the call phase, or ``warm_up`` seconds if
+    longer: a server's reply cache fills for its ``reply_cache_ttl`` by design.
+    """
+    warm = start + max((end - start) * WARM_UP_SHARE, warm_up)
     window = [(t, rss) for t, rss in samples if warm <= t <= end]
     if len(window) < 8:
         return {"samples": len(window), "flat": None, "why": "too few samples in the window"}

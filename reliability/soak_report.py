@@ -13,7 +13,9 @@ Invariants (each must hold for exit status 0):
   SQS made) still reached its caller once; nothing ran that no caller sent;
 - **nothing left**: the request queue and its dead-letter queue are empty at the end;
 - **flat memory**: every client and server process's RSS grew less than 10 % between the first
-  and the last quarter of the call phase (after warm-up); see :mod:`reliability.soak_memory`.
+  and the last quarter of the call phase after warm-up (at least the servers'
+  ``reply_cache_ttl``, during which their reply caches fill); see
+  :mod:`reliability.soak_memory`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def analyse(
     left_in_queues: int,
     exit_codes: Mapping[str, int | None],
     sqs_rss: Sequence[Sequence[float]] = (),
+    warm_up: float = 0.0,
 ) -> dict[str, Any]:
     """Everything the report prints, and ``failures``: the invariants that did not hold."""
     failures: list[str] = []
@@ -75,7 +78,7 @@ def analyse(
     server_stats: Counter[str] = Counter()
     for s in servers:
         server_stats.update(s["stats"])
-    memory = _memory(clients, servers, sqs_rss, start, end)
+    memory = _memory(clients, servers, sqs_rss, start=start, end=end, warm_up=warm_up)
     # -- the verdict -------------------------------------------------------------------------
     if lost or stuck:
         failures.append(f"lost calls: {lost} (stuck caller threads: {stuck})")
@@ -166,15 +169,18 @@ def _memory(
     clients: Sequence[Mapping[str, Any]],
     servers: Sequence[Mapping[str, Any]],
     sqs_rss: Sequence[Sequence[float]],
+    *,
     start: float,
     end: float,
+    warm_up: float,
 ) -> dict[str, dict[str, Any]]:
     memory = {}
     for role, group in (("client", clients), ("server", servers)):
         for p in group:
-            memory[f"{role} {p['index']} (pid {p['pid']})"] = flatness(p["rss"], start, end)
+            name = f"{role} {p['index']} (pid {p['pid']})"
+            memory[name] = flatness(p["rss"], start, end, warm_up)
     if sqs_rss:
-        memory["SQS server (informative)"] = flatness(sqs_rss, start, end)
+        memory["SQS server (informative)"] = flatness(sqs_rss, start, end, warm_up)
     return memory
 
 

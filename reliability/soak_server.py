@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller
+from sqs_rpc._server import DEFAULT_REPLY_CACHE_TTL
 
 from .soak_memory import Sampler
 
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--endpoint-url", required=True)
     parser.add_argument("--region", required=True)
     parser.add_argument("--sample-interval", type=float, default=1.0)
+    parser.add_argument("--reply-cache-ttl", type=float, default=DEFAULT_REPLY_CACHE_TTL)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s server %(name)s: %(message)s")
     handler = SoakHandler(args.workdir / f"executions-server-{args.index}.txt")
@@ -74,6 +76,7 @@ def main() -> None:
         # Short long polls: a SIGTERM is acted on within 2 s, and under load receives
         # return at once anyway.
         wait_time_seconds=2,
+        reply_cache_ttl=args.reply_cache_ttl,
     )
     sampler = Sampler(args.sample_interval)
     sampler.start()
