@@ -125,7 +125,8 @@ class MessagePoller:
             longer extended; 0 turns the heartbeat off.
         reply_cache_ttl: seconds a finished request's reply is kept to answer a redelivery
             without running the handler again; 0 turns the cache off.
-        reply_cache_bytes: the reply cache's size bound (reply bodies, in bytes).
+        reply_cache_bytes: the reply cache's memory bound, in bytes (each entry counts its
+            reply body plus about 1.6 KiB of bookkeeping).
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues

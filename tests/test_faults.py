@@ -20,7 +20,15 @@ import pytest
 from botocore.config import Config
 
 from reliability.faultproxy import Fault, FaultKind, FaultProxy
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient, RpcTimeout, SqsError
+from sqs_rpc import (
+    IncomingMessage,
+    MessageHandler,
+    MessagePoller,
+    RpcClient,
+    RpcTimeout,
+    SqsError,
+    SqsRpcError,
+)
 
 from .conftest import Endpoint, wait_for
 
@@ -273,3 +281,61 @@ def test_fault_validation() -> None:
         Fault("latency")
     with pytest.raises(ValueError, match="kind"):
         Fault("teapot")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_outage_without_state_loss_loses_no_call(
+    rig: Rig, make_queue: Callable[..., str], sqs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQS unreachable for a window (every connection reset, every operation), under load;
+    # unlike a restart (tests/test_process_faults.py), its queues and messages survive.
+    proxy = rig.proxy
+    caplog.set_level(logging.WARNING)
+    queue_url = make_queue(VisibilityTimeout=VISIBILITY)
+    handler = Recorder()
+    rig.serve(queue_url, handler, concurrency=4)
+    stop = threading.Event()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def caller(client: RpcClient, index: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = f"{index}-{n}"
+            try:
+                ok = client.call(queue_url, body, timeout=30) == {"n": body}
+                outcome = "ok" if ok else "wrong"
+            except SqsRpcError as exc:
+                outcome = type(exc).__name__
+            with lock:
+                outcomes.append(outcome)
+            if outcome != "ok":
+                stop.wait(0.2)  # retried a little later, as callers do
+
+    with rig.client() as client:
+        threads = [threading.Thread(target=caller, args=(client, i)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: outcomes.count("ok") >= 5, timeout=30)
+        reply_queue = client.reply_queue_url
+        proxy.reset_counts()
+        proxy.set_faults(Fault("reset-before"))
+        threading.Event().wait(5)  # the outage: a measurement window, not a synchronisation
+        proxy.set_faults()
+        during = proxy.requests()
+        before = outcomes.count("ok")
+        wait_for(lambda: outcomes.count("ok") >= before + 5, timeout=60)  # calls succeed again
+        stop.set()
+        for thread in threads:
+            thread.join(45)
+            assert not thread.is_alive()
+        assert client.reply_queue_url == reply_queue  # the same queue: nothing was lost
+    print(f"5 s outage: {during} requests; outcomes {Counter(outcomes)}")
+    # A call whose request reached SQS got its reply; a call whose send failed raised
+    # SqsError at once. No RpcTimeout (a lost call), no ReplyQueueLost, no wrong reply.
+    assert set(outcomes) <= {"ok", "SqsError"}, Counter(outcomes)
+    assert during.get("ReceiveMessage", 0) < 80, during  # both receive loops backed off
+    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    _no_unexpected_errors(caplog)

@@ -1,6 +1,7 @@
 """Arbitrary messages sent straight to a request queue served by a MessagePoller: every one ends
-in a reply (ok or error), a handled one-way message, or redrive to the dead-letter queue. The
-poller never crashes and never drops a message silently.
+in a reply (ok or error), a handled one-way message, redrive to the dead-letter queue, or, when
+its deadline has passed, deletion unrun with a log line. The poller never crashes and never
+drops a message silently.
 
 Each example is a batch of messages built by hand with boto3 (not by sqs-rpc's encoder), with
 arbitrary bodies, sizes, attribute sets and types, protocol versions, content types, deadlines
