@@ -77,7 +77,8 @@ def analyse(
             unexpected[key] = n
     server_stats: Counter[str] = Counter()
     for s in servers:
-        server_stats.update(s["stats"])
+        # The counters only: stats() also carries latency and requests by operation.
+        server_stats.update({k: v for k, v in s["stats"].items() if isinstance(v, int)})
     memory = _memory(clients, servers, sqs_rss, start=start, end=end, warm_up=warm_up)
     # -- the verdict -------------------------------------------------------------------------
     if lost or stuck:
