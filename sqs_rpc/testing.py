@@ -32,7 +32,7 @@ from ._aws import make_sqs_client
 from ._client import RpcClient
 from ._embedded import EmbeddedSqs
 from ._errors import SqsError, aws_errors
-from ._server import MessageHandler, MessagePoller
+from ._server import DEFAULT_CONCURRENCY, MessageHandler, MessagePoller
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -156,7 +156,7 @@ def rpc_test_server(
         )
         stack.callback(client.close)
         poller_options.setdefault("wait_time_seconds", 1)
-        connections = int(poller_options.get("concurrency", 8)) + 4
+        connections = int(poller_options.get("concurrency", DEFAULT_CONCURRENCY)) + 4
         poller = MessagePoller(
             queue_url,
             handler,

@@ -385,6 +385,25 @@ def test_sweep_json_dry_run_then_for_real(
         sqs.delete_queue(QueueUrl=foreign)
 
 
+def test_sweep_as_a_subprocess(sqs: Any, where: list[str]) -> None:
+    prefix = f"cli{uuid.uuid4().hex[:8]}-"
+    orphan = sqs.create_queue(
+        QueueName=prefix + "orphan", tags={HEARTBEAT_TAG: "1", RETENTION_TAG: "60"}
+    )["QueueUrl"]
+    result = subprocess.run(
+        [sys.executable, "-m", "sqs_rpc", "sweep", "--prefix", prefix, "--json", *where],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+        env=_env(),
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    report = json.loads(result.stdout)
+    assert [(d["queue_url"], d["action"]) for d in report["decisions"]] == [(orphan, "deleted")]
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=prefix)
+
+
 def test_sweep_exits_5_when_it_cannot_list(capsys: pytest.CaptureFixture[str]) -> None:
     # Nothing listens on port 9: the failure a cron job meets when the endpoint is wrong.
     code = main(["sweep", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"])
