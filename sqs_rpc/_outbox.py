@@ -21,6 +21,7 @@ import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from ._batcher import Batcher
@@ -94,7 +95,10 @@ class Outbox:
             with aws_errors("SendMessage", reply_to):
                 self._sqs.send_message(QueueUrl=reply_to, **arguments)
         else:
-            future.result(RESULT_TIMEOUT)
+            try:
+                future.result(RESULT_TIMEOUT)
+            except FutureTimeout as exc:  # not the builtin TimeoutError before Python 3.11
+                raise TimeoutError(f"no answer from SQS for a reply to {reply_to}") from exc
         self._counters.add("replies_sent")
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
