@@ -401,7 +401,7 @@ def test_sweep_as_a_subprocess(sqs: Any, where: list[str]) -> None:
     assert result.returncode == EXIT_OK, result.stderr
     report = json.loads(result.stdout)
     assert [(d["queue_url"], d["action"]) for d in report["decisions"]] == [(orphan, "deleted")]
-    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix=prefix)
+    assert not sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls")
 
 
 def test_sweep_exits_5_when_it_cannot_list(capsys: pytest.CaptureFixture[str]) -> None:

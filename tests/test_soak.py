@@ -41,6 +41,10 @@ def test_a_short_soak_keeps_every_invariant(endpoint: Endpoint, tmp_path: Path) 
             # memory check has a window to judge.
             "--reply-cache-ttl",
             "5",
+            # A fast SQS (fauxqs) ends the run seconds after warm-up: sample often enough
+            # that the memory window still holds enough samples to judge.
+            "--sample-interval",
+            "0.1",
             "--endpoint-url",
             endpoint.endpoint_url,
             "--region",
