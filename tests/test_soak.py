@@ -73,7 +73,11 @@ def test_a_short_soak_keeps_every_invariant(endpoint: Endpoint, tmp_path: Path) 
     assert report["executions"]["repeated_within_a_process"] == 0
     judged = {name: m for name, m in report["memory"].items() if "informative" not in name}
     assert len(judged) == 6
-    assert all(m["flat"] is True for m in judged.values()), judged
+    # A 1,000-call run on a fast SQS may be too short (or its samples too bunched on a loaded
+    # machine) to judge a process: that is "not judged" (None), never "grew" (False). The long
+    # soak judges every process (docs/reliability.md).
+    assert not any(m["flat"] is False for m in judged.values()), judged
+    assert any(m["flat"] is True for m in judged.values()), judged
     assert "PASSED" in result.stdout
 
 
