@@ -57,6 +57,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
+def _run_cli(*args: str, timeout: float = 50) -> subprocess.CompletedProcess[str]:
+    """``python -m sqs_rpc ARGS`` in a subprocess, with test credentials."""
+    return subprocess.run(
+        [sys.executable, "-m", "sqs_rpc", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=_env(),
+    )
+
+
 # -- demo and usage --------------------------------------------------------------------------
 
 
@@ -319,14 +331,7 @@ def test_serve_and_call_as_subprocesses(queue_url: str, where: list[str]) -> Non
 
 @pytest.mark.timeout(60)
 def test_publish_as_a_subprocess(queue_url: str, sqs: Any, where: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sqs_rpc", "publish", queue_url, '"hello"', *where],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-        env=_env(),
-    )
+    result = _run_cli("publish", queue_url, '"hello"', *where)
     assert result.returncode == EXIT_OK, result.stderr
     (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert message["MessageId"] == result.stdout.strip()
@@ -390,14 +395,7 @@ def test_sweep_as_a_subprocess(sqs: Any, where: list[str]) -> None:
     orphan = sqs.create_queue(
         QueueName=prefix + "orphan", tags={HEARTBEAT_TAG: "1", RETENTION_TAG: "60"}
     )["QueueUrl"]
-    result = subprocess.run(
-        [sys.executable, "-m", "sqs_rpc", "sweep", "--prefix", prefix, "--json", *where],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-        env=_env(),
-    )
+    result = _run_cli("sweep", "--prefix", prefix, "--json", *where)
     assert result.returncode == EXIT_OK, result.stderr
     report = json.loads(result.stdout)
     assert [(d["queue_url"], d["action"]) for d in report["decisions"]] == [(orphan, "deleted")]
@@ -512,14 +510,7 @@ def test_queues_as_a_subprocess(
     listed_queues: tuple[str, dict[str, str]], where: list[str]
 ) -> None:
     prefix, _ = listed_queues
-    result = subprocess.run(
-        [sys.executable, "-m", "sqs_rpc", "queues", "--prefix", prefix, "--json", *where],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-        env=_env(),
-    )
+    result = _run_cli("queues", "--prefix", prefix, "--json", *where)
     assert result.returncode == EXIT_OK, result.stderr
     states = {row["name"]: row["state"] for row in json.loads(result.stdout)["queues"]}
     assert states == {

@@ -33,6 +33,7 @@ from sqs_rpc import (
     SqsError,
 )
 from sqs_rpc._offload import POINTER_CLASS, PayloadStore, S3Pointer
+from sqs_rpc.aws_lambda import LambdaResponder, receive_event
 
 from .conftest import Endpoint, wait_for
 
@@ -576,8 +577,6 @@ def test_our_client_calls_an_extended_client_server(
 def test_a_lambda_responder_reads_an_offloaded_request_and_deletes_it_after_the_batch(
     sqs: Any, s3: Any, bucket: str, queue_url: str
 ) -> None:
-    from sqs_rpc.aws_lambda import LambdaResponder, receive_event
-
     offload = S3Offload(bucket=bucket, s3_client=s3)
     data = "l" * (2 * MiB)
     with RpcClient(sqs_client=sqs, offload=offload) as client:
