@@ -5,9 +5,9 @@
 Call ``k`` of client ``N`` (of ``M``) is the run's call number ``N + M * k``: its id is
 ``RUN-N-k`` and its kind comes from :mod:`reliability.soak_mix`. Every outcome is checked
 against the request (the reply or the remote error must name the call's id) and appended to
-``WORKDIR/outcomes-client-N.txt`` as ``id kind outcome``. At the end it writes
-``WORKDIR/client-N.json``: counts by kind and outcome, calls started and finished, examples
-of wrong or lost calls, and RSS samples.
+``WORKDIR/outcomes-client-N.txt`` as ``id kind outcome end-time`` (epoch seconds). At the end
+it writes ``WORKDIR/client-N.json``: counts by kind and outcome, calls started and finished,
+examples of wrong or lost calls, and RSS samples.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Caller:
             odd = outcome in ("wrong", "lost") or outcome.startswith("error:")
             if odd and len(self.examples) < EXAMPLES:
                 self.examples.append(f"{call_id} {kind} {outcome} {detail}"[:300])
-            self._file.write(f"{call_id} {kind} {outcome}\n")
+            self._file.write(f"{call_id} {kind} {outcome} {time.time():.3f}\n")
 
     def outcome_of(self, call_id: str, result: Any, error: BaseException | None) -> tuple[str, str]:
         if error is None:

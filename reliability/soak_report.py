@@ -147,7 +147,7 @@ def _callers_record(workdir: Path) -> tuple[Counter[str], dict[str, str], dict[s
     kind_of: dict[str, str] = {}
     outcome_of: dict[str, str] = {}
     for line in _lines(sorted(workdir.glob("outcomes-client-*.txt"))):
-        call_id, kind, outcome = line.split(" ", 2)
+        call_id, kind, outcome = line.split(" ")[:3]
         seen[call_id] += 1
         kind_of[call_id] = kind
         outcome_of[call_id] = outcome
@@ -160,7 +160,7 @@ def _servers_record(workdir: Path) -> tuple[Counter[str], int]:
     executions: Counter[str] = Counter()
     same_process_repeats = 0
     for path in sorted(workdir.glob("executions-server-*.txt")):
-        here = Counter(_lines([path]))
+        here = Counter(line.split(" ", 1)[0] for line in _lines([path]))
         same_process_repeats += sum(n - 1 for n in here.values() if n > 1)
         executions.update(here)
     return executions, same_process_repeats

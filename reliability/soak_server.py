@@ -2,8 +2,9 @@
 
     python -m reliability.soak_server QUEUE_URL WORKDIR --index N --endpoint-url URL --region R
 
-Every execution is appended to ``WORKDIR/executions-server-N.txt`` (one call id a line,
-line-buffered, so the record survives even a crash). Prints ``ready`` once polling; on SIGTERM
+Every execution is appended to ``WORKDIR/executions-server-N.txt``, one line each: call id,
+start time (epoch seconds) and SQS receive count, line-buffered so the record survives even a
+crash. Prints ``ready`` once polling; on SIGTERM
 it stops gracefully and writes ``WORKDIR/server-N.json``: its pid, ``stats()`` and RSS samples.
 """
 
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ class SoakHandler(MessageHandler):
         body = message.body
         call_id = str(body["id"])
         with self._lock:
-            self._file.write(call_id + "\n")
+            self._file.write(f"{call_id} {time.time():.3f} {message.receive_count}\n")
         kind = body["kind"]
         if kind in ("slow", "timeout"):
             self._pause.wait(float(body["sleep"]))
