@@ -21,17 +21,24 @@ logger = logging.getLogger(__name__)
 RECEIVE_LINGER = 0.04
 
 
-def receive_pause(received: int, asked: int, *, busy: bool = False) -> float:
+def receive_pause(
+    received: int, asked: int, *, busy: bool = False, round_trip: float = RECEIVE_LINGER
+) -> float:
     """Seconds to wait before the next ``ReceiveMessage``, given what the last one returned.
 
     SQS answers a long poll as soon as one message is there, so a loop that receives again at
     once takes messages in the small clumps in which they arrive, one request per clump. Under
     load (more than one message came, or ``busy``: more are known to be on their way) a short
     pause lets the next clumps gather, and the following receive takes them in one request.
+    The pause is one ``round_trip`` (how long the last receive took), at most
+    :data:`RECEIVE_LINGER`: the next clump is another request's round trip away, so a fast SQS
+    gets a short pause and a slow one a longer pause.
     A lone message with nothing else expected (sequential calls), an empty receive, or a full
     one (the queue is backed up) means no pause: none would gain from it.
     """
-    return RECEIVE_LINGER if 0 < received < asked and (received > 1 or busy) else 0.0
+    if 0 < received < asked and (received > 1 or busy):
+        return min(RECEIVE_LINGER, max(round_trip, 0.0))
+    return 0.0
 
 
 Step = Callable[[], "float | None"]

@@ -113,6 +113,7 @@ class Receiver:
             if self._loop.stopping:
                 return 0
             count = min(MAX_BATCH, self._free)
+        asked = time.monotonic()
         try:
             with aws_errors("ReceiveMessage", self.queue_url):
                 response = self._sqs.receive_message(
@@ -141,7 +142,7 @@ class Receiver:
             self._executor.submit(self._process_group, group, received)
         # Under load (this receive or the last brought several messages), let more gather.
         busy, self._loaded = self._loaded, len(messages) > 1
-        return receive_pause(len(messages), count, busy=busy)
+        return receive_pause(len(messages), count, busy=busy, round_trip=received - asked)
 
     def _process_group(self, messages: list[Mapping[str, Any]], received: float) -> None:
         """Handle messages of one FIFO group (or one standard message) in order."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,7 @@ class ReplyPoller:
         return stopped
 
     def _poll_once(self) -> float | None:
+        asked = time.monotonic()
         try:
             with aws_errors("ReceiveMessage", self._queue_url):
                 response = self._sqs.receive_message(
@@ -126,7 +128,10 @@ class ReplyPoller:
                 # Only once SQS deleted the reply: until then it may come back, with its body.
                 deleted.add_done_callback(functools.partial(self._discard, pointer))
         # Calls still waiting means replies still coming: let them gather for the next receive.
-        return receive_pause(len(messages), BATCH_SIZE, busy=len(self._pending) > 0)
+        round_trip = time.monotonic() - asked
+        return receive_pause(
+            len(messages), BATCH_SIZE, busy=len(self._pending) > 0, round_trip=round_trip
+        )
 
     def _dispatch(self, message: Mapping[str, Any]) -> None:
         if is_wake_message(message):

@@ -67,3 +67,12 @@ def test_receive_loops_pause_only_under_load() -> None:
     assert receive_pause(1, 10, busy=True) == RECEIVE_LINGER  # more are on their way
     assert receive_pause(3, 10) == RECEIVE_LINGER  # a clump: let the next ones gather
     assert receive_pause(10, 10, busy=True) == 0  # a full receive: the queue is backed up
+
+
+def test_the_receive_pause_is_one_round_trip_at_most_the_linger() -> None:
+    # A fast SQS (a 5 ms receive) gets a 5 ms pause; a slow one is capped at RECEIVE_LINGER.
+    assert receive_pause(3, 10, round_trip=0.005) == 0.005
+    assert receive_pause(3, 10, round_trip=RECEIVE_LINGER * 5) == RECEIVE_LINGER
+    assert receive_pause(1, 10, busy=True, round_trip=0.002) == 0.002
+    assert receive_pause(1, 10, round_trip=0.002) == 0  # still no pause without load
+    assert receive_pause(3, 10, round_trip=-1.0) == 0  # a clock step never makes it negative
