@@ -57,6 +57,9 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     client_requests: dict[str, int] = field(default_factory=dict)
     server_requests: dict[str, int] = field(default_factory=dict)
+    # CPU seconds per wall second of each process during the phase ("sqs" only when its pid
+    # is known): which one is the bottleneck. 1.0 is one core's worth.
+    cpu_per_second: dict[str, float] = field(default_factory=dict)
 
     @property
     def calls_per_second(self) -> float:
@@ -96,6 +99,17 @@ def _sqs(endpoint: str, pool: int = 10) -> Any:
     return session.client("sqs", endpoint_url=endpoint, config=Config(max_pool_connections=pool))
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU seconds of a process so far, from /proc (None where unreadable)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
@@ -123,6 +137,10 @@ class ServerProcess:
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"{impl} server did not start")
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def counts(self) -> dict[str, int]:
         self._sequence += 1
@@ -263,6 +281,8 @@ def run_implementation(
     quick: bool,
     memory_calls: int,
     only: frozenset[str] = frozenset(PHASES),
+    *,
+    sqs_pid: int | None = None,
 ) -> dict[str, Any]:
     admin = _sqs(endpoint)
     queue_url = admin.create_queue(QueueName=f"bench-{impl}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
@@ -281,19 +301,26 @@ def run_implementation(
             if str(c) in only
         ]
         next_id = 0
+        pids = {"sqs": sqs_pid, "server": server.pid, "client": os.getpid()}
         for name, callers, calls in plan:
             c0, s0 = counter.snapshot(), server.counts()
+            cpu0 = {role: _cpu_seconds(pid) for role, pid in pids.items()}
             phase = _run_phase(
                 name, client, queue_url, callers=callers, calls=calls, first_id=next_id
             )
             next_id += calls
+            for role, pid in pids.items():
+                before, after = cpu0[role], _cpu_seconds(pid)
+                if before is not None and after is not None and phase.seconds:
+                    phase.cpu_per_second[role] = (after - before) / phase.seconds
             phase.client_requests = _diff(counter.snapshot(), c0)
             phase.server_requests = _diff(server.counts(), s0)
             phases.append(phase)
             print(
                 f"  {impl:8} {name:12} {phase.calls_per_second:7.1f} calls/s  "
                 f"p50 {phase.percentile(50):7.1f} ms  {phase.requests_per_call():.2f} req/call"
-                f"  errors {phase.errors}  wrong {phase.wrong_replies}",
+                f"  errors {phase.errors}  wrong {phase.wrong_replies}  CPU s/s "
+                + " ".join(f"{role} {v:.2f}" for role, v in phase.cpu_per_second.items()),
                 flush=True,
             )
         cpu = (
@@ -324,6 +351,14 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
             rows.append((f"{b['name']}: calls/s", b["calls_per_second"], o["calls_per_second"]))
             rows.append((f"{b['name']}: p50 ms", b["p50_ms"], o["p50_ms"]))
             rows.append((f"{b['name']}: p99 ms", b["p99_ms"], o["p99_ms"]))
+            if "sqs" in b["cpu_per_second"] and "sqs" in o["cpu_per_second"]:
+                rows.append(
+                    (
+                        f"{b['name']}: SQS server CPU s/s",
+                        b["cpu_per_second"]["sqs"],
+                        o["cpu_per_second"]["sqs"],
+                    )
+                )
         rows.append(
             (f"{b['name']}: SQS requests/call", b["requests_per_call"], o["requests_per_call"])
         )
@@ -379,28 +414,41 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these phases (numbers: concurrent callers); default: all",
     )
     args = parser.parse_args(argv)
-    sqs_server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.sqs_server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert sqs_server.stdout is not None
-    assert sqs_server.stdin is not None
-    endpoint = sqs_server.stdout.readline().strip()
+    external = os.environ.get("SQS_RPC_TEST_ENDPOINT")
+    sqs_server: subprocess.Popen[str] | None = None
+    if external:
+        # Another SQS-compatible server (the test suite's variable; fauxqs's runner sets it,
+        # and SQS_RPC_TEST_SERVER_PID so that its CPU is measured too).
+        endpoint = external
+        pid = os.environ.get("SQS_RPC_TEST_SERVER_PID")
+        sqs_pid = int(pid) if pid else None
+        described = f"{os.environ.get('SQS_RPC_TEST_SERVER', 'external')}, SQS_RPC_TEST_ENDPOINT"
+    else:
+        sqs_server = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.sqs_server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert sqs_server.stdout is not None
+        endpoint = sqs_server.stdout.readline().strip()
+        sqs_pid = sqs_server.pid
+        described = "moto, separate process"
     try:
-        print(f"SQS-compatible server: {endpoint} (moto, separate process)", flush=True)
+        print(f"SQS-compatible server: {endpoint} ({described})", flush=True)
         memory_calls = args.memory_calls or (300 if args.quick else 10_000)
         results = {
             impl: run_implementation(
-                impl, endpoint, args.quick, memory_calls, frozenset(args.phases)
+                impl, endpoint, args.quick, memory_calls, frozenset(args.phases), sqs_pid=sqs_pid
             )
             for impl in IMPLEMENTATIONS
         }
     finally:
-        sqs_server.stdin.close()
-        sqs_server.wait(30)
+        if sqs_server is not None:
+            assert sqs_server.stdin is not None
+            sqs_server.stdin.close()
+            sqs_server.wait(30)
     report = {
         "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
         "machine": {
@@ -408,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
         },
+        "sqs_server": described,
         "results": results,
     }
     path = args.json or RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}.json"

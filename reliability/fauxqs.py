@@ -9,8 +9,9 @@ Usage::
     python -m reliability.fauxqs install            # npm install into reliability/fauxqs/
     python -m reliability.fauxqs run -- python -m pytest -m "not embedded_server"
 
-``run`` starts the server on a free port, runs the command with ``SQS_RPC_TEST_ENDPOINT`` and
-``SQS_RPC_TEST_SERVER=fauxqs`` set, stops the server, and exits with the command's status.
+``run`` starts the server on a free port, runs the command with ``SQS_RPC_TEST_ENDPOINT``,
+``SQS_RPC_TEST_SERVER=fauxqs`` and ``SQS_RPC_TEST_SERVER_PID`` set, stops the server, and exits
+with the command's status.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ class FauxqsServer:
             raise RuntimeError(f"fauxqs did not start within {START_TIMEOUT:g}s: {line!r}")
         self.endpoint_url = line[0].strip()
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for CPU measurements), else None."""
+        return None if self._process is None else self._process.pid
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
@@ -116,6 +122,7 @@ def main(argv: list[str]) -> int:
                 **os.environ,
                 "SQS_RPC_TEST_ENDPOINT": server.endpoint_url,
                 "SQS_RPC_TEST_SERVER": "fauxqs",
+                "SQS_RPC_TEST_SERVER_PID": str(server.pid),
                 "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             }

@@ -32,4 +32,8 @@ def test_quick_benchmark_runs_with_correct_replies(tmp_path: Path) -> None:
         assert data["wrong_replies"] == 0
         assert [p["callers"] for p in data["phases"]] == [1, 1, 8, 32, 128]
         assert all(p["calls"] > 0 for p in data["phases"])
+        if sys.platform == "linux":  # read from /proc: which process is the bottleneck
+            assert all(
+                set(p["cpu_per_second"]) == {"sqs", "server", "client"} for p in data["phases"]
+            )
     assert "ratio" in result.stdout
