@@ -8,8 +8,9 @@ While a batch for a queue is in flight, the entries that arrive for that queue w
 return and then go together, unless a full batch is already waiting (then a second flusher
 sends it in parallel). When the owner says it is ``busy`` (other calls are in flight, whose
 callers are about to send too: they wake together when a batch of replies arrives), a send
-waits up to ``send_linger`` for them, so that a clump of calls stays one batch instead of a
-lone first entry followed by the rest.
+waits for them up to ``send_linger``, or the last ``SendMessageBatch``'s round trip if that was
+shorter, so that a clump of calls stays one batch instead of a lone first entry followed by the
+rest.
 
 *Deletes* are off everyone's critical path (the caller already has its reply), so they may wait
 up to ``delete_delay`` seconds for company: a batch of deletes goes out when it is full, when its
@@ -99,6 +100,11 @@ class Batcher:
     ) -> None:
         self._sqs = sqs
         self._delays: dict[Kind, float] = {"send": send_linger, "delete": delete_delay}
+        # How long the last SendMessageBatch took: a send lingers at most that long (and at
+        # most send_linger). Callers that are about to send arrive within about one round trip;
+        # on a fast SQS, waiting longer would add latency and save nothing. Under load round
+        # trips grow, and so do the batches: the wait adapts to what SQS and the CPU allow.
+        self._send_round_trip = send_linger
         self._busy = busy
         self._cond = threading.Condition()
         # (kind, queue_url) -> entries waiting (oldest first) and batches in flight; a queue
@@ -166,7 +172,7 @@ class Batcher:
                 if queue.in_flight and not full:
                     continue  # these go with the next batch, once the one in flight returns
                 if not full and not self._closed and self._may_wait(kind):
-                    ready = queue.items[0].queued + self._delays[kind]
+                    ready = queue.items[0].queued + self._delay(kind)
                     if ready > now:
                         due = ready if due is None else min(due, ready)
                         continue
@@ -185,6 +191,11 @@ class Batcher:
                 self._waiting.move_to_end((kind, queue_url))  # queues take turns
                 return kind, queue_url, batch
         return None if due is None else max(due - now, 0.0)
+
+    def _delay(self, kind: Kind) -> float:
+        if kind == "delete":
+            return self._delays["delete"]
+        return min(self._delays["send"], self._send_round_trip)
 
     def _may_wait(self, kind: Kind) -> bool:
         if kind == "delete":
@@ -225,10 +236,12 @@ class Batcher:
         try:
             with aws_errors(operation, queue_url):
                 if kind == "send":
+                    started = time.monotonic()
                     response: Any = self._sqs.send_message_batch(
                         QueueUrl=queue_url,
                         Entries=entries,  # type: ignore[arg-type]
                     )
+                    self._send_round_trip = time.monotonic() - started
                 else:
                     response = self._sqs.delete_message_batch(
                         QueueUrl=queue_url,

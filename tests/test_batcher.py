@@ -183,15 +183,30 @@ def test_close_sends_delayed_deletes_at_once(sqs: Any, queue_url: str) -> None:
 def test_sends_linger_only_while_the_owner_is_busy(sqs: Any, queue_url: str) -> None:
     counter = RequestCounter.attach(sqs)
     busy = threading.Event()
+    busy.set()
     batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=busy.is_set)
     try:
-        # Not busy: a lone send goes at once (waiting out the linger would time this out).
-        assert batcher.send(queue_url, _arguments("alone")).result(timeout=20)
-        busy.set()
+        # Busy, and no round trip measured yet: sends wait for company, up to the linger.
         futures = [batcher.send(queue_url, _arguments(str(i))) for i in range(3)]
-        assert not any(f.done() for f in futures)  # still waiting for company
+        assert not any(f.done() for f in futures)
+        busy.clear()
+        # Not busy: a lone send goes at once (waiting out the linger would time this out),
+        # and takes the three waiting ones with it.
+        assert batcher.send(queue_url, _arguments("alone")).result(timeout=20)
+        assert all(f.result(timeout=20) for f in futures)
     finally:
-        batcher.close()  # sends what waits, at once
-    assert all(f.result(timeout=0) for f in futures)
-    # One request for the lone send, one for the three that waited for each other.
-    assert counter.snapshot() == {"SendMessageBatch": 2}
+        batcher.close()
+    assert counter.snapshot() == {"SendMessageBatch": 1}
+
+
+def test_a_busy_send_lingers_no_longer_than_the_last_round_trip(sqs: Any, queue_url: str) -> None:
+    busy = threading.Event()
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=busy.is_set)
+    try:
+        assert batcher.send(queue_url, _arguments("first")).result(timeout=20)  # a round trip
+        busy.set()
+        # Busy, but the last SendMessageBatch took far less than the hour-long linger: the
+        # send waits about that long for company, then goes (an hour's wait would time out).
+        assert batcher.send(queue_url, _arguments("second")).result(timeout=20)
+    finally:
+        batcher.close()
