@@ -117,10 +117,40 @@ class Batcher:
         for loop in self._loops:
             loop.start()
 
-    def send(self, queue_url: str, arguments: Mapping[str, Any]) -> Future[str]:
-        """Queue a message (``SendMessage`` arguments without ``QueueUrl``) for sending."""
+    def send(
+        self, queue_url: str, arguments: Mapping[str, Any], *, inline: bool = False
+    ) -> Future[str]:
+        """Queue a message (``SendMessage`` arguments without ``QueueUrl``) for sending.
+
+        With ``inline``, a send that would go at once anyway (nothing waiting or in flight for
+        its queue, the owner not busy) is made on the calling thread, without a hand-off to a
+        flusher thread and back. For a caller that blocks on the result anyway and needs no
+        deadline shorter than botocore's own (a server worker waiting for its reply's send).
+        """
         entry = dict(arguments)
-        return self._put("send", queue_url, entry, message_size(entry))
+        size = message_size(entry)
+        if inline:
+            item = self._take_inline(queue_url, entry, size)
+            if item is not None:
+                try:
+                    self._flush("send", queue_url, [item])
+                except Exception as exc:  # never leave the caller waiting on a future
+                    logger.exception("sending to %s failed unexpectedly", queue_url)
+                    settle(item.future, error=exc)
+                finally:
+                    self._sent("send", queue_url)
+                return item.future
+        return self._put("send", queue_url, entry, size)
+
+    def _take_inline(self, queue_url: str, entry: dict[str, Any], size: int) -> _Item | None:
+        """An item to send on the caller's thread now (marked in flight), or None: queue it."""
+        with self._cond:
+            if self._closed:
+                raise ClientClosedError("the batcher is closed")
+            if ("send", queue_url) in self._waiting or self._may_wait("send"):
+                return None
+            self._waiting[("send", queue_url)] = _Queue(in_flight=1)
+            return _Item(entry, Future(), size, time.monotonic())
 
     def delete(self, queue_url: str, receipt_handle: str) -> Future[None]:
         """Queue a message for deletion."""

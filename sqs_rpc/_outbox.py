@@ -3,6 +3,7 @@
 A worker hands its reply to the outbox and blocks until SQS accepted it (only then may the
 request be deleted). Replies completed together go out in one ``SendMessageBatch`` per reply
 queue; while other requests are being handled, a reply waits up to ``REPLY_LINGER`` for theirs.
+A reply with nothing to wait for is sent by the worker itself, with no hand-off to a thread.
 The delete that follows does not block the worker: it waits up to ``DELETE_DELAY`` for other
 deletes and leaves in a ``DeleteMessageBatch``, so the worker is free for the next
 request at once. A delete that fails is logged; the request comes back after its visibility
@@ -90,7 +91,9 @@ class Outbox:
     def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
         """Send one reply; return once SQS accepted it, raise :class:`SqsError` if it did not."""
         try:
-            future = self._running().send(reply_to, arguments)
+            # The worker waits for SQS anyway: when nothing else is going to that reply
+            # queue, it sends the reply itself instead of handing it to a flusher thread.
+            future = self._running().send(reply_to, arguments, inline=True)
         except ClientClosedError:
             with aws_errors("SendMessage", reply_to):
                 self._sqs.send_message(QueueUrl=reply_to, **arguments)

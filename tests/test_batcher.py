@@ -210,3 +210,27 @@ def test_a_busy_send_lingers_no_longer_than_the_last_round_trip(sqs: Any, queue_
         assert batcher.send(queue_url, _arguments("second")).result(timeout=20)
     finally:
         batcher.close()
+
+
+def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_going(
+    sqs: Any, queue_url: str
+) -> None:
+    counter = RequestCounter.attach(sqs)
+    idle = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: False)
+    try:
+        sent = idle.send(queue_url, _arguments("idle"), inline=True)
+        assert sent.done()  # sent before send() returned: no flusher thread involved
+        assert sent.result(timeout=0)
+    finally:
+        idle.close()
+    busy = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: True)
+    try:
+        # The owner is busy: the send waits for company like any other (no round trip
+        # measured yet, so up to the linger), instead of going alone on this thread.
+        waiting = busy.send(queue_url, _arguments("busy"), inline=True)
+        assert not waiting.done()
+    finally:
+        busy.close()  # sends what waits
+    assert waiting.result(timeout=0)
+    assert counter.snapshot() == {"SendMessageBatch": 2}
+    assert len(_drain(sqs, queue_url, 2)) == 2
