@@ -283,6 +283,7 @@ def run_implementation(
     only: frozenset[str] = frozenset(PHASES),
     *,
     sqs_pid: int | None = None,
+    scale: int = 1,
 ) -> dict[str, Any]:
     admin = _sqs(endpoint)
     queue_url = admin.create_queue(QueueName=f"bench-{impl}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
@@ -294,9 +295,9 @@ def run_implementation(
     try:
         for i in range(5):  # warm-up: reply queue, connections
             client.call(queue_url, {"i": -10 - i}, timeout=60)
-        plan = [("sequential", 1, 10 if quick else 200)] if "sequential" in only else []
+        plan = [("sequential", 1, 10 if quick else 200 * scale)] if "sequential" in only else []
         plan += [
-            (f"{c} callers", c, max(c, 20) if quick else max(300, 4 * c))
+            (f"{c} callers", c, max(c, 20) if quick else max(300, 4 * c) * scale)
             for c in (1, 8, 32, 128)
             if str(c) in only
         ]
@@ -407,6 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         help="calls in flight in the memory phase (default 10,000; 300 with --quick)",
     )
     parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="multiply the calls of the latency and throughput phases (default 1: 200 "
+        "sequential, 300 or 4 per caller concurrent); for a fast SQS, where 300 calls last "
+        "half a second",
+    )
+    parser.add_argument(
         "--phases",
         nargs="+",
         choices=PHASES,
@@ -440,7 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         memory_calls = args.memory_calls or (300 if args.quick else 10_000)
         results = {
             impl: run_implementation(
-                impl, endpoint, args.quick, memory_calls, frozenset(args.phases), sqs_pid=sqs_pid
+                impl,
+                endpoint,
+                args.quick,
+                memory_calls,
+                frozenset(args.phases),
+                sqs_pid=sqs_pid,
+                scale=args.scale,
             )
             for impl in IMPLEMENTATIONS
         }
