@@ -118,6 +118,7 @@ class ReplyPoller:
                 self._on_lost()
             # Nothing more to receive from here: wait for stop(), never retry in a loop.
             return None
+        round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
         messages = response.get("Messages", [])
         for message in messages:
             self._dispatch(message)
@@ -128,7 +129,6 @@ class ReplyPoller:
                 # Only once SQS deleted the reply: until then it may come back, with its body.
                 deleted.add_done_callback(functools.partial(self._discard, pointer))
         # Calls still waiting means replies still coming: let them gather for the next receive.
-        round_trip = time.monotonic() - asked
         return receive_pause(
             len(messages), BATCH_SIZE, busy=len(self._pending) > 0, round_trip=round_trip
         )
