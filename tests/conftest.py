@@ -58,6 +58,17 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def messages_in(sqs: Any, queue_url: str) -> int:
+    """Messages in a queue, visible or in flight (SQS's approximate counts)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
 class Endpoint:
     """Where the integration tests' SQS lives, and how to get a client for it."""
 

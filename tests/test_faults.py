@@ -30,7 +30,7 @@ from sqs_rpc import (
     SqsRpcError,
 )
 
-from .conftest import Endpoint, wait_for
+from .conftest import Endpoint, messages_in, wait_for
 
 # Short, so that a request whose reply or delete failed comes back quickly.
 VISIBILITY = "2"
@@ -100,16 +100,6 @@ def rig(proxy: FaultProxy, endpoint: Endpoint) -> Iterator[Rig]:
         poller.stop()
 
 
-def _in_queue(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def _no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> None:
     # The server's catch-all logs "unexpected error"; a step that raised logs "step failed"
     # and carries on. Either is allowed only as a logged, recovered event, never silence.
@@ -163,7 +153,7 @@ def test_calls_ride_through_intermittent_faults(
     assert outcomes.count(True) >= 6, outcomes  # most calls succeed; none answered wrongly
     assert all(o is True or isinstance(o, SqsError) for o in outcomes), outcomes
     # Nothing is left behind: every request that reached the queue was answered and deleted.
-    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)
     _no_unexpected_errors(caplog)
 
 
@@ -202,7 +192,7 @@ def test_a_persistent_fault_is_retried_at_a_bounded_rate(
     # received it, saw its caller's deadline had passed, and deleted it without running it.
     wait_for(lambda: poller.stats().expired == 1, timeout=30)
     assert list(handler.executions.values()) == [1]  # only "after" ran
-    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)
     _no_unexpected_errors(caplog)
 
 
@@ -226,7 +216,7 @@ def test_lost_deletes_mean_redelivery_but_one_reply_per_call(
         wait_for(lambda: poller.stats().duplicates >= 1, timeout=30)  # a redelivery came
         assert client.pending_calls == 0
         proxy.set_faults()
-        wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+        wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)
     assert sorted(handler.executions.values()) == [1, 1, 1]  # each ran once
     _no_unexpected_errors(caplog)
 
@@ -337,5 +327,5 @@ def test_an_outage_without_state_loss_loses_no_call(
     # SqsError at once. No RpcTimeout (a lost call), no ReplyQueueLost, no wrong reply.
     assert set(outcomes) <= {"ok", "SqsError"}, Counter(outcomes)
     assert during.get("ReceiveMessage", 0) < 80, during  # both receive loops backed off
-    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)
     _no_unexpected_errors(caplog)

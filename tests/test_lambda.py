@@ -39,7 +39,7 @@ from sqs_rpc._lambda_event import message_from_record, parse_queue_arn, record_f
 from sqs_rpc._wire import decode_request, encode_request
 from sqs_rpc.aws_lambda import LambdaResponder, delete_succeeded, receive_event
 
-from .conftest import Endpoint, wait_for
+from .conftest import Endpoint, messages_in, wait_for
 
 pytestmark = pytest.mark.known_deviation(
     "fauxqs",
@@ -106,16 +106,6 @@ def ids(event: dict[str, Any]) -> list[str]:
     return [record["messageId"] for record in event["Records"]]
 
 
-def visible(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 # -- the round trip ---------------------------------------------------------------------------
 
 
@@ -142,7 +132,7 @@ def test_calls_get_their_replies_and_the_batch_succeeds(
     assert seen.remaining_time() is not None
     # Lambda deletes what was not reported; so does delete_succeeded, for local runs.
     assert sorted(delete_succeeded(sqs, queue_url, event, response)) == sorted(ids(event))
-    assert visible(sqs, queue_url) == 0
+    assert messages_in(sqs, queue_url) == 0
     stats = responder.stats()
     assert (stats.received, stats.handled, stats.failed, stats.replies_sent) == (4, 3, 1, 4)
 

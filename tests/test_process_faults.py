@@ -30,7 +30,7 @@ from sqs_rpc import (
 )
 from sqs_rpc._aws import make_sqs_client
 
-from .conftest import Endpoint, wait_for
+from .conftest import Endpoint, messages_in, wait_for
 
 KILL_SERVER = Path(__file__).resolve().parent / "kill_server.py"
 
@@ -105,16 +105,6 @@ def _executions(path: Path) -> list[tuple[str, int, int]]:
     return rows
 
 
-def _in_queue(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_server_killed_mid_handler_leaves_its_request_to_another(
@@ -144,7 +134,7 @@ def test_a_server_killed_mid_handler_leaves_its_request_to_another(
         # Executed twice (at-least-once): by the first server (killed), then by the second,
         # on the request's second delivery.
         assert _executions(executions) == [("job", first.pid, 1), ("job", second.pid, 2)]
-        wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)  # and deleted
+        wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)  # and deleted
         # Both servers' work reached the caller as one reply: nothing else came back.
         assert client.call(queue_url, "after", timeout=60) == {"body": "after", "pid": second.pid}
         assert client.pending_calls == 0
@@ -250,7 +240,7 @@ def test_a_killed_clients_replies_go_to_its_queue_until_swept_then_are_dropped(
         for r in caplog.records
         if r.levelno >= logging.WARNING and "redrive" not in r.getMessage()
     ]
-    wait_for(lambda: _in_queue(sqs, queue_url) == 0, timeout=30)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=30)
     assert poller.health().healthy
 
 

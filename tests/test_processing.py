@@ -12,7 +12,7 @@ import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RemoteError, Retry, RpcClient
 
-from .conftest import wait_for
+from .conftest import messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
 
@@ -61,16 +61,6 @@ def receive_replies(sqs: Any, reply_queue: str, count: int, timeout: float = 20)
     return replies
 
 
-def message_count(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 # -- deadlines -------------------------------------------------------------------------------
 
 
@@ -82,7 +72,7 @@ def test_request_past_its_deadline_is_deleted_without_running(
     send_request(sqs, queue_url, reply_queue, deadline_ms=past)
     poller = serve(queue_url, handler)
     wait_for(lambda: poller.stats().expired == 1, timeout=20)
-    wait_for(lambda: message_count(sqs, queue_url) == 0, timeout=20)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0, timeout=20)
     assert handler.calls == []
     assert receive_replies(sqs, reply_queue, 1, timeout=1) == []  # the caller gave up
 
@@ -110,7 +100,7 @@ def test_redelivered_request_gets_the_same_reply_without_a_second_run(
     assert second["Body"] == first["Body"]
     assert second["MessageAttributes"]["CorrelationId"]["StringValue"] == correlation_id
     assert poller.stats().duplicates == 1
-    wait_for(lambda: message_count(sqs, queue_url) == 0)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)
 
 
 def test_reply_cache_can_be_turned_off(
@@ -120,7 +110,7 @@ def test_reply_cache_can_be_turned_off(
     serve(queue_url, handler, reply_cache_ttl=0)
     correlation_id = send_request(sqs, queue_url, reply_queue)
     receive_replies(sqs, reply_queue, 1)
-    wait_for(lambda: message_count(sqs, queue_url) == 0)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)
     send_request(sqs, queue_url, reply_queue, correlation_id=correlation_id)
     receive_replies(sqs, reply_queue, 1)
     assert len(handler.calls) == 2
@@ -182,7 +172,7 @@ def test_retry_redelivers_until_the_dead_letter_queue_and_tells_the_caller_last(
     assert info.value.error_type == "Retry"
     assert "database unavailable" in info.value.remote_message
     # SQS's redrive policy moves the request at its next receive.
-    wait_for(lambda: message_count(sqs, dlq) == 1, timeout=30)
+    wait_for(lambda: messages_in(sqs, dlq) == 1, timeout=30)
     assert handler.deliveries == [(1, False), (2, False), (3, True)]
     stats = poller.stats()
     assert stats.retried == 3
@@ -243,7 +233,7 @@ def test_reply_over_max_message_bytes_becomes_an_error_reply(
     assert info.value.error_type == "PayloadTooLarge"  # checked before sending
     assert info.value.details is not None
     assert info.value.details["limit"] == 1024 * 1024
-    wait_for(lambda: message_count(sqs, queue_url) == 0)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)
 
 
 def test_reply_refused_by_sqs_as_too_large_becomes_an_error_reply(
@@ -263,4 +253,4 @@ def test_reply_refused_by_sqs_as_too_large_becomes_an_error_reply(
     assert reply["MessageAttributes"]["Status"]["StringValue"] == "error"
     assert json.loads(reply["Body"])["type"] == "EncodeError"
     assert "more than SQS accepts" in json.loads(reply["Body"])["message"]
-    wait_for(lambda: message_count(sqs, queue_url) == 0)
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)

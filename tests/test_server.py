@@ -25,7 +25,7 @@ from sqs_rpc import (
     RpcClient,
 )
 
-from .conftest import Endpoint, wait_for
+from .conftest import Endpoint, messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,16 +38,6 @@ class Echo(MessageHandler):
     def handle(self, message: IncomingMessage) -> Any:
         self.calls += 1
         return message.body
-
-
-def _message_count(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
 
 
 @pytest.mark.parametrize(
@@ -141,7 +131,7 @@ def test_garbage_request_gets_an_error_reply_and_stays_for_redrive(
     assert json.loads(reply["Body"])["type"] == "DecodeError"
     poller.stop()
     assert handler.calls == 0
-    assert _message_count(sqs, queue_url) == 1  # still there, for the dead-letter queue
+    assert messages_in(sqs, queue_url) == 1  # still there, for the dead-letter queue
 
 
 def test_undecodable_one_way_message_is_left_for_redrive(
@@ -153,7 +143,7 @@ def test_undecodable_one_way_message_is_left_for_redrive(
     wait_for(lambda: "left for redrive" in caplog.text)
     poller.stop()
     assert handler.calls == 0
-    assert _message_count(sqs, queue_url) == 1
+    assert messages_in(sqs, queue_url) == 1
 
 
 def test_failing_one_way_handler_leaves_the_message(
@@ -167,7 +157,7 @@ def test_failing_one_way_handler_leaves_the_message(
     client.publish(queue_url, 1)
     wait_for(lambda: "left for retry/redrive" in caplog.text)
     poller.stop()
-    assert _message_count(sqs, queue_url) == 1
+    assert messages_in(sqs, queue_url) == 1
 
 
 def test_request_whose_reply_queue_is_gone_is_deleted(
@@ -193,7 +183,7 @@ def test_request_whose_reply_queue_is_gone_is_deleted(
     wait_for(lambda: "is gone" in caplog.text)
     poller.stop()
     assert handler.calls == 1
-    assert _message_count(sqs, queue_url) == 0
+    assert messages_in(sqs, queue_url) == 0
 
 
 def test_stop_waits_for_running_handlers(client: RpcClient, queue_url: str, serve: Serve) -> None:
@@ -233,7 +223,7 @@ def test_stop_gives_up_on_a_stuck_handler_and_keeps_its_message(
     assert started.wait(10)
     assert poller.stop(timeout=0.2) is False
     release.set()
-    wait_for(lambda: _message_count(sqs, queue_url) == 0)  # the late finish still deletes
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)  # the late finish still deletes
 
 
 @pytest.mark.timeout(90)
