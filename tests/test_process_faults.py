@@ -32,11 +32,11 @@ from sqs_rpc._aws import make_sqs_client
 
 from .conftest import Endpoint, messages_in, wait_for
 
-KILL_SERVER = Path(__file__).resolve().parent / "kill_server.py"
+RECORDING_SERVER = Path(__file__).resolve().parent / "recording_server.py"
 
 
 class ServerProcess:
-    """tests/kill_server.py in a subprocess, its output in files (a pipe could fill up)."""
+    """tests/recording_server.py in a subprocess, its output in files (a pipe could fill up)."""
 
     def __init__(
         self, endpoint: Endpoint, queue_url: str, executions: Path, logs: Path, hold: float
@@ -48,7 +48,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    str(KILL_SERVER),
+                    str(RECORDING_SERVER),
                     queue_url,
                     str(executions),
                     "--endpoint-url",

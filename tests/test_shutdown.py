@@ -15,7 +15,7 @@ from sqs_rpc import RpcClient
 
 from .conftest import Endpoint, wait_for
 
-SERVER = Path(__file__).resolve().parent / "shutdown_server.py"
+SERVER = Path(__file__).resolve().parent / "recording_server.py"
 
 
 def _start(endpoint: Endpoint, queue_url: str, executions: Path) -> subprocess.Popen[str]:
@@ -30,6 +30,10 @@ def _start(endpoint: Endpoint, queue_url: str, executions: Path) -> subprocess.P
             endpoint.endpoint_url,
             "--region",
             endpoint.region_name,
+            "--hold",
+            "0.3",
+            "--concurrency",
+            "4",
         ],
         env=env,
         stderr=subprocess.PIPE,
@@ -38,7 +42,9 @@ def _start(endpoint: Endpoint, queue_url: str, executions: Path) -> subprocess.P
 
 
 def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    """The bodies executed, one per execution (each line is ``BODY PID RECEIVE_COUNT``)."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return [line.split(" ")[0] for line in lines]
 
 
 @pytest.mark.timeout(120)
@@ -60,7 +66,7 @@ def test_sigterm_under_load_loses_nothing_and_runs_nothing_twice(
             assert started_by_first < 24  # some calls were never started by the first server
             second = _start(endpoint, queue_url, executions)
             results = [f.result(timeout=90) for f in futures]
-        assert results == [f"call-{i}" for i in range(24)]  # nothing lost
+        assert [r["body"] for r in results] == [f"call-{i}" for i in range(24)]  # nothing lost
         lines = _lines(executions)
         assert sorted(lines) == sorted(f"call-{i}" for i in range(24))  # nothing ran twice
     finally:

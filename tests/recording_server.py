@@ -1,11 +1,12 @@
-"""A test-only server: records every execution, optionally holds it, then echoes with its pid.
+"""A test-only server: records every execution, holds it a while, then echoes with its pid.
 
-    python tests/kill_server.py QUEUE_URL EXECUTIONS_FILE --endpoint-url URL --region R
-        [--hold SECONDS]
+    python tests/recording_server.py QUEUE_URL EXECUTIONS_FILE --endpoint-url URL --region R
+        [--hold SECONDS] [--concurrency N]
 
 Each execution appends ``BODY PID RECEIVE_COUNT`` to EXECUTIONS_FILE before the handler does
-anything else, so a test can wait for it and then SIGKILL this process mid-handler. Prints
-``ready`` once polling. Used by tests/test_process_faults.py.
+anything else, so a test can wait for it (and, say, SIGKILL this process mid-handler). The
+reply is ``{"body": BODY, "pid": PID}``. Prints ``ready`` once polling; stops gracefully on
+SIGTERM. Used by tests/test_process_faults.py and tests/test_shutdown.py.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ def main() -> None:
     parser.add_argument("--endpoint-url", required=True)
     parser.add_argument("--region", required=True)
     parser.add_argument("--hold", type=float, default=0.0)
+    parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     poller = MessagePoller(
         args.queue_url,
         Recording(args.executions, args.hold),
-        concurrency=2,
+        concurrency=args.concurrency,
         endpoint_url=args.endpoint_url,
         region_name=args.region,
         wait_time_seconds=1,
