@@ -294,11 +294,16 @@ class Soak:
         results = []
         for i, process in started:
             process.wait()
-            path = self.workdir / f"client-{i}.json"
-            if not path.exists():
-                raise RuntimeError(f"client {i} exited with {process.returncode} and no result")
-            results.append(json.loads(path.read_text(encoding="utf-8")))
+            results.append(self._result(f"client {i}", process))
         return results
+
+    def _result(self, name: str, process: subprocess.Popen[str]) -> dict[str, Any]:
+        """What a finished soak process wrote to ``WORKDIR/NAME.json`` (``client-0.json``)."""
+        path = self.workdir / f"{name.replace(' ', '-')}.json"
+        if not path.exists():
+            raise RuntimeError(f"{name} exited with {process.returncode} and no result")
+        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return result
 
     def _wait_drained(self, sqs: Any, queue: str) -> int:
         deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -318,10 +323,7 @@ class Soak:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            path = self.workdir / f"{name.replace(' ', '-')}.json"
-            if not path.exists():
-                raise RuntimeError(f"{name} exited with {process.returncode} and no result")
-            results.append(json.loads(path.read_text(encoding="utf-8")))
+            results.append(self._result(name, process))
         return results
 
     def _kill_all(self) -> None:
