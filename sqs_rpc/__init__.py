@@ -13,9 +13,9 @@ Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` ar
 
 from __future__ import annotations
 
-from ._async_client import AsyncRpcClient
 from ._aws import RequestCounter
-from ._client import RequestMessage, RpcClient
+from ._client.async_client import AsyncRpcClient
+from ._client.client import RequestMessage, RpcClient
 from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
 from ._embedded import EmbeddedSqs
 from ._errors import (
@@ -36,7 +36,7 @@ from ._errors import (
 )
 from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
 from ._offload import S3Offload
-from ._server import IncomingMessage, MessageHandler, MessagePoller, Retry
+from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context

@@ -36,9 +36,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._client.pending import settle
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
 from ._loop import BackgroundLoop
-from ._pending import settle
 from ._wire import MAX_MESSAGE_BYTES, message_size
 
 if TYPE_CHECKING:

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import boto3
 
 from ._aws import make_sqs_client
+from ._client.reply_queue import DEFAULT_PREFIX, HEARTBEAT_TAG, RETENTION_TAG
 from ._errors import ConfigurationError, QueueDoesNotExist, SqsError, aws_errors, is_throttling
 from ._loop import BackgroundLoop
-from ._reply_queue import DEFAULT_PREFIX, HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -19,8 +19,8 @@ and :func:`delete_succeeded`.
 
 from __future__ import annotations
 
-from ._lambda import DEFAULT_MIN_REMAINING_TIME, LambdaResponder
-from ._lambda_event import delete_succeeded, receive_event
+from ._server.lambda_event import delete_succeeded, receive_event
+from ._server.lambda_responder import DEFAULT_MIN_REMAINING_TIME, LambdaResponder
 
 __all__ = [
     "DEFAULT_MIN_REMAINING_TIME",

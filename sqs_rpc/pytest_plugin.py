@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from ._client import RpcClient
+from ._client.client import RpcClient
 from ._embedded import EmbeddedSqs
-from ._server import MessageHandler
+from ._server.poller import MessageHandler
 from .testing import DEFAULT_TEST_TIMEOUT, RpcTestServer, rpc_test_server
 
 __all__ = ["sqs_rpc_client", "sqs_rpc_endpoint", "sqs_rpc_queue", "sqs_rpc_serve"]

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from ._aws import make_sqs_client
-from ._client import RpcClient
+from ._client.client import RpcClient
 from ._embedded import EmbeddedSqs
 from ._errors import SqsError, aws_errors
-from ._server import DEFAULT_CONCURRENCY, MessageHandler, MessagePoller
+from ._server.poller import DEFAULT_CONCURRENCY, MessageHandler, MessagePoller
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
-from sqs_rpc._cli import (
+from sqs_rpc._cli.main import (
     EXIT_OK,
     EXIT_REMOTE_ERROR,
     EXIT_SQS_ERROR,
@@ -25,7 +25,7 @@ from sqs_rpc._cli import (
     EXIT_USAGE,
     main,
 )
-from sqs_rpc._reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint, wait_for
 

@@ -113,7 +113,7 @@ def test_rpc_test_server_options_are_documented() -> None:
 def test_every_cli_option_is_documented() -> None:
     import argparse
 
-    from sqs_rpc._cli import _parser
+    from sqs_rpc._cli.main import _parser
 
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     parser = _parser()

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sqs_rpc._cli import _parser
-from sqs_rpc._reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from sqs_rpc._cli.main import _parser
+from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint
 

@@ -35,7 +35,7 @@ from sqs_rpc import (
     RpcClient,
     Sweeper,
 )
-from sqs_rpc._lambda_event import message_from_record, parse_queue_arn, record_from_message
+from sqs_rpc._server.lambda_event import message_from_record, parse_queue_arn, record_from_message
 from sqs_rpc._wire import decode_request, encode_request
 from sqs_rpc.aws_lambda import LambdaResponder, delete_succeeded, receive_event
 

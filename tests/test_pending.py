@@ -6,7 +6,7 @@ from concurrent.futures import Future
 import pytest
 
 from sqs_rpc import ClientClosedError, RpcTimeout
-from sqs_rpc._pending import PendingCalls
+from sqs_rpc._client.pending import PendingCalls
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_a_server_killed_mid_handler_leaves_its_request_to_another(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sqs_rpc._reply_poller")
+    caplog.set_level(logging.DEBUG, logger="sqs_rpc._client.reply_poller")
     # A short visibility timeout: the killed server's heartbeat stops extending it, and the
     # request is visible again within 2 s.
     queue_url = make_queue(VisibilityTimeout="2")

@@ -119,7 +119,7 @@ def test_reply_cache_can_be_turned_off(
 def test_client_drops_a_duplicate_reply(
     sqs: Any, client: RpcClient, queue_url: str, serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("DEBUG", logger="sqs_rpc._reply_poller")
+    caplog.set_level("DEBUG", logger="sqs_rpc._client.reply_poller")
     handler = Counting()
     serve(queue_url, handler)
     assert client.call(queue_url, 1, timeout=20)["n"] == 1

@@ -8,8 +8,8 @@ import tracemalloc
 import uuid
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
-from sqs_rpc._processing import _reply_arguments
-from sqs_rpc._reply_cache import ReplyCache, _size
+from sqs_rpc._server.dispatcher import _reply_arguments
+from sqs_rpc._server.reply_cache import ReplyCache, _size
 
 REPLY_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sqs-rpc-reply-" + "0" * 32
 

@@ -15,7 +15,7 @@ from sqs_rpc import (
     MessagePoller,
     RpcClient,
 )
-from sqs_rpc._reply_policy import ReplyPolicy, parse_queue_url
+from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
 
 from .conftest import wait_for
 

@@ -24,7 +24,7 @@ from sqs_rpc import (
     Sweeper,
     SweepReport,
 )
-from sqs_rpc._reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
 
 from .conftest import Endpoint, wait_for

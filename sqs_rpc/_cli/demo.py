@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._aws import RequestCounter, make_sqs_client
-from ._client import RpcClient
-from ._embedded import EmbeddedSqs
-from ._errors import RemoteError, SqsRpcError, aws_errors
-from ._server import IncomingMessage, MessageHandler, MessagePoller
+from sqs_rpc._aws import RequestCounter, make_sqs_client
+from sqs_rpc._client.client import RpcClient
+from sqs_rpc._embedded import EmbeddedSqs
+from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
+from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

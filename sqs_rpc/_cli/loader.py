@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any
 
-from ._errors import ConfigurationError
-from ._server import MessageHandler
+from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._server.poller import MessageHandler
 
 __all__ = ["load_handler"]
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import (
+from sqs_rpc._errors import (
     ConfigurationError,
     CredentialsError,
     PayloadTooLarge,
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_call(commands)
     _add_publish(commands)
     _add_sweep(commands)
-    from ._cli_queues import add_queues  # here: that module imports this one
+    from .queues import add_queues  # here: that module imports this one
 
     add_queues(commands)
     return parser
@@ -236,7 +236,7 @@ def _add_demo(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     if args.calls < 1 or args.concurrency < 1:
         raise UsageError("--calls and --concurrency must be >= 1")
@@ -254,7 +254,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: Any) -> None:
-    from ._server import DEFAULT_CONCURRENCY
+    from sqs_rpc._server.poller import DEFAULT_CONCURRENCY
 
     serve = commands.add_parser(
         "serve",
@@ -289,8 +289,9 @@ def _add_serve(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ._loader import load_handler
-    from ._server import MessagePoller
+    from sqs_rpc._server.poller import MessagePoller
+
+    from .loader import load_handler
 
     handler = load_handler(args.handler, args.app_dir)
     poller = MessagePoller(
@@ -327,7 +328,7 @@ def _add_call(commands: Any) -> None:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from ._client import RpcClient
+    from sqs_rpc._client.client import RpcClient
 
     payload = _json_argument(args.payload)
     with RpcClient(**_aws_options(args)) as client:
@@ -367,7 +368,7 @@ def _add_publish(commands: Any) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from ._client import RpcClient
+    from sqs_rpc._client.client import RpcClient
 
     payload = _json_argument(args.payload)
     with RpcClient(**_aws_options(args)) as client:
@@ -389,8 +390,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _add_sweep(commands: Any) -> None:
-    from ._reply_queue import DEFAULT_PREFIX
-    from ._sweeper import DEFAULT_MAX_DELETIONS
+    from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
+    from sqs_rpc._sweeper import DEFAULT_MAX_DELETIONS
 
     sweep = commands.add_parser(
         "sweep",
@@ -421,7 +422,7 @@ def _add_sweep(commands: Any) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ._sweeper import Sweeper
+    from sqs_rpc._sweeper import Sweeper
 
     if args.max_deletions < 0:
         raise UsageError("--max-deletions must be >= 0")

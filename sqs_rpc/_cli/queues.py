@@ -12,10 +12,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ._cli import EXIT_OK, EXIT_PARTIAL, _add_common_options, _aws_options, _print_json
-from ._errors import QueueDoesNotExist, SqsError
-from ._reply_queue import DEFAULT_PREFIX
-from ._sweeper import Sweeper
+from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
+from sqs_rpc._errors import QueueDoesNotExist, SqsError
+from sqs_rpc._sweeper import Sweeper
+
+from .main import EXIT_OK, EXIT_PARTIAL, _add_common_options, _aws_options, _print_json
 
 __all__ = ["add_queues"]
 

@@ -27,10 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._client import RequestMessage, RpcClient
-from ._errors import ClientClosedError, ConfigurationError
-from ._stats import ClientStats
-from ._wire import AttributeValue
+from sqs_rpc._errors import ClientClosedError, ConfigurationError
+from sqs_rpc._stats import ClientStats
+from sqs_rpc._wire import AttributeValue
+
+from .client import RequestMessage, RpcClient
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
 

@@ -29,34 +29,30 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from ._aws import make_sqs_client
-from ._batcher import Batcher
-from ._codecs import Codec, JsonCodec
-from ._errors import (
+from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._batcher import Batcher
+from sqs_rpc._codecs import Codec, JsonCodec
+from sqs_rpc._errors import (
     ClientClosedError,
     ConfigurationError,
     QueueDoesNotExist,
     RpcTimeout,
     SqsError,
 )
-from ._hooks import Hooks, check_hooks
-from ._observe import CallObserver
-from ._offload import PayloadStore, S3Offload
-from ._pending import PendingCalls, settle
-from ._process import track, untrack
-from ._reply_channel import ReplyChannel
-from ._reply_poller import WAIT_TIME_SECONDS
-from ._reply_queue import DEFAULT_PREFIX, validate_prefix
-from ._request import RequestMessage, check_message, check_timeout
-from ._stats import ClientStats
-from ._sweeper import PeriodicSweep, check_sweep_interval
-from ._trace import current_trace_context
-from ._wire import (
-    MAX_MESSAGE_BYTES,
-    AttributeValue,
-    check_max_message_bytes,
-    encode_request,
-)
+from sqs_rpc._hooks import Hooks, check_hooks
+from sqs_rpc._observe import CallObserver
+from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._stats import ClientStats
+from sqs_rpc._sweeper import PeriodicSweep, check_sweep_interval
+from sqs_rpc._trace import current_trace_context
+from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue, check_max_message_bytes, encode_request
+
+from .pending import PendingCalls, settle
+from .process import track, untrack
+from .reply_channel import ReplyChannel
+from .reply_poller import WAIT_TIME_SECONDS
+from .reply_queue import DEFAULT_PREFIX, validate_prefix
+from .request import RequestMessage, check_message, check_timeout
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

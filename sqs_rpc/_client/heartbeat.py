@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._errors import QueueDoesNotExist, SqsError, is_throttling
-from ._loop import BackgroundLoop
-from ._reply_queue import ReplyQueue
+from sqs_rpc._errors import QueueDoesNotExist, SqsError, is_throttling
+from sqs_rpc._loop import BackgroundLoop
+
+from .reply_queue import ReplyQueue
 
 __all__ = ["SCHEDULER", "HeartbeatScheduler", "Registration"]
 

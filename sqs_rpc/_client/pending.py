@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 from cachetools import TLRUCache
 
-from ._errors import ConfigurationError, RpcTimeout
-from ._loop import BackgroundLoop
+from sqs_rpc._errors import ConfigurationError, RpcTimeout
+from sqs_rpc._loop import BackgroundLoop
 
 __all__ = ["PendingCalls", "settle"]
 

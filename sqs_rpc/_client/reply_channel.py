@@ -11,14 +11,15 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._batcher import Batcher
-from ._codecs import Codec
-from ._errors import ClientClosedError, ReplyQueueLost
-from ._heartbeat import SCHEDULER, Registration
-from ._offload import PayloadStore
-from ._pending import PendingCalls
-from ._reply_poller import ReplyPoller
-from ._reply_queue import ReplyQueue
+from sqs_rpc._batcher import Batcher
+from sqs_rpc._codecs import Codec
+from sqs_rpc._errors import ClientClosedError, ReplyQueueLost
+from sqs_rpc._offload import PayloadStore
+
+from .heartbeat import SCHEDULER, Registration
+from .pending import PendingCalls
+from .reply_poller import ReplyPoller
+from .reply_queue import ReplyQueue
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from ._errors import ConfigurationError, QueueDoesNotExist, aws_errors
+from sqs_rpc._errors import ConfigurationError, QueueDoesNotExist, aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import ConfigurationError
-from ._wire import AttributeValue, encode_attributes
+from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._wire import AttributeValue, encode_attributes
 
 __all__ = ["MAX_DELAY_SECONDS", "RequestMessage", "check_message", "check_timeout"]
 

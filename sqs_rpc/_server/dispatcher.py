@@ -19,8 +19,8 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ._codecs import JSON_CONTENT_TYPE, Codec
-from ._errors import (
+from sqs_rpc._codecs import JSON_CONTENT_TYPE, Codec
+from sqs_rpc._errors import (
     DecodeError,
     EncodeError,
     PayloadTooLarge,
@@ -28,22 +28,16 @@ from ._errors import (
     SqsError,
     aws_errors,
 )
-from ._handler import IncomingMessage, MessageHandler, Retry
-from ._interop import Attributes, adapt_request, reply_destination
-from ._observe import MessageObserver
-from ._offload import PayloadStore
-from ._reply_cache import Key, ReplyCache, key_of
-from ._reply_policy import ReplyPolicy
-from ._trace import TraceContext, set_trace_context
-from ._visibility import VisibilityHeartbeat
-from ._wire import (
-    ErrorInfo,
-    Request,
-    Status,
-    decode_request,
-    encode_reply,
-    reply_address,
-)
+from sqs_rpc._interop import Attributes, adapt_request, reply_destination
+from sqs_rpc._observe import MessageObserver
+from sqs_rpc._offload import PayloadStore
+from sqs_rpc._trace import TraceContext, set_trace_context
+from sqs_rpc._wire import ErrorInfo, Request, Status, decode_request, encode_reply, reply_address
+
+from .handler import IncomingMessage, MessageHandler, Retry
+from .reply_cache import Key, ReplyCache, key_of
+from .reply_policy import ReplyPolicy
+from .visibility import VisibilityHeartbeat
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

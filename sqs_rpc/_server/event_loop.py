@@ -12,7 +12,7 @@ import threading
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from ._loop import BackgroundLoop
+from sqs_rpc._loop import BackgroundLoop
 
 __all__ = ["EventLoopThread"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError, aws_errors
+from sqs_rpc._errors import ConfigurationError, aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

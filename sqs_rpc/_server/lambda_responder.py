@@ -25,26 +25,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 
-from ._aws import make_sqs_client
-from ._codecs import Codec, JsonCodec
-from ._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
-from ._handler import MessageHandler
-from ._lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
-from ._observe import MessageObserver
-from ._offload import PayloadStore, S3Offload
-from ._outbox import Outbox
-from ._processing import Dispatcher
-from ._reply_policy import ReplyPolicy, ReplyToAllowed
-from ._reply_queue import DEFAULT_PREFIX
-from ._server import (
+from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
+from sqs_rpc._codecs import Codec, JsonCodec
+from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
+from sqs_rpc._observe import MessageObserver
+from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._stats import Counters, PollerStats
+from sqs_rpc._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+
+from .dispatcher import Dispatcher
+from .handler import MessageHandler
+from .lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
+from .outbox import Outbox
+from .poller import (
     DEFAULT_REPLY_CACHE_BYTES,
     DEFAULT_REPLY_CACHE_TTL,
     _seconds,
     _whole,
     max_receive_count,
 )
-from ._stats import Counters, PollerStats
-from ._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+from .reply_policy import ReplyPolicy, ReplyToAllowed
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

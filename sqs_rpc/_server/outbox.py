@@ -25,9 +25,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from ._batcher import Batcher
-from ._errors import ClientClosedError, aws_errors
-from ._stats import Counters
+from sqs_rpc._batcher import Batcher
+from sqs_rpc._errors import ClientClosedError, aws_errors
+from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

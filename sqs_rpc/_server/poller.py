@@ -23,23 +23,24 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from ._aws import make_sqs_client
-from ._codecs import Codec, JsonCodec
-from ._errors import ClientClosedError, ConfigurationError, aws_errors
-from ._event_loop import EventLoopThread
-from ._handler import IncomingMessage, MessageHandler, Retry
-from ._hooks import Hooks, check_hooks
-from ._observe import MessageObserver
-from ._offload import PayloadStore, S3Offload
-from ._outbox import Outbox
-from ._processing import Dispatcher
-from ._receiver import Receiver
-from ._reply_policy import ReplyPolicy, ReplyToAllowed
-from ._reply_queue import DEFAULT_PREFIX
-from ._stats import PollerHealth, PollerStats
-from ._sweeper import PeriodicSweep, check_sweep_interval
-from ._visibility import VisibilityHeartbeat
-from ._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
+from sqs_rpc._codecs import Codec, JsonCodec
+from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
+from sqs_rpc._hooks import Hooks, check_hooks
+from sqs_rpc._observe import MessageObserver
+from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._stats import PollerHealth, PollerStats
+from sqs_rpc._sweeper import PeriodicSweep, check_sweep_interval
+from sqs_rpc._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+
+from .dispatcher import Dispatcher
+from .event_loop import EventLoopThread
+from .handler import IncomingMessage, MessageHandler, Retry
+from .outbox import Outbox
+from .receiver import Receiver
+from .reply_policy import ReplyPolicy, ReplyToAllowed
+from .visibility import VisibilityHeartbeat
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

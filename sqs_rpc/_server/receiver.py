@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SqsError, aws_errors
-from ._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
-from ._stats import Counters
+from sqs_rpc._errors import SqsError, aws_errors
+from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
+from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from cachetools import TTLCache
 
-from ._wire import Request
+from sqs_rpc._wire import Request
 
 __all__ = ["Key", "ReplyCache", "key_of"]
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._errors import ConfigurationError
+from sqs_rpc._errors import ConfigurationError
 
 __all__ = ["QueueAddress", "ReplyPolicy", "ReplyToAllowed", "parse_queue_url"]
 

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._errors import SqsError, aws_errors
-from ._loop import BackgroundLoop
+from sqs_rpc._errors import SqsError, aws_errors
+from sqs_rpc._loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

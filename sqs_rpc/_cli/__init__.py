@@ -1,0 +1,1 @@
+"""The ``sqs-rpc`` command line: ``main()``, its exit codes, and one module per command group."""
