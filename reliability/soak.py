@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import boto3
 
-from sqs_rpc._server.poller import DEFAULT_REPLY_CACHE_TTL
+from sqs_rpc._options import DEFAULT_REPLY_CACHE_TTL
 
 from .faultproxy import Fault, FaultProxy
 from .soak_memory import Sampler

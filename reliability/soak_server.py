@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller
-from sqs_rpc._server.poller import DEFAULT_REPLY_CACHE_TTL
+from sqs_rpc._options import DEFAULT_REPLY_CACHE_TTL
 
 from .soak_memory import Sampler
 

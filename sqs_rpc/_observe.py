@@ -2,17 +2,17 @@
 
 :class:`CallObserver` is a client's: it counts every call by outcome, records latency, and
 fires the call hooks from the call's future, whichever thread settles it. :class:`MessageObserver`
-is a server's: the :class:`~sqs_rpc._processing.Dispatcher` counts through it, and it turns
-the last outcome counted for a message into its latency sample and ``on_message_handled``.
+is a server's: it counts the :class:`Outcome` the dispatcher returns for each message, and
+turns it into a latency sample and ``on_message_handled``.
 Both cost a few lock acquisitions per call when no hooks are set.
 """
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from ._aws import RequestCounter
@@ -29,27 +29,35 @@ from ._hooks import (
 from ._stats import ClientStats, Counters, LatencyWindow, PollerStats, int_fields
 from ._wire import correlation_id_of
 
-__all__ = ["CallObserver", "MessageObserver"]
+__all__ = ["CallObserver", "MessageObserver", "Outcome"]
 
 _NO_HOOKS = Hooks()
 
-# Which PollerStats counter decides a message's outcome (the last one counted wins: a
-# Retry counts "failed", then "retried").
-_OUTCOMES: dict[str, MessageOutcome] = {
-    "handled": "ok",
-    "failed": "error",
-    "retried": "retry",
-    "expired": "expired",
-    "duplicates": "duplicate",
-    "rejected": "rejected",
-    "undecodable": "undecodable",
+# The PollerStats counters each outcome adds to (a Retry is a failure, and a retry).
+_COUNTERS: Mapping[MessageOutcome, tuple[str, ...]] = {
+    "ok": ("handled",),
+    "error": ("failed",),
+    "retry": ("failed", "retried"),
+    "expired": ("expired",),
+    "duplicate": ("duplicates",),
+    "rejected": ("rejected",),
+    "undecodable": ("undecodable",),
 }
 _RAN: frozenset[MessageOutcome] = frozenset({"ok", "error", "retry"})
-# Set in the fresh contextvars.Context each message is processed in (Dispatcher.process), so
-# it never leaks from one message to the next on the same worker thread.
-_OUTCOME: contextvars.ContextVar[MessageOutcome | None] = contextvars.ContextVar(
-    "sqs_rpc_message_outcome", default=None
-)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message.
+
+    ``kind`` is the outcome hooks see and stats count; ``finished`` is True when the message
+    is (or will be) deleted, False when it was left in the queue to come back. ``counted`` is
+    False for outcomes that are noted but not counted (a copy of a request still running).
+    """
+
+    kind: MessageOutcome
+    finished: bool
+    counted: bool = True
 
 
 class CallObserver:
@@ -127,34 +135,22 @@ class MessageObserver:
         self._latency = LatencyWindow()
         self.requests = RequestCounter()
 
-    def count(self, name: str) -> None:
-        """Add one to a PollerStats counter; an outcome counter also sets the message's outcome."""
-        self.counters.add(name)
-        outcome = _OUTCOMES.get(name)
-        if outcome is not None:
-            _OUTCOME.set(outcome)
-
-    @staticmethod
-    def note(outcome: MessageOutcome) -> None:
-        """Set the current message's outcome without counting it."""
-        _OUTCOME.set(outcome)
-
     def observe(
-        self,
-        process: Callable[[Mapping[str, Any], float], bool],
-        message: Mapping[str, Any],
-        received: float,
-    ) -> bool:
-        """Run ``process(message, received)`` (in the message's own context) and record it."""
-        finished = False
+        self, process: Callable[[], Outcome], message: Mapping[str, Any], received: float
+    ) -> Outcome:
+        """Run ``process()`` for ``message``; count its outcome, time it, fire the hook."""
+        outcome: Outcome | None = None
         try:
-            finished = process(message, received)
-            return finished
+            outcome = process()
+            return outcome
         finally:
             # An exception out of process() is logged by the receiver; here it is an "error".
-            outcome = _OUTCOME.get() or "error"
+            kind: MessageOutcome = "error" if outcome is None else outcome.kind
+            if outcome is not None and outcome.counted:
+                for name in _COUNTERS[kind]:
+                    self.counters.add(name)
             duration = time.monotonic() - received
-            if outcome in _RAN:
+            if kind in _RAN:
                 self._latency.add(duration)
             callback = self._hooks.on_message_handled
             if callback is not None:
@@ -162,9 +158,9 @@ class MessageObserver:
                     self._queue_url,
                     message.get("MessageId"),
                     correlation_id_of(message),
-                    outcome,
+                    kind,
                     duration,
-                    finished,
+                    outcome is not None and outcome.finished,
                 )
                 fire(callback, event)
 

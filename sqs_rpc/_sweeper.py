@@ -22,16 +22,17 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 
 from ._aws import make_sqs_client
-from ._client.reply_queue import DEFAULT_PREFIX, HEARTBEAT_TAG, RETENTION_TAG
 from ._errors import ConfigurationError, QueueDoesNotExist, SqsError, aws_errors, is_throttling
 from ._loop import BackgroundLoop
+from ._options import DEFAULT_REPLY_QUEUE_PREFIX
+from ._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -93,7 +94,7 @@ class SweepReport:
         print(len(report.deleted), "deleted;", len(report.kept), "kept")
     """
 
-    prefix: str
+    reply_queue_prefix: str
     dry_run: bool
     decisions: tuple[SweepDecision, ...] = field(default_factory=tuple)
 
@@ -117,7 +118,7 @@ class SweepReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible summary: counts, then every decision."""
         return {
-            "prefix": self.prefix,
+            "reply_queue_prefix": self.reply_queue_prefix,
             "dry_run": self.dry_run,
             "checked": self.checked,
             "deleted": len(self.deleted),
@@ -149,13 +150,13 @@ class Sweeper:
 
     Example::
 
-        sweeper = Sweeper(region_name="eu-west-1", prefix="sqs-rpc-reply-", dry_run=True)
+        sweeper = Sweeper(region_name="eu-west-1", dry_run=True)
         for decision in sweeper.sweep().decisions:
             print(decision.action, decision.queue_url, decision.reason)
 
     Args:
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
-        prefix: only queues whose name starts with this are considered (required non-empty).
+        reply_queue_prefix: only queues whose name starts with this are considered (not empty).
         dry_run: decide, but delete nothing (decisions say ``would_delete``).
         include_nonempty: also delete idle queues that still hold messages.
         max_deletions: at most this many deletions per :meth:`sweep`; the rest wait for the
@@ -169,14 +170,15 @@ class Sweeper:
         session: boto3.session.Session | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        prefix: str = DEFAULT_PREFIX,
+        reply_queue_prefix: str = DEFAULT_REPLY_QUEUE_PREFIX,
         dry_run: bool = False,
         include_nonempty: bool = False,
         max_deletions: int = DEFAULT_MAX_DELETIONS,
     ) -> None:
-        if not isinstance(prefix, str) or not prefix:
+        if not isinstance(reply_queue_prefix, str) or not reply_queue_prefix:
             raise ConfigurationError(
-                "prefix must be a non-empty queue name prefix (for example 'sqs-rpc-reply-'): "
+                "reply_queue_prefix must be a non-empty queue name prefix "
+                "(for example 'sqs-rpc-reply-'): "
                 "a sweeper never lists every queue of the account"
             )
         if (
@@ -185,7 +187,7 @@ class Sweeper:
             or (max_deletions < 0)
         ):
             raise ConfigurationError(f"max_deletions={max_deletions!r} must be an int >= 0")
-        self.prefix = prefix
+        self.reply_queue_prefix = reply_queue_prefix
         self.dry_run = dry_run
         self.include_nonempty = include_nonempty
         self.max_deletions = max_deletions
@@ -206,7 +208,10 @@ class Sweeper:
         """Every queue URL under the prefix, following ``NextToken`` across pages."""
         token: str | None = None
         while True:
-            arguments: dict[str, Any] = {"QueueNamePrefix": self.prefix, "MaxResults": PAGE_SIZE}
+            arguments: dict[str, Any] = {
+                "QueueNamePrefix": self.reply_queue_prefix,
+                "MaxResults": PAGE_SIZE,
+            }
             if token:
                 arguments["NextToken"] = token
             response = self._retry(
@@ -229,7 +234,7 @@ class Sweeper:
             if self._cancelled.is_set():
                 break
             name = url.rstrip("/").rsplit("/", 1)[-1]
-            if not name.startswith(self.prefix):
+            if not name.startswith(self.reply_queue_prefix):
                 # Some endpoints ignore QueueNamePrefix; never trust the filter alone.
                 continue
             try:
@@ -243,7 +248,7 @@ class Sweeper:
                 deletions += 1
             logger.info("sweeper: %s %s (%s)", decision.action, url, decision.reason)
             decisions.append(decision)
-        return SweepReport(self.prefix, self.dry_run, tuple(decisions))
+        return SweepReport(self.reply_queue_prefix, self.dry_run, tuple(decisions))
 
     def liveness_of(self, url: str) -> tuple[float, float] | None:
         """(last heartbeat in epoch seconds, idle retention in seconds) from the queue's tags.
@@ -334,8 +339,8 @@ class PeriodicSweep:
     together does not sweep in step.
     """
 
-    def __init__(self, sqs: SQSClient, *, prefix: str, interval: float) -> None:
-        self._sweeper = Sweeper(sqs_client=sqs, prefix=prefix)
+    def __init__(self, sqs: SQSClient, *, prefixes: Sequence[str], interval: float) -> None:
+        self._sweepers = [Sweeper(sqs_client=sqs, reply_queue_prefix=p) for p in prefixes]
         self._interval = interval
         self._loop = BackgroundLoop(
             "sqs-rpc-sweeper",
@@ -344,19 +349,19 @@ class PeriodicSweep:
             min_backoff=min(interval, 10.0),
             max_backoff=max(interval, 10.0),
         )
-        self.sweeps = 0
 
     def start(self) -> None:
         self._loop.start()
 
     def stop(self) -> None:
         # Shutdown order: cancel the sweep in progress (its backoff waits end), then join.
-        self._sweeper.cancel()
+        for sweeper in self._sweepers:
+            sweeper.cancel()
         self._loop.stop(timeout=60)
 
     def _step(self) -> float:
-        report = self._sweeper.sweep()
-        self.sweeps += 1
-        if report.deleted:
-            logger.info("swept %d orphaned reply queues", len(report.deleted))
+        for sweeper in self._sweepers:
+            report = sweeper.sweep()
+            if report.deleted:
+                logger.info("swept %d orphaned reply queues", len(report.deleted))
         return self._interval * random.uniform(0.8, 1.2)

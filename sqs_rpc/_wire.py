@@ -24,12 +24,14 @@ from ._trace import TraceContext
 
 __all__ = [
     "EXTENDED_PAYLOAD_SIZE",
+    "HEARTBEAT_TAG",
     "LEGACY_EXTENDED_PAYLOAD_SIZE",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MIN_MESSAGE_BYTES",
     "MAX_USER_ATTRIBUTES",
     "PROTOCOL_VERSION",
+    "RETENTION_TAG",
     "ErrorInfo",
     "Reply",
     "Request",
@@ -66,6 +68,11 @@ TRACESTATE = "tracestate"
 # The SQS extended client's marker of a body stored in S3 (_offload.py), and its older name.
 EXTENDED_PAYLOAD_SIZE = "ExtendedPayloadSize"
 LEGACY_EXTENDED_PAYLOAD_SIZE = "SQSLargePayloadSize"
+# Tags on a reply queue: the contract between its client and the sweepers
+# (docs/operations.md). The last heartbeat, in epoch seconds, and the idle retention, in
+# seconds, after which a queue without a newer heartbeat counts as orphaned.
+HEARTBEAT_TAG = "sqs-rpc:heartbeat"
+RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
 
 RESERVED_ATTRIBUTES = frozenset(
     {

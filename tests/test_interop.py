@@ -40,7 +40,7 @@ def test_java_requester_with_a_plain_response_queue(
     # AmazonSQSRequesterClient: one response queue per call, named by its internal prefix.
     response_queue = make_queue(f"__RequesterClientQueues__{uuid.uuid4()}")
     handler = Shout()
-    serve(queue_url, handler, reply_prefix=JAVA_PREFIXES)
+    serve(queue_url, handler, reply_queue_prefix=JAVA_PREFIXES)
     sqs.send_message(
         QueueUrl=queue_url,
         MessageBody=json.dumps({"text": "hi"}),
@@ -61,7 +61,7 @@ def test_java_requester_with_a_virtual_response_queue(
     # goes to the host with the virtual queue's name as an attribute.
     host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
     virtual = f"__RequesterClientQueues__{uuid.uuid4()}"
-    serve(queue_url, Shout(), reply_prefix=JAVA_PREFIXES)
+    serve(queue_url, Shout(), reply_queue_prefix=JAVA_PREFIXES)
     sqs.send_message(
         QueueUrl=queue_url,
         MessageBody=json.dumps({"text": "virtual"}),
@@ -79,7 +79,7 @@ def test_java_virtual_queue_names_and_hosts_are_checked(
     host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
     other = make_queue()
     handler = Shout()
-    poller = serve(queue_url, handler, reply_prefix=JAVA_PREFIXES)
+    poller = serve(queue_url, handler, reply_queue_prefix=JAVA_PREFIXES)
     for response_url in (f"{host}#bad/../name", f"{other}#__RequesterClientQueues__x"):
         sqs.send_message(
             QueueUrl=queue_url,

@@ -430,7 +430,7 @@ def test_a_client_frozen_past_its_retention_replaces_its_swept_queue_before_call
         try:
             # include_nonempty: the freeze may come before the reply's delete went out (as in
             # Lambda, which freezes as soon as the handler returns); the queue then holds it.
-            sweeper = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True)
+            sweeper = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, include_nonempty=True)
             swept = wait_for(lambda: sweeper.sweep().deleted, timeout=30, interval=0.5)
         finally:
             child.send_signal(signal.SIGCONT)
@@ -463,8 +463,8 @@ def test_bad_options_and_events_are_configuration_errors(sqs: Any) -> None:
         LambdaResponder(Recorder(), sqs_client=sqs, min_remaining_time=-1)
     with pytest.raises(ConfigurationError, match="queue URL"):
         LambdaResponder(Recorder(), sqs_client=sqs, queue_url="orders")
-    with pytest.raises(ConfigurationError, match="reply_prefix"):
-        LambdaResponder(Recorder(), sqs_client=sqs, reply_prefix="")
+    with pytest.raises(ConfigurationError, match="reply_queue_prefix"):
+        LambdaResponder(Recorder(), sqs_client=sqs, reply_queue_prefix="")
     with LambdaResponder(Recorder(), sqs_client=sqs) as responder:
         with pytest.raises(ConfigurationError, match="Records"):
             responder({"detail-type": "Scheduled Event"}, None)

@@ -121,7 +121,7 @@ def test_patterns_and_callables_replace_the_default() -> None:
     [
         (HOME, {"reply_to_allowed": "https://sqs.*"}, "list"),
         (HOME, {"reply_to_allowed": [""]}, "non-empty"),
-        (HOME, {"reply_prefix": ""}, "reply_prefix"),
+        (HOME, {"reply_queue_prefix": ""}, "reply_queue_prefix"),
         ("http://localhost/queue/orders", {}, "reply_to_allowed"),
     ],
 )
@@ -184,7 +184,7 @@ def test_injected_reply_to_is_not_run_and_is_left_for_redrive(
 def test_custom_client_prefix_needs_the_same_server_prefix(
     sqs: Any, queue_url: str, serve: Serve
 ) -> None:
-    serve(queue_url, Echo(), reply_prefix="billing-reply-")
+    serve(queue_url, Echo(), reply_queue_prefix="billing-reply-")
     with RpcClient(sqs_client=sqs, queue_prefix="billing-reply-") as client:
         assert client.call(queue_url, {"a": 1}, timeout=20) == {"a": 1}
 

@@ -75,7 +75,7 @@ def test_deletes_an_idle_empty_queue_and_keeps_a_fresh_one(
 ) -> None:
     idle = tagged_queue(orphan_tags())
     fresh = tagged_queue(orphan_tags(idle=0))
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert actions(report) == {idle: "deleted", fresh: "kept"}
     assert not exists(sqs, idle)
     assert exists(sqs, fresh)
@@ -84,7 +84,7 @@ def test_deletes_an_idle_empty_queue_and_keeps_a_fresh_one(
 
 def test_dry_run_deletes_nothing(sqs: Any, prefix: str, tagged_queue: TaggedQueue) -> None:
     idle = tagged_queue(orphan_tags())
-    report = Sweeper(sqs_client=sqs, prefix=prefix, dry_run=True).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, dry_run=True).sweep()
     assert actions(report) == {idle: "would_delete"}
     assert report.deleted[0].queue_url == idle
     assert exists(sqs, idle)
@@ -97,7 +97,7 @@ def test_foreign_queues_under_the_prefix_are_never_touched(
     half_tagged = tagged_queue({HEARTBEAT_TAG: "0"})
     garbage = tagged_queue({HEARTBEAT_TAG: "yesterday", RETENTION_TAG: "60"})
     other_tags = tagged_queue({"team": "payments"})
-    report = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, include_nonempty=True).sweep()
     assert set(actions(report).values()) == {"kept"}
     assert report.checked == 4
     for url in (untagged, half_tagged, garbage, other_tags):
@@ -114,11 +114,11 @@ def test_non_empty_idle_queues_are_kept_unless_asked(
     in_flight = tagged_queue(orphan_tags())
     sqs.send_message(QueueUrl=in_flight, MessageBody="being handled")
     sqs.receive_message(QueueUrl=in_flight, VisibilityTimeout=600)
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert actions(report) == {visible: "kept", delayed: "kept", in_flight: "kept"}
     assert all("holds 1 message(s)" in d.reason for d in report.decisions)
 
-    report = Sweeper(sqs_client=sqs, prefix=prefix, include_nonempty=True).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, include_nonempty=True).sweep()
     assert set(actions(report).values()) == {"deleted"}
     assert report.checked == 3
 
@@ -129,19 +129,19 @@ def test_java_temporary_queue_tags_are_recognised(
     now_ms = int(time.time() * 1000)
     dead = tagged_queue({JAVA_HEARTBEAT_TAG: str(now_ms - 3_600_000), JAVA_RETENTION_TAG: "300"})
     alive = tagged_queue({JAVA_HEARTBEAT_TAG: str(now_ms), JAVA_RETENTION_TAG: "300"})
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert actions(report) == {dead: "deleted", alive: "kept"}
     assert not exists(sqs, dead)
 
 
 def test_deletions_per_run_are_capped(sqs: Any, prefix: str, tagged_queue: TaggedQueue) -> None:
     urls = [tagged_queue(orphan_tags()) for _ in range(3)]
-    report = Sweeper(sqs_client=sqs, prefix=prefix, max_deletions=2).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, max_deletions=2).sweep()
     assert len(report.deleted) == 2
     (kept,) = report.kept
     assert "max_deletions=2" in kept.reason
     assert sum(exists(sqs, url) for url in urls) == 1
-    assert len(Sweeper(sqs_client=sqs, prefix=prefix).sweep().deleted) == 1
+    assert len(Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep().deleted) == 1
 
 
 def test_a_queue_deleted_meanwhile_is_reported_gone(
@@ -155,7 +155,7 @@ def test_a_queue_deleted_meanwhile_is_reported_gone(
         operator.delete_queue(QueueUrl=params["QueueUrl"])
 
     sqs.meta.events.register("before-parameter-build.sqs.GetQueueAttributes", delete_first)
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert actions(report) == {url: "gone"}
     assert not report.errors
 
@@ -174,7 +174,7 @@ def test_throttling_is_retried_with_backoff(
             )
 
     sqs.meta.events.register("before-call.sqs.ListQueueTags", throttle)
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert refused == ["ListQueueTags", "ListQueueTags"]
     assert actions(report) == {idle: "deleted"}
 
@@ -191,14 +191,14 @@ def test_an_unexpected_error_on_one_queue_is_reported_and_the_sweep_goes_on(
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, model.name)
 
     sqs.meta.events.register("before-parameter-build.sqs.DeleteQueue", deny_first)
-    report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
+    report = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).sweep()
     assert actions(report) == {first: "error", second: "deleted"}
     assert "AccessDenied" in report.errors[0].reason
 
 
 def test_options_are_validated(sqs: Any) -> None:
     with pytest.raises(ConfigurationError, match="non-empty"):
-        Sweeper(sqs_client=sqs, prefix="")
+        Sweeper(sqs_client=sqs, reply_queue_prefix="")
     with pytest.raises(ConfigurationError, match="max_deletions"):
         Sweeper(sqs_client=sqs, max_deletions=-1)
     with pytest.raises(ConfigurationError, match="sweep_interval"):
@@ -216,7 +216,7 @@ def test_lists_every_page_beyond_1000_queues(sqs: Any, endpoint: Endpoint, prefi
         urls = set(pool.map(lambda n: pool_client.create_queue(QueueName=n)["QueueUrl"], names))
     try:
         counter = RequestCounter.attach(sqs)
-        listed = list(Sweeper(sqs_client=sqs, prefix=prefix).list_queue_urls())
+        listed = list(Sweeper(sqs_client=sqs, reply_queue_prefix=prefix).list_queue_urls())
         assert len(listed) == count
         assert set(listed) == urls
         assert counter.snapshot()["ListQueues"] >= 2  # it followed NextToken
@@ -264,7 +264,7 @@ def test_a_sigkilled_clients_queue_is_swept_after_its_retention_a_live_one_is_ke
     ) as live:
         live.call_async(queue_url, "also never answered", timeout=600)
         live_url = live.reply_queue_url
-        sweeper = Sweeper(sqs_client=sqs, prefix=prefix)
+        sweeper = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix)
         reports: list[SweepReport] = []
 
         def swept() -> bool:
@@ -299,7 +299,7 @@ def test_a_message_poller_can_sweep_in_the_background(
         sqs_client=sqs,
         wait_time_seconds=1,
         sweep_interval=1,
-        sweep_prefix=prefix,
+        reply_queue_prefix=prefix,
     )
     with poller:
         wait_for(lambda: not exists(sqs, orphan), timeout=30)

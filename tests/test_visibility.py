@@ -45,7 +45,7 @@ def test_heartbeat_must_be_shorter_than_the_visibility_timeout(sqs: Any) -> None
             Slow(0),
             sqs_client=sqs,
             visibility_timeout=5,
-            heartbeat_interval=5,
+            visibility_extension_interval=5,
         )
 
 
@@ -53,8 +53,8 @@ def test_heartbeat_is_checked_against_the_queue_at_start(
     sqs: Any, make_queue: Callable[..., str]
 ) -> None:
     queue_url = make_queue(VisibilityTimeout="2")
-    poller = MessagePoller(queue_url, Slow(0), sqs_client=sqs, heartbeat_interval=3)
-    with pytest.raises(ConfigurationError, match="heartbeat_interval"):
+    poller = MessagePoller(queue_url, Slow(0), sqs_client=sqs, visibility_extension_interval=3)
+    with pytest.raises(ConfigurationError, match="visibility_extension_interval"):
         poller.start()
     poller.stop()
 
@@ -68,8 +68,8 @@ def test_handler_running_three_visibility_timeouts_runs_once(
     # Two servers on one queue: without the heartbeat, the message reappears after 2 s and the
     # other server (which has no reply cache entry for it) runs it a second time. One worker
     # each, so the busy server does not receive the copy itself.
-    serve(queue_url, handler, heartbeat_interval=0.5, concurrency=1)
-    serve(queue_url, handler, heartbeat_interval=0.5, concurrency=1)
+    serve(queue_url, handler, visibility_extension_interval=0.5, concurrency=1)
+    serve(queue_url, handler, visibility_extension_interval=0.5, concurrency=1)
     assert client.call(queue_url, 1, timeout=60) == "first"
     assert handler.runs == 1
 
@@ -81,7 +81,13 @@ def test_extension_stops_at_the_cap(
     queue_url = make_queue(VisibilityTimeout="1")
     handler = Slow(30)
     for _ in range(2):
-        serve(queue_url, handler, heartbeat_interval=0.3, max_visibility_extension=2, concurrency=1)
+        serve(
+            queue_url,
+            handler,
+            visibility_extension_interval=0.3,
+            max_visibility_extension=2,
+            concurrency=1,
+        )
     future = client.call_async(queue_url, 1, timeout=60)
     assert handler.second_run.wait(30)  # the capped message was let go and ran again
     assert future.result(timeout=30) in {"first", "second"}

@@ -97,7 +97,9 @@ async def use_async(queue_url: str) -> None:
 
 
 def sweep(region: str) -> int:
-    report: SweepReport = Sweeper(region_name=region, prefix="sqs-rpc-reply-", dry_run=True).sweep()
+    report: SweepReport = Sweeper(
+        region_name=region, reply_queue_prefix="sqs-rpc-reply-", dry_run=True
+    ).sweep()
     for decision in report.deleted:
         idle: float | None = decision.idle_seconds
         print(decision.queue_url, decision.action, decision.reason, idle)

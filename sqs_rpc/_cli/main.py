@@ -427,7 +427,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.max_deletions < 0:
         raise UsageError("--max-deletions must be >= 0")
     sweeper = Sweeper(
-        prefix=args.prefix,
+        reply_queue_prefix=args.prefix,
         dry_run=args.dry_run,
         include_nonempty=args.include_nonempty,
         max_deletions=args.max_deletions,

@@ -51,7 +51,7 @@ def add_queues(commands: Any) -> None:
 
 
 def _queues(args: argparse.Namespace) -> int:
-    sweeper = Sweeper(prefix=args.prefix, dry_run=True, **_aws_options(args))
+    sweeper = Sweeper(reply_queue_prefix=args.prefix, dry_run=True, **_aws_options(args))
     rows = [_row(sweeper, url) for url in sweeper.list_queue_urls()]
     rows = [row for row in rows if row.name.startswith(args.prefix)]  # never trust the filter
     errors = sum(row.state == "error" for row in rows)

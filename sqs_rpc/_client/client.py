@@ -404,7 +404,7 @@ class RpcClient:
     def _make_sweep(self) -> PeriodicSweep | None:
         if self._sweep_interval is None:
             return None
-        return PeriodicSweep(self._sqs, prefix=self._prefix, interval=self._sweep_interval)
+        return PeriodicSweep(self._sqs, prefixes=(self._prefix,), interval=self._sweep_interval)
 
     def _check_usable(self) -> None:
         """Raise if closed; adopt the client in a forked child. Call with the lock held."""

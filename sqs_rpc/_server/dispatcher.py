@@ -19,22 +19,17 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqs_rpc._codecs import JSON_CONTENT_TYPE, Codec
-from sqs_rpc._errors import (
-    DecodeError,
-    EncodeError,
-    PayloadTooLarge,
-    QueueDoesNotExist,
-    SqsError,
-    aws_errors,
-)
-from sqs_rpc._interop import Attributes, adapt_request, reply_destination
-from sqs_rpc._observe import MessageObserver
+from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._errors import DecodeError, EncodeError, SqsError, aws_errors
+from sqs_rpc._interop import Attributes, adapt_request
+from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import PayloadStore
-from sqs_rpc._trace import TraceContext, set_trace_context
-from sqs_rpc._wire import ErrorInfo, Request, Status, decode_request, encode_reply, reply_address
+from sqs_rpc._options import ResponderOptions
+from sqs_rpc._trace import set_trace_context
+from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
 
 from .handler import IncomingMessage, MessageHandler, Retry
+from .replies import Replies, Sender
 from .reply_cache import Key, ReplyCache, key_of
 from .reply_policy import ReplyPolicy
 from .visibility import VisibilityHeartbeat
@@ -42,40 +37,17 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["AwaitableRunner", "Dispatcher", "Sender"]
+__all__ = ["AwaitableRunner", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class Sender(Protocol):
-    """Where a Dispatcher's replies and deletes go.
-
-    The MessagePoller's :class:`~sqs_rpc._outbox.Outbox` batches them on a background thread;
-    the Lambda responder sends replies on the calling thread and leaves deletes to Lambda.
-    """
-
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
-        """Return once SQS accepted the reply; raise :class:`SqsError` if it did not."""
-
-    def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
-        """Finish a request: True once it is (or will be) deleted, False if it will come back.
-
-        ``then`` runs once the request is deleted for good (not at all if it is not).
-        """
-
-
 class AwaitableRunner(Protocol):
     """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
 
     def run(self, awaitable: Awaitable[T]) -> T: ...
-
-
-# What SQS answers when a reply is larger than it accepts.
-_TOO_LONG = frozenset(
-    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
-)
 
 
 class Dispatcher:
@@ -87,43 +59,51 @@ class Dispatcher:
         sqs: SQSClient,
         queue_url: str,
         handler: MessageHandler,
-        codec: Codec,
+        options: ResponderOptions,
         policy: ReplyPolicy,
         outbox: Sender,
         observer: MessageObserver,
         event_loop: AwaitableRunner,
-        include_traceback: bool,
-        max_message_bytes: int,
-        reply_cache_ttl: float,
-        reply_cache_bytes: int,
-        payloads: PayloadStore | None = None,
+        payloads: PayloadStore,
+        heartbeat: VisibilityHeartbeat | None,
+        max_receive_count: int | None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
-        self._codec = codec
+        self._codec = options.codec
+        self._include_traceback = options.include_traceback
         self._policy = policy
         self._outbox = outbox
         self._observer = observer
         self._event_loop = event_loop
-        self._include_traceback = include_traceback
-        self._max_message_bytes = max_message_bytes
-        self._payloads = payloads if payloads is not None else PayloadStore(None)
-        self.heartbeat: VisibilityHeartbeat | None = None  # set at start
-        self.max_receive_count: int | None = None  # from the queue's redrive policy, at start
-        self._replies = ReplyCache(ttl=reply_cache_ttl, max_bytes=reply_cache_bytes)
+        self._payloads = payloads
+        self._heartbeat = heartbeat
+        self._max_receive_count = max_receive_count  # from the queue's redrive policy
+        self._cache = ReplyCache(ttl=options.reply_cache_ttl, max_bytes=options.reply_cache_bytes)
+        self._replies = Replies(
+            policy=policy,
+            outbox=outbox,
+            payloads=payloads,
+            cache=self._cache,
+            max_message_bytes=options.max_message_bytes,
+            delete=self._delete,
+        )
         # Receipt handle -> what to do once SQS deleted that request (its S3 body, if any).
         self._after_delete: dict[str, Callable[[], object]] = {}
 
     # -- the decision table ------------------------------------------------------------------
 
-    def process(self, message: Mapping[str, Any], received: float) -> bool:
-        """Handle one message; True when it is finished (deleted), False when left in the queue."""
-        # A fresh context per message: the trace context (and the outcome the observer notes)
-        # set for it never leaks into the next message this worker thread handles.
-        return contextvars.Context().run(self._observer.observe, self._process, message, received)
+    def process(self, message: Mapping[str, Any], received: float) -> Outcome:
+        """Handle one message, record its outcome (stats, hooks), and return it."""
+        # A fresh context per message: the trace context set for it never leaks into the next
+        # message this worker thread handles.
+        context = contextvars.Context()
+        return self._observer.observe(
+            lambda: context.run(self._process, message, received), message, received
+        )
 
-    def _process(self, message: Mapping[str, Any], received: float) -> bool:
+    def _process(self, message: Mapping[str, Any], received: float) -> Outcome:
         # Requests from other libraries (Java temporary queues, python-sqs-client) take
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
@@ -132,9 +112,8 @@ class Dispatcher:
             request = decode_request(message)
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
-            self._observer.count("undecodable")
             self._reject(message, exc, extra)
-            return False
+            return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
             # later delivery may read it. No error reply: the caller may still get an answer.
@@ -143,7 +122,7 @@ class Dispatcher:
                 message.get("MessageId"),
                 exc,
             )
-            return False
+            return Outcome("error", finished=False, counted=False)
         if pointer is None:
             return self._handle(request, body, received, extra)
         # Once SQS has deleted the request, its body in S3 has no other reader; not before:
@@ -160,10 +139,9 @@ class Dispatcher:
         then = self._after_delete.pop(receipt_handle, None)
         return self._outbox.delete(receipt_handle, then=then)
 
-    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> bool:
-        """The decision table after decoding; True when the request was deleted."""
-        if request.reply_to is not None and not self._allowed(request.reply_to):
-            self._observer.count("rejected")
+    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
+        """The decision table after decoding."""
+        if request.reply_to is not None and not self._replies.allowed(request.reply_to):
             logger.warning(
                 "request %s names ReplyTo %r, which this server may not reply to (allowed: %s);"
                 " not run, left for redrive",
@@ -171,36 +149,33 @@ class Dispatcher:
                 request.reply_to,
                 self._policy.description,
             )
-            return False
+            return Outcome("rejected", finished=False)
         if request.deadline_ms is not None and request.deadline_ms < time.time() * 1000:
-            self._observer.count("expired")
             logger.info(
                 "request %s arrived after its caller's deadline; deleted without running",
                 request.correlation_id or request.message_id,
             )
-            return self._delete(request.receipt_handle)
+            return Outcome("expired", self._delete(request.receipt_handle))
         key = key_of(request)
-        state, cached = self._replies.begin(key)
+        state, cached = self._cache.begin(key)
         if state == "running":
             # The same request is running on another worker (its visibility ran out):
             # leave this copy; once the first finishes, a redelivery hits the cache.
-            self._observer.note("duplicate")
             logger.info("request %s is already running; copy left in queue", key[1])
-            return False
+            return Outcome("duplicate", finished=False, counted=False)
         if state == "finished":
-            self._observer.count("duplicates")
             logger.info("request %s was already handled; resending its reply", key[1])
             if cached is not None and request.reply_to is not None:
-                return self._reply_and_delete(request, cached)
-            return self._delete(request.receipt_handle)
+                return Outcome("duplicate", self._replies.reply_and_delete(request, cached))
+            return Outcome("duplicate", self._delete(request.receipt_handle))
         try:
             return self._run(request, body, key, received, extra)
         finally:
-            self._replies.done(key)  # done on every normal path already; this is for the rest
+            self._cache.done(key)  # done on every normal path already; this is for the rest
 
     def _run(
         self, request: Request, body: Any, key: Key, received: float, extra: Attributes
-    ) -> bool:
+    ) -> Outcome:
         set_trace_context(request.trace)  # the handler's own calls carry it on
         incoming = IncomingMessage(
             body=body,
@@ -212,11 +187,11 @@ class Dispatcher:
             receive_count=request.receive_count,
             queue_url=self._queue_url,
             group_id=request.group_id,
-            max_receive_count=self.max_receive_count,
+            max_receive_count=self._max_receive_count,
             traceparent=request.trace.traceparent if request.trace else None,
             tracestate=request.trace.tracestate if request.trace else None,
         )
-        heartbeat = self.heartbeat
+        heartbeat = self._heartbeat
         token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
         failure: Exception | None = None
         try:
@@ -231,35 +206,41 @@ class Dispatcher:
         # visibility change, a failed reply), and only after the reply cache has the answer,
         # so a redelivery either finds the cache or runs the handler: never neither.
         if isinstance(failure, Retry):
-            self._observer.count("failed")
-            self._observer.count("retried")
-            self._replies.done(key)
-            return self._retry(request, incoming, failure, extra)
+            self._cache.done(key)
+            self._retry(request, incoming, failure, extra)
+            return Outcome("retry", finished=False)
         if failure is not None:
-            self._observer.count("failed")
             if request.reply_to is None:
-                self._replies.done(key)
+                self._cache.done(key)
                 logger.warning(
                     "handler failed on one-way message %s; left for retry/redrive",
                     request.message_id,
                     exc_info=failure,
                 )
-                return False
+                return Outcome("error", finished=False)
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
-            return self._finish(request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra)
-        self._observer.count("handled")
+            finished = self._replies.finish(
+                request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra
+            )
+            return Outcome("error", finished)
         if request.reply_to is None:
-            self._replies.remember(key, None)
-            self._replies.done(key)
-            return self._delete(request.receipt_handle)
+            self._cache.remember(key, None)
+            self._cache.done(key)
+            return Outcome("ok", self._delete(request.receipt_handle))
         try:
             reply_body = self._codec.encode(result)
         except EncodeError as exc:
             # Checked before sending: the caller gets an error, not an undecodable reply.
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
-            return self._finish(request, key, "error", error, JSON_CONTENT_TYPE, extra=extra)
-        return self._finish(request, key, "ok", reply_body, self._codec.content_type, extra=extra)
+            finished = self._replies.finish(
+                request, key, "error", error, JSON_CONTENT_TYPE, extra=extra
+            )
+            return Outcome("ok", finished)
+        finished = self._replies.finish(
+            request, key, "ok", reply_body, self._codec.content_type, extra=extra
+        )
+        return Outcome("ok", finished)
 
     def _call_handler(self, incoming: IncomingMessage) -> Any:
         result = self._handler.handle(incoming)
@@ -269,8 +250,9 @@ class Dispatcher:
 
     def _retry(
         self, request: Request, incoming: IncomingMessage, exc: Retry, extra: Attributes
-    ) -> bool:
+    ) -> None:
         if incoming.last_attempt and request.reply_to is not None:
+            assert request.correlation_id is not None
             # The redrive policy moves the request to the dead-letter queue at its next
             # receive: tell the caller now instead of letting it time out.
             logger.warning(
@@ -278,11 +260,13 @@ class Dispatcher:
                 "reply and leaving it for the dead-letter queue",
                 request.correlation_id,
                 request.receive_count,
-                self.max_receive_count,
+                self._max_receive_count,
             )
             error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
-            self._send_only(request, error.to_body(), extra)
-            return False
+            self._replies.send_error(
+                request.reply_to, request.correlation_id, error, extra, trace=request.trace
+            )
+            return
         logger.info(
             "handler asked to retry %s (delivery %d)",
             request.correlation_id or request.message_id,
@@ -290,115 +274,6 @@ class Dispatcher:
         )
         if exc.delay is not None:
             self._set_visibility(request.receipt_handle, exc.delay)
-        return False
-
-    # -- replies -----------------------------------------------------------------------------
-
-    def _finish(
-        self,
-        request: Request,
-        key: Key,
-        status: Status,
-        body: str,
-        content_type: str,
-        *,
-        extra: Attributes,
-    ) -> bool:
-        assert request.correlation_id is not None
-        arguments = _reply_arguments(
-            request.correlation_id, status, body, content_type, extra, trace=request.trace
-        )
-        try:
-            # The size check; over the offload threshold the body goes to S3 first, and the
-            # reply cache and the outbox see only the pointer message.
-            arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
-        except SqsError as exc:
-            logger.warning(
-                "could not store the reply to call %s in S3 (%s); the request will be redelivered",
-                request.correlation_id,
-                exc,
-            )
-            return False
-        except PayloadTooLarge as exc:
-            # SQS would refuse it, and running the handler again would not make it smaller:
-            # tell the caller.
-            logger.warning("reply to call %s is too large: %s", request.correlation_id, exc)
-            error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
-            arguments = _reply_arguments(
-                request.correlation_id,
-                "error",
-                error.to_body(),
-                JSON_CONTENT_TYPE,
-                extra,
-                trace=request.trace,
-            )
-        self._replies.remember(key, arguments)
-        self._replies.done(key)
-        return self._reply_and_delete(request, arguments)
-
-    def _reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
-        assert request.reply_to is not None
-        try:
-            self._deliver(request.reply_to, arguments)
-        except QueueDoesNotExist:
-            # The caller closed or died and its queue is gone: nobody can use this reply,
-            # and running the handler again would not change that.
-            logger.info(
-                "reply queue for call %s is gone; dropping the reply", request.correlation_id
-            )
-        except SqsError as exc:
-            if _refused_as_too_long(exc) and _status(arguments) == "ok":
-                # Running the handler again cannot make its answer smaller: tell the caller.
-                return self._reply_and_delete(request, _too_long(request, arguments, exc))
-            logger.warning(
-                "could not reply to call %s (%s); the request will be redelivered",
-                request.correlation_id,
-                exc,
-            )
-            return False
-        except TimeoutError as exc:
-            logger.warning("no answer from the outbox for call %s: %s", request.correlation_id, exc)
-            return False
-        return self._delete(request.receipt_handle)
-
-    def _send_only(self, request: Request, body: str, extra: Attributes) -> None:
-        """Send an error reply without deleting the request."""
-        assert request.reply_to is not None
-        assert request.correlation_id is not None
-        correlation_id = request.correlation_id
-        arguments = _reply_arguments(
-            correlation_id, "error", body, JSON_CONTENT_TYPE, extra, trace=request.trace
-        )
-        try:
-            self._deliver(request.reply_to, arguments)
-        except (SqsError, TimeoutError) as exc:
-            logger.warning("could not send the error reply for %s: %s", request.message_id, exc)
-
-    def _allowed(self, reply_to: str) -> bool:
-        destination = reply_destination(reply_to)
-        return destination is not None and self._policy.allows(destination[0])
-
-    def _deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
-        """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""
-        destination = reply_destination(reply_to)
-        if destination is None:  # checked by _allowed before anything runs
-            raise DecodeError(f"reply address {reply_to!r} is not a queue URL")
-        queue_url, routing = destination
-        if routing:
-            attributes = {**arguments["MessageAttributes"], **routing}
-            arguments = {**arguments, "MessageAttributes": attributes}
-        self._outbox.send_reply(queue_url, arguments)
-
-    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
-        try:
-            with aws_errors("ChangeMessageVisibility", self._queue_url):
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                )
-        except SqsError as exc:
-            logger.warning("could not delay the retry: %s", exc)
 
     # -- bad input ---------------------------------------------------------------------------
 
@@ -423,7 +298,7 @@ class Dispatcher:
         first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
         if address is not None and address[1] and first:
             reply_to, correlation_id = address
-            if not self._allowed(reply_to):
+            if not self._replies.allowed(reply_to):
                 self._observer.counters.add("rejected")  # the outcome stays "undecodable"
                 logger.warning(
                     "undecodable message %s names ReplyTo %r, which this server may not reply "
@@ -433,69 +308,20 @@ class Dispatcher:
                 )
             else:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                arguments = _reply_arguments(
-                    correlation_id or "", "error", error.to_body(), JSON_CONTENT_TYPE, extra
-                )
-                try:
-                    self._deliver(reply_to, arguments)
-                except (SqsError, TimeoutError) as send_exc:
-                    logger.warning(
-                        "could not send the error reply for %s: %s", message_id, send_exc
-                    )
+                self._replies.send_error(reply_to, correlation_id or "", error, extra)
         logger.warning(
             "undecodable message %s left for redrive (configure a dead-letter queue): %s",
             message_id,
             exc,
         )
 
-
-def _reply_arguments(
-    correlation_id: str,
-    status: Status,
-    body: str,
-    content_type: str,
-    extra: Attributes,
-    *,
-    trace: TraceContext | None = None,
-) -> dict[str, Any]:
-    arguments = encode_reply(
-        correlation_id=correlation_id,
-        status=status,
-        body=body,
-        content_type=content_type,
-        trace=trace,  # the caller's trace context goes back with the reply
-    )
-    arguments["MessageAttributes"].update(extra)
-    return arguments
-
-
-def _refused_as_too_long(exc: SqsError) -> bool:
-    # SQS answers an oversized message with InvalidParameterValue ("Message must be shorter
-    # than N bytes"): the queue's MaximumMessageSize may be below what this server allows.
-    return exc.code in _TOO_LONG or (
-        exc.code == "InvalidParameterValue" and "shorter than" in str(exc)
-    )
-
-
-def _status(arguments: dict[str, Any]) -> str | None:
-    value = arguments["MessageAttributes"].get("Status", {})
-    return value.get("StringValue") if isinstance(value, dict) else None
-
-
-def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dict[str, Any]:
-    """The error reply that replaces a reply SQS refused as too large."""
-    assert request.correlation_id is not None
-    size = len(str(arguments["MessageBody"]).encode())
-    error = ErrorInfo(
-        "EncodeError",
-        f"the handler's return value encodes to {size} bytes, more than SQS accepts in one "
-        f"message ({exc.code}); return less, or store the data elsewhere and return a reference",
-    )
-    extra = {
-        name: value
-        for name, value in arguments["MessageAttributes"].items()
-        if name not in {"CorrelationId", "ContentType", "SqsRpcVersion", "Status"}
-    }
-    return _reply_arguments(
-        request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra
-    )
+    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
+        try:
+            with aws_errors("ChangeMessageVisibility", self._queue_url):
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=seconds,
+                )
+        except SqsError as exc:
+            logger.warning("could not delay the retry: %s", exc)

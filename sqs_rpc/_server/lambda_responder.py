@@ -26,25 +26,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 
 from sqs_rpc._aws import make_sqs_client
-from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
-from sqs_rpc._codecs import Codec, JsonCodec
+from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._options import (
+    DEFAULT_REPLY_CACHE_BYTES,
+    DEFAULT_REPLY_CACHE_TTL,
+    DEFAULT_REPLY_QUEUE_PREFIX,
+    ResponderOptions,
+    check_handler,
+    check_queue_url,
+    seconds,
+)
 from sqs_rpc._stats import Counters, PollerStats
-from sqs_rpc._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
 from .dispatcher import Dispatcher
 from .handler import MessageHandler
 from .lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
 from .outbox import Outbox
-from .poller import (
-    DEFAULT_REPLY_CACHE_BYTES,
-    DEFAULT_REPLY_CACHE_TTL,
-    _seconds,
-    _whole,
-    max_receive_count,
-)
+from .poller import max_receive_count
 from .reply_policy import ReplyPolicy, ReplyToAllowed
 
 if TYPE_CHECKING:
@@ -135,7 +137,7 @@ class LambdaResponder:
             by default boto3's chain, which in Lambda is the function's role and region.
         queue_url: the request queue's URL. By default it is built from the records'
             ``eventSourceARN`` and the SQS client's endpoint, which is right on AWS.
-        codec, include_traceback, reply_prefix, reply_to_allowed, reply_cache_ttl,
+        codec, include_traceback, reply_queue_prefix, reply_to_allowed, reply_cache_ttl,
             reply_cache_bytes, max_message_bytes, offload: as for
             :class:`~sqs_rpc.MessagePoller`. With ``offload``, a request's S3 object is
             deleted when its batch is done, just before Lambda deletes the record.
@@ -155,7 +157,7 @@ class LambdaResponder:
         queue_url: str | None = None,
         codec: Codec | None = None,
         include_traceback: bool = False,
-        reply_prefix: str | Sequence[str] = DEFAULT_PREFIX,
+        reply_queue_prefix: str | Sequence[str] = DEFAULT_REPLY_QUEUE_PREFIX,
         reply_to_allowed: ReplyToAllowed | None = None,
         reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
         reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
@@ -163,23 +165,20 @@ class LambdaResponder:
         min_remaining_time: float = DEFAULT_MIN_REMAINING_TIME,
         offload: S3Offload | None = None,
     ) -> None:
-        if not callable(getattr(handler, "handle", None)):
-            raise ConfigurationError(
-                f"handler {handler!r} has no handle() method; subclass sqs_rpc.MessageHandler"
-            )
-        if queue_url is not None and (
-            not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://"))
-        ):
-            raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
-        if codec is not None and not isinstance(codec, Codec):
-            raise ConfigurationError(
-                f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
-            )
-        _seconds(
-            reply_cache_ttl, "reply_cache_ttl", low=0, high=86400, rule="seconds from 0 to 86400"
+        check_handler(handler)
+        if queue_url is not None:
+            check_queue_url(queue_url)
+        self._options = ResponderOptions.create(
+            codec=codec,
+            include_traceback=include_traceback,
+            reply_queue_prefix=reply_queue_prefix,
+            reply_to_allowed=reply_to_allowed,
+            reply_cache_ttl=reply_cache_ttl,
+            reply_cache_bytes=reply_cache_bytes,
+            max_message_bytes=max_message_bytes,
+            offload=offload,
         )
-        _whole(reply_cache_bytes, "reply_cache_bytes", low=1, high=2**40, rule="bytes >= 1")
-        _seconds(
+        self._min_remaining_ms = 1000 * seconds(
             min_remaining_time,
             "min_remaining_time",
             low=0,
@@ -188,20 +187,8 @@ class LambdaResponder:
         )
         self._handler = handler
         self._queue_url = queue_url
-        self._codec: Codec = codec if codec is not None else JsonCodec()
-        self._include_traceback = include_traceback
-        self._reply_prefix = reply_prefix
-        self._reply_to_allowed = reply_to_allowed
-        self._reply_cache_ttl = float(reply_cache_ttl)
-        self._reply_cache_bytes = reply_cache_bytes
-        self._max_message_bytes = check_max_message_bytes(max_message_bytes)
-        self._min_remaining_ms = float(min_remaining_time) * 1000
         # Fail at import time (the cold start), not on the first record, on a bad policy.
-        ReplyPolicy(
-            queue_url or "https://sqs.us-east-1.amazonaws.com/000000000000/check",
-            prefix=reply_prefix,
-            allowed=reply_to_allowed,
-        )
+        self._policy(queue_url or "https://sqs.us-east-1.amazonaws.com/000000000000/check")
         self._sqs = make_sqs_client(
             sqs_client=sqs_client,
             session=session,
@@ -275,7 +262,8 @@ class LambdaResponder:
         self._counters.add("received")
         try:
             dispatcher = self._dispatcher(record.get("eventSourceARN"))
-            return dispatcher.process(message_from_record(record), time.monotonic())
+            outcome = dispatcher.process(message_from_record(record), time.monotonic())
+            return outcome.finished
         except ConfigurationError:
             raise  # the function is misconfigured: fail the invocation, loudly
         except Exception:
@@ -298,10 +286,8 @@ class LambdaResponder:
             sqs=self._sqs,
             queue_url=queue_url,
             handler=self._handler,
-            codec=self._codec,
-            policy=ReplyPolicy(
-                queue_url, prefix=self._reply_prefix, allowed=self._reply_to_allowed
-            ),
+            options=self._options,
+            policy=self._policy(queue_url),
             outbox=_LambdaSender(
                 Outbox(self._sqs, queue_url, name=name, counters=self._counters, background=False),
                 self._counters,
@@ -309,15 +295,18 @@ class LambdaResponder:
             ),
             observer=self._observer,
             event_loop=self._loop,
-            include_traceback=self._include_traceback,
-            max_message_bytes=self._max_message_bytes,
-            reply_cache_ttl=self._reply_cache_ttl,
-            reply_cache_bytes=self._reply_cache_bytes,
             payloads=self._payloads,
+            heartbeat=None,  # the function's timeout bounds a handler (see the module doc)
+            max_receive_count=self._max_receive_count(queue_url),
         )
-        dispatcher.max_receive_count = self._max_receive_count(queue_url)
         logger.info("responding to requests from %s", queue_url)
         return dispatcher
+
+    def _policy(self, queue_url: str) -> ReplyPolicy:
+        options = self._options
+        return ReplyPolicy(
+            queue_url, prefix=options.reply_queue_prefix, allowed=options.reply_to_allowed
+        )
 
     def _url_of(self, arn: str | None) -> str:
         parsed = parse_queue_arn(arn)

@@ -90,18 +90,24 @@ class Outbox:
 
     def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
         """Send one reply; return once SQS accepted it, raise :class:`SqsError` if it did not."""
-        try:
-            # The worker waits for SQS anyway: when nothing else is going to that reply
-            # queue, it sends the reply itself instead of handing it to a flusher thread.
-            future = self._running().send(reply_to, arguments, inline=True)
-        except ClientClosedError:
-            with aws_errors("SendMessage", reply_to):
-                self._sqs.send_message(QueueUrl=reply_to, **arguments)
-        else:
+        batcher = self._batcher
+        if batcher is not None:
             try:
-                future.result(RESULT_TIMEOUT)
-            except FutureTimeout as exc:  # not the builtin TimeoutError before Python 3.11
-                raise TimeoutError(f"no answer from SQS for a reply to {reply_to}") from exc
+                # The worker waits for SQS anyway: when nothing else is going to that reply
+                # queue, the batcher lets it send the reply itself, with no thread hand-off.
+                future = batcher.send(reply_to, arguments, inline=True)
+            except ClientClosedError:
+                pass  # stopped meanwhile: a late worker sends its own (below)
+            else:
+                try:
+                    future.result(RESULT_TIMEOUT)
+                except FutureTimeout as exc:  # not the builtin TimeoutError before Python 3.11
+                    raise TimeoutError(f"no answer from SQS for a reply to {reply_to}") from exc
+                self._counters.add("replies_sent")
+                return
+        # No batcher: inline by design (background=False), or a worker that outlived stop().
+        with aws_errors("SendMessage", reply_to):
+            self._sqs.send_message(QueueUrl=reply_to, **arguments)
         self._counters.add("replies_sent")
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
@@ -109,24 +115,23 @@ class Outbox:
 
         ``then`` runs once SQS has deleted it (not at all if it could not).
         """
-        try:
-            future = self._running().delete(self._queue_url, receipt_handle)
-        except ClientClosedError:
+        batcher = self._batcher
+        if batcher is not None:
             try:
-                with aws_errors("DeleteMessage", self._queue_url):
-                    self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle)
-            except Exception as exc:
-                self._not_deleted(exc)
-                return False
-            self._done(then)
-            return True
-        future.add_done_callback(functools.partial(self._deleted, then))
+                future = batcher.delete(self._queue_url, receipt_handle)
+            except ClientClosedError:
+                pass  # stopped meanwhile: delete it here (below)
+            else:
+                future.add_done_callback(functools.partial(self._deleted, then))
+                return True
+        try:
+            with aws_errors("DeleteMessage", self._queue_url):
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=receipt_handle)
+        except Exception as exc:
+            self._not_deleted(exc)
+            return False
+        self._done(then)
         return True
-
-    def _running(self) -> Batcher:
-        if self._batcher is None:
-            raise ClientClosedError("the outbox is not running")
-        return self._batcher
 
     def _deleted(self, then: Callable[[], object] | None, future: Future[None]) -> None:
         error = future.exception()

@@ -13,26 +13,36 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from sqs_rpc._aws import make_sqs_client
-from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
-from sqs_rpc._codecs import Codec, JsonCodec
+from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._options import (
+    DEFAULT_MAX_VISIBILITY_EXTENSION,
+    DEFAULT_REPLY_CACHE_BYTES,
+    DEFAULT_REPLY_CACHE_TTL,
+    DEFAULT_REPLY_QUEUE_PREFIX,
+    ResponderOptions,
+    Visibility,
+    check_handler,
+    check_queue_url,
+    seconds,
+    whole,
+)
 from sqs_rpc._stats import PollerHealth, PollerStats
 from sqs_rpc._sweeper import PeriodicSweep, check_sweep_interval
-from sqs_rpc._wire import MAX_MESSAGE_BYTES, check_max_message_bytes
+from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
 from .dispatcher import Dispatcher
 from .event_loop import EventLoopThread
@@ -52,28 +62,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 10  # one full receive (SQS returns at most 10 messages) at once
 DEFAULT_WAIT_TIME_SECONDS = 20
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
-DEFAULT_MAX_VISIBILITY_EXTENSION = 3600.0
-MAX_VISIBILITY_SECONDS = 43200  # SQS: a message is hidden at most 12 hours after its receive
-DEFAULT_REPLY_CACHE_TTL = 300.0
-DEFAULT_REPLY_CACHE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_RECEIVE_AGE = 120.0
-
-
-def _seconds(value: object, name: str, *, low: float, high: float, rule: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ConfigurationError(f"{name}={value!r} must be {rule}")
-    return float(value)
-
-
-def _whole(value: object, name: str, *, low: int, high: int, rule: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigurationError(f"{name}={value!r} must be {rule}")
-    return value
 
 
 def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
@@ -116,14 +105,15 @@ class MessagePoller:
             receive in progress.
         shutdown_timeout: seconds :meth:`stop` waits for running handlers.
         include_traceback: send the handler's traceback in error replies' details.
-        reply_prefix: the default reply policy's queue name prefix (or a list of prefixes).
+        reply_queue_prefix: the reply queue name prefix the default reply policy allows (or a
+            list of them); also what ``sweep_interval`` sweeps.
         reply_to_allowed: URL patterns or a callable replacing the default reply policy.
-        visibility_timeout: seconds each heartbeat hides a running message for (None: the
+        visibility_timeout: seconds each extension hides a running message for (None: the
             queue's own visibility timeout).
-        heartbeat_interval: seconds between heartbeats (None: a third of the visibility
-            timeout); must be shorter than the visibility timeout.
+        visibility_extension_interval: seconds between extensions (None: a third of the
+            visibility timeout); must be shorter than the visibility timeout.
         max_visibility_extension: seconds after its receive past which a running message is no
-            longer extended; 0 turns the heartbeat off.
+            longer extended; 0 turns extension off.
         reply_cache_ttl: seconds a finished request's reply is kept to answer a redelivery
             without running the handler again; 0 turns the cache off.
         reply_cache_bytes: the reply cache's memory bound, in bytes (each entry counts its
@@ -131,8 +121,7 @@ class MessagePoller:
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
-            under ``sweep_prefix``, run in the background while started; off by default.
-        sweep_prefix: the reply queue prefix to sweep.
+            under ``reply_queue_prefix``, run in the background while started; off by default.
         offload: an :class:`~sqs_rpc.S3Offload`: requests whose body is in S3 are read from
             there (allowed buckets only) and replies too large for SQS go through S3.
         hooks: ``on_message_handled`` runs for every message (:class:`~sqs_rpc.Hooks`);
@@ -153,144 +142,79 @@ class MessagePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         include_traceback: bool = False,
-        reply_prefix: str | Sequence[str] = DEFAULT_PREFIX,
+        reply_queue_prefix: str | Sequence[str] = DEFAULT_REPLY_QUEUE_PREFIX,
         reply_to_allowed: ReplyToAllowed | None = None,
         visibility_timeout: int | None = None,
-        heartbeat_interval: float | None = None,
+        visibility_extension_interval: float | None = None,
         max_visibility_extension: float = DEFAULT_MAX_VISIBILITY_EXTENSION,
         reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
         reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         sweep_interval: float | None = None,
-        sweep_prefix: str = DEFAULT_PREFIX,
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
     ) -> None:
-        if not isinstance(queue_url, str) or not queue_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"queue_url {queue_url!r} is not a queue URL")
-        if not callable(getattr(handler, "handle", None)):
-            raise ConfigurationError(
-                f"handler {handler!r} has no handle() method; subclass sqs_rpc.MessageHandler"
-            )
-        _whole(concurrency, "concurrency", low=1, high=10**6, rule="an int >= 1")
-        _whole(
+        self.queue_url = check_queue_url(queue_url)
+        check_handler(handler)
+        self._handler = handler
+        self._concurrency = whole(concurrency, "concurrency", low=1, high=10**6, rule="an int >= 1")
+        self._wait_time = whole(
             wait_time_seconds,
             "wait_time_seconds",
             low=1,
             high=20,
             rule="whole seconds from 1 to 20 (SQS's long-poll range; 0 would busy-poll)",
         )
-        _seconds(
+        self._shutdown_timeout = seconds(
             shutdown_timeout, "shutdown_timeout", low=0, high=86400, rule="seconds from 0 to 86400"
         )
-        if codec is not None and not isinstance(codec, Codec):
-            raise ConfigurationError(
-                f"codec {codec!r} lacks content_type/encode/decode; see sqs_rpc.Codec"
-            )
-        if visibility_timeout is not None:
-            _whole(
-                visibility_timeout,
-                "visibility_timeout",
-                low=1,
-                high=MAX_VISIBILITY_SECONDS,
-                rule=f"whole seconds from 1 to {MAX_VISIBILITY_SECONDS}, or None",
-            )
-        if heartbeat_interval is not None:
-            _seconds(
-                heartbeat_interval,
-                "heartbeat_interval",
-                low=0.001,
-                high=MAX_VISIBILITY_SECONDS,
-                rule="seconds > 0, or None for a third of the visibility timeout",
-            )
-        _seconds(
-            max_visibility_extension,
-            "max_visibility_extension",
-            low=0,
-            high=MAX_VISIBILITY_SECONDS,
-            rule=f"seconds from 0 (no heartbeat) to {MAX_VISIBILITY_SECONDS} (SQS's limit)",
+        self._visibility = Visibility(
+            visibility_timeout, visibility_extension_interval, max_visibility_extension
         )
-        if visibility_timeout is not None and heartbeat_interval is not None:
-            self._check_heartbeat(heartbeat_interval, visibility_timeout)
-        _seconds(
-            reply_cache_ttl,
-            "reply_cache_ttl",
-            low=0,
-            high=86400,
-            rule="seconds from 0 (no cache) to 86400",
+        self._options = ResponderOptions.create(
+            codec=codec,
+            include_traceback=include_traceback,
+            reply_queue_prefix=reply_queue_prefix,
+            reply_to_allowed=reply_to_allowed,
+            reply_cache_ttl=reply_cache_ttl,
+            reply_cache_bytes=reply_cache_bytes,
+            max_message_bytes=max_message_bytes,
+            offload=offload,
         )
-        _whole(reply_cache_bytes, "reply_cache_bytes", low=1, high=2**40, rule="bytes >= 1")
-        self.queue_url = queue_url
-        self._handler = handler
-        self._concurrency = concurrency
-        self._shutdown_timeout = float(shutdown_timeout)
-        self._visibility_timeout = visibility_timeout
-        self._heartbeat_interval = heartbeat_interval
-        self._max_extension = float(max_visibility_extension)
+        prefix = self._options.reply_queue_prefix
+        self._policy = ReplyPolicy(queue_url, prefix=prefix, allowed=reply_to_allowed)
+        interval = check_sweep_interval(sweep_interval)
         self._sqs = make_sqs_client(
             sqs_client=sqs_client,
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
-            max_pool_connections=concurrency + 4,
+            max_pool_connections=self._concurrency + 4,
         )
-        policy = ReplyPolicy(queue_url, prefix=reply_prefix, allowed=reply_to_allowed)
-        name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
-        self._name = name
+        self._payloads = PayloadStore(offload, session=session, region_name=region_name)
+        self._name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
         self._observer = MessageObserver(queue_url, check_hooks(hooks))
+        # Other requests being handled: their replies are about to join this one.
         self._outbox = Outbox(
-            self._sqs,
-            queue_url,
-            name=name,
-            counters=self._observer.counters,
-            # Other requests being handled: their replies are about to join this one.
-            busy=lambda: self._receiver.in_flight > 1,
+            self._sqs, queue_url, name=self._name, counters=self._observer.counters, busy=self._busy
         )
-        self._event_loop = EventLoopThread(f"{name}-asyncio")
-        self._dispatcher = Dispatcher(
-            sqs=self._sqs,
-            queue_url=queue_url,
-            handler=handler,
-            codec=codec if codec is not None else JsonCodec(),
-            policy=policy,
-            outbox=self._outbox,
-            observer=self._observer,
-            event_loop=self._event_loop,
-            include_traceback=include_traceback,
-            max_message_bytes=check_max_message_bytes(max_message_bytes),
-            reply_cache_ttl=float(reply_cache_ttl),
-            reply_cache_bytes=reply_cache_bytes,
-            payloads=PayloadStore(offload, session=session, region_name=region_name),
+        self._event_loop = EventLoopThread(f"{self._name}-asyncio")
+        self._sweep = (
+            None
+            if interval is None
+            else PeriodicSweep(
+                self._sqs,
+                prefixes=(prefix,) if isinstance(prefix, str) else prefix,
+                interval=interval,
+            )
         )
+        # Built by start(), from what the queue's attributes say.
         self._heartbeat: VisibilityHeartbeat | None = None
-        self._receiver = Receiver(
-            self._sqs,
-            queue_url,
-            name=name,
-            concurrency=concurrency,
-            wait_time=wait_time_seconds,
-            process=self._dispatcher.process,
-            counters=self._observer.counters,
-        )
+        self._receiver: Receiver | None = None
         self._started_at: float | None = None
         self._state_lock = threading.Lock()
         self._started = False
         self._stopped = False
-        interval = check_sweep_interval(sweep_interval)
-        self._sweep = (
-            None
-            if interval is None
-            else PeriodicSweep(self._sqs, prefix=sweep_prefix, interval=interval)
-        )
-
-    @staticmethod
-    def _check_heartbeat(interval: float, visibility_timeout: int) -> None:
-        if interval >= visibility_timeout:
-            raise ConfigurationError(
-                f"heartbeat_interval={interval:g} must be shorter than the visibility timeout "
-                f"({visibility_timeout}s), or the message reappears between two heartbeats; "
-                "lower heartbeat_interval or raise visibility_timeout"
-            )
 
     def __enter__(self) -> MessagePoller:
         self.start()
@@ -327,8 +251,7 @@ class MessagePoller:
                         QueueUrl=self.queue_url,
                         AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
                     ).get("Attributes", {})
-                self._configure_heartbeat(int(attributes.get("VisibilityTimeout", "30")))
-                self._configure_redrive(attributes.get("RedrivePolicy"))
+                self._build(attributes)
             except BaseException:
                 self._observer.requests.detach()
                 raise
@@ -337,32 +260,53 @@ class MessagePoller:
             self._outbox.start()
             if self._heartbeat is not None:
                 self._heartbeat.start()
+            assert self._receiver is not None
             self._receiver.start()
             if self._sweep is not None:
                 self._sweep.start()
         logger.info("polling %s with %d workers", self.queue_url, self._concurrency)
 
-    def _configure_heartbeat(self, queue_visibility: int) -> None:
-        timeout = self._visibility_timeout or queue_visibility
-        if self._max_extension <= 0 or timeout <= 0:
-            logger.info("visibility heartbeat off for %s", self.queue_url)
-            return
-        interval = self._heartbeat_interval
-        if interval is None:
-            interval = timeout / 3
-        self._check_heartbeat(interval, timeout)
-        self._heartbeat = VisibilityHeartbeat(
+    def _build(self, attributes: Mapping[Any, str]) -> None:
+        """The parts that depend on the queue: its visibility timeout and redrive policy."""
+        extension = self._visibility.resolve(int(attributes.get("VisibilityTimeout", "30")))
+        if extension is None:
+            logger.info("visibility extension off for %s", self.queue_url)
+        else:
+            interval, timeout = extension
+            self._heartbeat = VisibilityHeartbeat(
+                self._sqs,
+                self.queue_url,
+                name=self._name,
+                interval=interval,
+                timeout=timeout,
+                max_extension=self._visibility.max_extension,
+            )
+        dispatcher = Dispatcher(
+            sqs=self._sqs,
+            queue_url=self.queue_url,
+            handler=self._handler,
+            options=self._options,
+            policy=self._policy,
+            outbox=self._outbox,
+            observer=self._observer,
+            event_loop=self._event_loop,
+            payloads=self._payloads,
+            heartbeat=self._heartbeat,
+            max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
+        )
+        self._receiver = Receiver(
             self._sqs,
             self.queue_url,
             name=self._name,
-            interval=interval,
-            timeout=timeout,
-            max_extension=self._max_extension,
+            concurrency=self._concurrency,
+            wait_time=self._wait_time,
+            process=dispatcher.process,
+            counters=self._observer.counters,
         )
-        self._dispatcher.heartbeat = self._heartbeat
 
-    def _configure_redrive(self, redrive_policy: str | None) -> None:
-        self._dispatcher.max_receive_count = max_receive_count(redrive_policy, self.queue_url)
+    def _busy(self) -> bool:
+        receiver = self._receiver
+        return receiver is not None and receiver.in_flight > 1
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop receiving, let running handlers finish, release what was not started.
@@ -382,8 +326,9 @@ class MessagePoller:
         # flushing what is left (a late handler flushes its own); (5) stop the heartbeat
         # (a late handler's message is no longer extended); (6) stop the event loop; (7) stop
         # the in-process sweeper, if any; (8) stop counting SQS requests.
-        receiver_done = self._receiver.stop_receiving()
-        drained = self._receiver.drain(budget)
+        receiver = self._receiver
+        receiver_done = receiver is None or receiver.stop_receiving()
+        drained = receiver is None or receiver.drain(budget)
         self._outbox.stop(30)
         if self._heartbeat is not None:
             self._heartbeat.stop(30)
@@ -421,7 +366,8 @@ class MessagePoller:
 
     def stats(self) -> PollerStats:
         """Counters, latency and SQS requests since creation; ``in_flight`` is held right now."""
-        return self._observer.snapshot(self._receiver.in_flight)
+        receiver = self._receiver
+        return self._observer.snapshot(0 if receiver is None else receiver.in_flight)
 
     def health(self, max_receive_age: float = DEFAULT_MAX_RECEIVE_AGE) -> PollerHealth:
         """Is this poller working? For a process manager's liveness check.
@@ -430,12 +376,15 @@ class MessagePoller:
         within ``max_receive_age`` seconds (or all workers are busy, so none was due).
         """
         now = time.monotonic()
-        last = self._receiver.last_receive
-        age = None if last is None else now - last
+        receiver = self._receiver
         running = self.running
-        alive = self._receiver.is_alive()
+        if receiver is None:
+            return PollerHealth(False, running, False, None, 0, 0)
+        last = receiver.last_receive
+        age = None if last is None else now - last
+        alive = receiver.is_alive()
         recent = (
-            self._receiver.waiting_for_workers
+            receiver.waiting_for_workers
             or (age is not None and age <= max_receive_age)
             or (
                 age is None
@@ -448,6 +397,6 @@ class MessagePoller:
             running=running,
             receiver_alive=alive,
             last_receive_age=age,
-            consecutive_receive_errors=self._receiver.errors_in_a_row,
-            in_flight=self._receiver.in_flight,
+            consecutive_receive_errors=receiver.errors_in_a_row,
+            in_flight=receiver.in_flight,
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._errors import SqsError, aws_errors
 from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
+from sqs_rpc._observe import Outcome
 from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
@@ -29,13 +30,13 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10
 
-Process = Callable[[Mapping[str, Any], float], bool]
+Process = Callable[[Mapping[str, Any], float], Outcome]
 
 
 class Receiver:
     """Receives from the request queue and runs ``process(message, received)`` on workers.
 
-    ``process`` returns True when the message is finished (deleted), False when it was left.
+    ``process`` returns the message's :class:`~sqs_rpc._observe.Outcome`: finished or left.
     """
 
     def __init__(
@@ -187,7 +188,7 @@ class Receiver:
 
     def _process(self, message: Mapping[str, Any], received: float) -> bool:
         try:
-            return self._process_one(message, received)
+            return self._process_one(message, received).finished
         except Exception:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))

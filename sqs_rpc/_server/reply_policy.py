@@ -104,8 +104,8 @@ class ReplyPolicy:
             prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
             if not prefixes or not all(isinstance(p, str) and p for p in prefixes):
                 raise ConfigurationError(
-                    f"reply_prefix={prefix!r} must be a non-empty string (or a list of them): "
-                    "the start of every reply queue name this server may reply to"
+                    f"reply_queue_prefix={prefix!r} must be a non-empty string (or a list of "
+                    "them): the start of every reply queue name this server may reply to"
                 )
             self._check = lambda url: _same_home(url, home, prefixes)
             self.description = (

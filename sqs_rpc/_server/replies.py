@@ -1,0 +1,225 @@
+"""Replies: encode, size-check and send a request's answer, then delete the request.
+
+The dispatcher decides *what* to answer; this module makes it an SQS message (a large body
+goes to S3), remembers it in the reply cache, sends it to the caller's reply queue (a Java
+virtual queue through its host queue), and deletes the request only once SQS accepted the
+reply. A reply SQS refuses as too large becomes an error reply, so the caller learns why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._errors import DecodeError, PayloadTooLarge, QueueDoesNotExist, SqsError
+from sqs_rpc._interop import Attributes, reply_destination
+from sqs_rpc._offload import PayloadStore
+from sqs_rpc._trace import TraceContext
+from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
+
+from .reply_cache import Key, ReplyCache
+from .reply_policy import ReplyPolicy
+
+__all__ = ["Replies", "Sender"]
+
+logger = logging.getLogger(__name__)
+
+# What SQS answers when a reply is larger than it accepts.
+_TOO_LONG = frozenset(
+    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
+)
+
+
+class Sender(Protocol):
+    """Where replies and deletes go.
+
+    The MessagePoller's :class:`~sqs_rpc._server.outbox.Outbox` batches them on a background
+    thread; the Lambda responder sends replies on the calling thread and leaves deletes to
+    Lambda.
+    """
+
+    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        """Return once SQS accepted the reply; raise :class:`SqsError` if it did not."""
+
+    def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
+        """Finish a request: True once it is (or will be) deleted, False if it will come back.
+
+        ``then`` runs once the request is deleted for good (not at all if it is not).
+        """
+
+
+class Replies:
+    """Sends replies through a :class:`Sender`; ``delete`` finishes a request once answered."""
+
+    def __init__(
+        self,
+        *,
+        policy: ReplyPolicy,
+        outbox: Sender,
+        payloads: PayloadStore,
+        cache: ReplyCache,
+        max_message_bytes: int,
+        delete: Callable[[str], bool],
+    ) -> None:
+        self._policy = policy
+        self._outbox = outbox
+        self._payloads = payloads
+        self._cache = cache
+        self._max_message_bytes = max_message_bytes
+        self._delete = delete
+
+    def finish(
+        self,
+        request: Request,
+        key: Key,
+        status: Status,
+        body: str,
+        content_type: str,
+        *,
+        extra: Attributes,
+    ) -> bool:
+        """Answer a request that ran: remember the reply, send it, delete the request."""
+        assert request.correlation_id is not None
+        arguments = reply_arguments(
+            request.correlation_id, status, body, content_type, extra, trace=request.trace
+        )
+        try:
+            # The size check; over the offload threshold the body goes to S3 first, and the
+            # reply cache and the outbox see only the pointer message.
+            arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
+        except SqsError as exc:
+            logger.warning(
+                "could not store the reply to call %s in S3 (%s); the request will be redelivered",
+                request.correlation_id,
+                exc,
+            )
+            return False
+        except PayloadTooLarge as exc:
+            # SQS would refuse it, and running the handler again would not make it smaller:
+            # tell the caller.
+            logger.warning("reply to call %s is too large: %s", request.correlation_id, exc)
+            error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
+            arguments = reply_arguments(
+                request.correlation_id,
+                "error",
+                error.to_body(),
+                JSON_CONTENT_TYPE,
+                extra,
+                trace=request.trace,
+            )
+        self._cache.remember(key, arguments)
+        self._cache.done(key)
+        return self.reply_and_delete(request, arguments)
+
+    def reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
+        """Send a reply; True once the request is deleted, False if it will come back."""
+        assert request.reply_to is not None
+        try:
+            self.deliver(request.reply_to, arguments)
+        except QueueDoesNotExist:
+            # The caller closed or died and its queue is gone: nobody can use this reply,
+            # and running the handler again would not change that.
+            logger.info(
+                "reply queue for call %s is gone; dropping the reply", request.correlation_id
+            )
+        except SqsError as exc:
+            if _refused_as_too_long(exc) and _status(arguments) == "ok":
+                # Running the handler again cannot make its answer smaller: tell the caller.
+                return self.reply_and_delete(request, _too_long(request, arguments, exc))
+            logger.warning(
+                "could not reply to call %s (%s); the request will be redelivered",
+                request.correlation_id,
+                exc,
+            )
+            return False
+        except TimeoutError as exc:
+            logger.warning("no answer from the outbox for call %s: %s", request.correlation_id, exc)
+            return False
+        return self._delete(request.receipt_handle)
+
+    def allowed(self, reply_to: str) -> bool:
+        """May this server send to ``reply_to``? (The reply policy, on its queue URL.)"""
+        destination = reply_destination(reply_to)
+        return destination is not None and self._policy.allows(destination[0])
+
+    def deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
+        """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""
+        destination = reply_destination(reply_to)
+        if destination is None:  # checked by allowed() before anything runs
+            raise DecodeError(f"reply address {reply_to!r} is not a queue URL")
+        queue_url, routing = destination
+        if routing:
+            attributes = {**arguments["MessageAttributes"], **routing}
+            arguments = {**arguments, "MessageAttributes": attributes}
+        self._outbox.send_reply(queue_url, arguments)
+
+    def send_error(
+        self,
+        reply_to: str,
+        correlation_id: str,
+        error: ErrorInfo,
+        extra: Attributes,
+        trace: TraceContext | None = None,
+    ) -> None:
+        """Send an error reply and leave the request where it is (no delete)."""
+        arguments = reply_arguments(
+            correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra, trace=trace
+        )
+        try:
+            self.deliver(reply_to, arguments)
+        except (SqsError, TimeoutError) as exc:
+            logger.warning("could not send the error reply for %s: %s", correlation_id, exc)
+
+
+def reply_arguments(
+    correlation_id: str,
+    status: Status,
+    body: str,
+    content_type: str,
+    extra: Attributes,
+    *,
+    trace: TraceContext | None = None,
+) -> dict[str, Any]:
+    arguments = encode_reply(
+        correlation_id=correlation_id,
+        status=status,
+        body=body,
+        content_type=content_type,
+        trace=trace,  # the caller's trace context goes back with the reply
+    )
+    arguments["MessageAttributes"].update(extra)
+    return arguments
+
+
+def _refused_as_too_long(exc: SqsError) -> bool:
+    # SQS answers an oversized message with InvalidParameterValue ("Message must be shorter
+    # than N bytes"): the queue's MaximumMessageSize may be below what this server allows.
+    return exc.code in _TOO_LONG or (
+        exc.code == "InvalidParameterValue" and "shorter than" in str(exc)
+    )
+
+
+def _status(arguments: dict[str, Any]) -> str | None:
+    value = arguments["MessageAttributes"].get("Status", {})
+    return value.get("StringValue") if isinstance(value, dict) else None
+
+
+def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dict[str, Any]:
+    """The error reply that replaces a reply SQS refused as too large."""
+    assert request.correlation_id is not None
+    size = len(str(arguments["MessageBody"]).encode())
+    error = ErrorInfo(
+        "EncodeError",
+        f"the handler's return value encodes to {size} bytes, more than SQS accepts in one "
+        f"message ({exc.code}); return less, or store the data elsewhere and return a reference",
+    )
+    extra = {
+        name: value
+        for name, value in arguments["MessageAttributes"].items()
+        if name not in {"CorrelationId", "ContentType", "SqsRpcVersion", "Status"}
+    }
+    return reply_arguments(
+        request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra
+    )
