@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._wire import CORRELATION_ID, REPLY_TO
+
 __all__ = [
     "REQUEST_MESSAGE_ID",
     "RESPONSE_QUEUE_URL",
@@ -54,20 +56,21 @@ def _with_attributes(message: Mapping[str, Any], extra: Mapping[str, str]) -> di
 
 def adapt_request(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], Attributes]:
     """Return the request in sqs-rpc's form, and the extra attributes its reply carries."""
-    if _string_attr(message, "CorrelationId") is not None:
+    if _string_attr(message, CORRELATION_ID) is not None:
         return message, {}  # sqs-rpc's own protocol
-    reply_to = _string_attr(message, "ReplyTo")
+    reply_to = _string_attr(message, REPLY_TO)
     request_id = _string_attr(message, REQUEST_MESSAGE_ID)
     if reply_to is not None and request_id is not None:
         # python-sqs-client: its RequestMessageId is the correlation id, and comes back.
         echo = {REQUEST_MESSAGE_ID: {"DataType": "String", "StringValue": request_id}}
-        return _with_attributes(message, {"CorrelationId": request_id}), echo
+        return _with_attributes(message, {CORRELATION_ID: request_id}), echo
     response_url = _string_attr(message, RESPONSE_QUEUE_URL)
     if reply_to is None and response_url is not None:
         # Java temporary-queues client: one response queue per call, so the SQS message id
         # serves as the correlation id (the reply cache keys on it).
         message_id = str(message.get("MessageId", "")) or "java-request"
-        return _with_attributes(message, {"ReplyTo": response_url, "CorrelationId": message_id}), {}
+        adapted = {REPLY_TO: response_url, CORRELATION_ID: message_id}
+        return _with_attributes(message, adapted), {}
     return message, {}
 
 

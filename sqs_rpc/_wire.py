@@ -23,6 +23,9 @@ from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
 from ._trace import TraceContext
 
 __all__ = [
+    "CONTENT_TYPE",
+    "CORRELATION_ID",
+    "DEADLINE",
     "EXTENDED_PAYLOAD_SIZE",
     "HEARTBEAT_TAG",
     "LEGACY_EXTENDED_PAYLOAD_SIZE",
@@ -31,7 +34,12 @@ __all__ = [
     "MIN_MESSAGE_BYTES",
     "MAX_USER_ATTRIBUTES",
     "PROTOCOL_VERSION",
+    "REPLY_TO",
     "RETENTION_TAG",
+    "STATUS",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "VERSION",
     "ErrorInfo",
     "Reply",
     "Request",

@@ -17,7 +17,16 @@ from sqs_rpc._errors import DecodeError, PayloadTooLarge, QueueDoesNotExist, Sqs
 from sqs_rpc._interop import Attributes, reply_destination
 from sqs_rpc._offload import PayloadStore
 from sqs_rpc._trace import TraceContext
-from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
+from sqs_rpc._wire import (
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    STATUS,
+    VERSION,
+    ErrorInfo,
+    Request,
+    Status,
+    encode_reply,
+)
 
 from .reply_cache import Key, ReplyCache
 from .reply_policy import ReplyPolicy
@@ -202,7 +211,7 @@ def _refused_as_too_long(exc: SqsError) -> bool:
 
 
 def _status(arguments: dict[str, Any]) -> str | None:
-    value = arguments["MessageAttributes"].get("Status", {})
+    value = arguments["MessageAttributes"].get(STATUS, {})
     return value.get("StringValue") if isinstance(value, dict) else None
 
 
@@ -218,7 +227,7 @@ def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dic
     extra = {
         name: value
         for name, value in arguments["MessageAttributes"].items()
-        if name not in {"CorrelationId", "ContentType", "SqsRpcVersion", "Status"}
+        if name not in {CORRELATION_ID, CONTENT_TYPE, VERSION, STATUS}
     }
     return reply_arguments(
         request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra
