@@ -44,7 +44,8 @@ DOCUMENTED_AS = {
     "codec": ["JsonCodec()"],
     "reply_to_allowed": ["the default reply policy"],
     "visibility_timeout": ["the queue's `VisibilityTimeout`"],
-    "heartbeat_interval": ["a third of the visibility timeout", "60.0"],
+    "heartbeat_interval": ["60.0"],
+    "visibility_extension_interval": ["a third of the visibility timeout"],
 }
 
 
