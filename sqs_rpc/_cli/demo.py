@@ -7,8 +7,10 @@ every reply against its request, prints what happened, and deletes everything it
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,10 +24,48 @@ from sqs_rpc._embedded import EmbeddedSqs
 from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
 from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
+from .common import add_command
+from .errors import ExitCode, UsageError
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "register", "run_demo"]
+
+
+def register(commands: Any) -> None:
+    """Add ``demo`` to the subcommands."""
+    demo = add_command(
+        commands,
+        "demo",
+        help="make real round trips on an embedded SQS server and print what happened",
+        description="Start an SQS-compatible server on 127.0.0.1 (unless --endpoint-url or "
+        "--region is given), run a server and a client, make calls, print latency and SQS "
+        "requests per call, and clean up.",
+    )
+    demo.add_argument("--endpoint-url", help="use this SQS endpoint instead of an embedded one")
+    demo.add_argument("--region", help="AWS region (with no --endpoint-url: real AWS SQS)")
+    demo.add_argument("--calls", type=int, default=300, help="number of calls (default 300)")
+    demo.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="concurrent callers in the second phase (default 16)",
+    )
+    demo.set_defaults(run=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.calls < 1 or args.concurrency < 1:
+        raise UsageError("--calls and --concurrency must be >= 1")
+    report = run_demo(
+        sys.stdout,
+        endpoint_url=args.endpoint_url,
+        region_name=args.region,
+        calls=args.calls,
+        concurrency=args.concurrency,
+    )
+    return ExitCode.OK if report.ok else ExitCode.FAILURE
 
 
 class DemoHandler(MessageHandler):

@@ -1,0 +1,66 @@
+"""``sqs-rpc serve``: run a MessageHandler on a request queue until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqs_rpc._server.poller import DEFAULT_CONCURRENCY, DEFAULT_WAIT_TIME_SECONDS, MessagePoller
+
+from .common import add_command, add_common_options, aws_options
+from .errors import ExitCode
+from .loader import load_handler
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add ``serve`` to the subcommands."""
+    serve = add_command(
+        commands,
+        "serve",
+        help="run a MessageHandler on a request queue until SIGTERM or Ctrl-C",
+        description="Import HANDLER (module:Class, a MessageHandler subclass built with no "
+        "arguments), run it on the queue with a MessagePoller, and stop gracefully on SIGTERM "
+        "or Ctrl-C: running handlers finish, unstarted messages are released.",
+    )
+    serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
+    serve.add_argument("--queue-url", required=True, help="the request queue's URL")
+    serve.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"handler threads (default {DEFAULT_CONCURRENCY})",
+    )
+    serve.add_argument(
+        "--wait-time",
+        type=int,
+        default=DEFAULT_WAIT_TIME_SECONDS,
+        help=f"long-poll seconds, 1 to 20 (default {DEFAULT_WAIT_TIME_SECONDS})",
+    )
+    serve.add_argument(
+        "--include-traceback",
+        action="store_true",
+        help="send the handler's traceback in error replies",
+    )
+    serve.add_argument(
+        "--app-dir",
+        default=".",
+        help="directory to import HANDLER's module from (default: the current one)",
+    )
+    add_common_options(serve)
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    handler = load_handler(args.handler, args.app_dir)
+    poller = MessagePoller(
+        args.queue_url,
+        handler,
+        concurrency=args.concurrency,
+        wait_time_seconds=args.wait_time,
+        include_traceback=args.include_traceback,
+        **aws_options(args),
+    )
+    poller.run()  # returns after SIGTERM/SIGINT, once running handlers have finished
+    return ExitCode.OK
