@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
-from sqs_rpc._cli.errors import ExitCode
+from sqs_rpc import ExitCode, IncomingMessage, MessageHandler, MessagePoller, RpcClient
 from sqs_rpc._cli.main import main
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 

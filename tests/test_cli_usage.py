@@ -1,12 +1,80 @@
-"""The sqs-rpc command without SQS: the layout of its modules."""
+"""The sqs-rpc command without SQS: exit codes, help, module layout."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+import pytest
+
+from sqs_rpc import ExitCode
+from sqs_rpc._cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "sqs_rpc" / "_cli"
+
+
+# -- exit codes --------------------------------------------------------------------------------
+
+
+def test_exit_codes_keep_their_values() -> None:
+    assert {code.name: code.value for code in ExitCode} == {
+        "OK": 0,
+        "FAILURE": 1,
+        "USAGE": 2,
+        "TIMEOUT": 3,
+        "REMOTE_ERROR": 4,
+        "SQS_ERROR": 5,
+        "PARTIAL": 6,
+        "INTERRUPTED": 130,
+    }
+    assert all(code.meaning for code in ExitCode)
+
+
+def _help(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    assert main([*command, "--help"]) == ExitCode.OK
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
+
+
+def _codes_in_help(text: str) -> dict[int, str]:
+    return {int(v): name for v, name in re.findall(r"\b(\d+) ([A-Z_]{2,})\b", text)}
+
+
+def test_help_ends_with_the_exit_code_table(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help(capsys)
+    assert "exit codes:" in text
+    for code in ExitCode:
+        assert f"{code.value} {code.name} {code.meaning}" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "codes"),
+    [
+        ("sweep", {0, 1, 2, 5, 6, 130}),
+        ("queues", {0, 1, 2, 5, 6, 130}),
+        ("call", {0, 1, 2, 3, 4, 5, 130}),
+        ("publish", {0, 1, 2, 5, 130}),
+        ("serve", {0, 1, 2, 5}),
+    ],
+)
+def test_command_help_lists_the_codes_it_returns(
+    command: str, codes: set[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = _codes_in_help(_help(capsys, command))
+    assert listed == {code: ExitCode(code).name for code in codes}
+
+
+def test_docs_exit_code_table_matches_the_enum() -> None:
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip().replace("`", "") for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if re.match(r"\| \d+ ", line)
+    ]
+    expected = [[str(c.value), f"ExitCode.{c.name}", c.meaning] for c in ExitCode]
+    assert rows == expected
 
 
 # -- module layout -----------------------------------------------------------------------------

@@ -30,6 +30,15 @@ def register(commands: Any) -> None:
         help="send a JSON request, wait for the reply, print it as JSON",
         description="Send PAYLOAD (JSON) to QUEUE_URL and print the reply as JSON. The exit "
         "code tells a timeout (3) from a remote error (4) and an SQS error (5).",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.TIMEOUT,
+            ExitCode.REMOTE_ERROR,
+            ExitCode.SQS_ERROR,
+            ExitCode.INTERRUPTED,
+        ),
     )
     call.add_argument("queue_url", metavar="QUEUE_URL")
     call.add_argument("payload", metavar="JSON", help="the request payload, as JSON")
@@ -49,6 +58,13 @@ def register(commands: Any) -> None:
         help="send a one-way JSON message (no reply) and print its message id",
         description="Send PAYLOAD (JSON) to QUEUE_URL as a one-way message and print the SQS "
         "message id. No reply queue is created.",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.SQS_ERROR,
+            ExitCode.INTERRUPTED,
+        ),
     )
     publish.add_argument("queue_url", metavar="QUEUE_URL")
     publish.add_argument("payload", metavar="JSON", help="the message payload, as JSON")

@@ -13,10 +13,11 @@ import boto3
 
 from sqs_rpc._errors import aws_errors
 
-from .errors import UsageError
+from .errors import ExitCode, UsageError, exit_codes_epilog
 
 __all__ = [
     "VERBOSE_HELP",
+    "HelpFormatter",
     "add_command",
     "add_common_options",
     "add_verbose",
@@ -28,11 +29,26 @@ __all__ = [
 VERBOSE_HELP = "log more (-v: info, -vv: debug)"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as argparse does, but keeps the lines of a table (the exit codes)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def add_command(
-    commands: Any, name: str, *, help: str, description: str
+    commands: Any, name: str, *, help: str, description: str, exit_codes: tuple[ExitCode, ...]
 ) -> argparse.ArgumentParser:
-    """A subcommand, with its one-line help and its description."""
-    parser: argparse.ArgumentParser = commands.add_parser(name, help=help, description=description)
+    """A subcommand whose ``--help`` ends with the exit codes it can return."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=exit_codes_epilog(exit_codes),
+        formatter_class=HelpFormatter,
+    )
     return parser
 
 

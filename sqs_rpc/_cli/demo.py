@@ -42,6 +42,13 @@ def register(commands: Any) -> None:
         description="Start an SQS-compatible server on 127.0.0.1 (unless --endpoint-url or "
         "--region is given), run a server and a client, make calls, print latency and SQS "
         "requests per call, and clean up.",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.SQS_ERROR,
+            ExitCode.INTERRUPTED,
+        ),
     )
     demo.add_argument("--endpoint-url", help="use this SQS endpoint instead of an embedded one")
     demo.add_argument("--region", help="AWS region (with no --endpoint-url: real AWS SQS)")

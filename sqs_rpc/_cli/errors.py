@@ -6,6 +6,8 @@ This module imports no other module of ``sqs_rpc._cli``.
 from __future__ import annotations
 
 import enum
+import textwrap
+from collections.abc import Iterable
 
 from sqs_rpc._errors import (
     ConfigurationError,
@@ -16,11 +18,18 @@ from sqs_rpc._errors import (
     SqsError,
 )
 
-__all__ = ["ExitCode", "UsageError", "cli_message", "exit_code_for"]
+__all__ = ["ExitCode", "UsageError", "cli_message", "exit_code_for", "exit_codes_epilog"]
 
 
 class ExitCode(enum.IntEnum):
-    """The exit status of the ``sqs-rpc`` command (docs/cli.md says when each is used)."""
+    """The exit status of the ``sqs-rpc`` command; ``code.meaning`` says when it is used.
+
+    Example::
+
+        result = subprocess.run(["sqs-rpc", "call", queue_url, "{}"])
+        if result.returncode == ExitCode.TIMEOUT:
+            ...  # no reply in time; the request may still be handled
+    """
 
     OK = 0
     FAILURE = 1
@@ -31,9 +40,39 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 6
     INTERRUPTED = 130
 
+    @property
+    def meaning(self) -> str:
+        """When the command exits with this code: one line, as in ``sqs-rpc --help``."""
+        return _MEANINGS[self]
+
+
+# One line each: `sqs-rpc --help` prints them, and docs/cli.md's table must say the same.
+_MEANINGS = {
+    ExitCode.OK: "success",
+    ExitCode.FAILURE: "any other failure: an undecodable reply, a demo that found a problem",
+    ExitCode.USAGE: "bad arguments: an invalid option, JSON or HANDLER, no region, an unknown "
+    "profile, a payload too large",
+    ExitCode.TIMEOUT: "call: no reply within --timeout",
+    ExitCode.REMOTE_ERROR: "call: the handler raised; its type and message are printed",
+    ExitCode.SQS_ERROR: "SQS failed: the queue does not exist, no credentials, the endpoint "
+    "is unreachable, access denied",
+    ExitCode.PARTIAL: "sweep, queues: some queues could not be checked or deleted",
+    ExitCode.INTERRUPTED: "Ctrl-C stopped the command (serve stops gracefully and exits 0)",
+}
+
 
 class UsageError(Exception):
     """A bad command-line argument; the message names the option and what to pass instead."""
+
+
+def exit_codes_epilog(codes: Iterable[ExitCode] = ExitCode) -> str:
+    """The exit-code table of a ``--help`` page: one line per code, in the order given."""
+    rows = [
+        f"  {code.value:<4} {code.name:<13} "
+        + f"\n{'':21}".join(textwrap.wrap(code.meaning, 78 - 21))
+        for code in codes
+    ]
+    return "\n".join(["exit codes:", *rows])
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

@@ -9,7 +9,8 @@ imports the command modules, they import ``common`` and ``errors``, and nothing 
 this module.
 
 This module assembles the parser, configures logging and turns whatever ended a command into
-one line on stderr and an exit code.
+one line on stderr and an exit code. ``sqs-rpc --help`` ends with the table of exit codes
+(:class:`~sqs_rpc.ExitCode`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any
 from sqs_rpc._errors import RemoteError, SqsError, SqsRpcError
 
 from . import calls, demo, queues, serve, sweep
-from .common import VERBOSE_HELP, print_json
-from .errors import ExitCode, UsageError, cli_message, exit_code_for
+from .common import VERBOSE_HELP, HelpFormatter, print_json
+from .errors import ExitCode, UsageError, cli_message, exit_code_for, exit_codes_epilog
 
 __all__ = ["main"]
 
@@ -36,7 +37,10 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sqs-rpc", description="Request-response RPC over Amazon SQS."
+        prog="sqs-rpc",
+        description="Request-response RPC over Amazon SQS.",
+        epilog=exit_codes_epilog(),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

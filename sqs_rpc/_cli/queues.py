@@ -43,8 +43,15 @@ def register(commands: Any) -> None:
         description="List the queues whose name starts with --prefix, with the age of their "
         "heartbeat tag and their idle retention. State: alive (heartbeat within retention), "
         "idle (older: 'sqs-rpc sweep' deletes it if it is empty), untagged (no heartbeat "
-        "tags: never swept), gone (deleted meanwhile), error. Exit codes: 0 listed; 5 SQS "
-        "error (the queues could not be listed); 6 some queues could not be read.",
+        "tags: never swept), gone (deleted meanwhile), error.",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.SQS_ERROR,
+            ExitCode.PARTIAL,
+            ExitCode.INTERRUPTED,
+        ),
     )
     queues.add_argument(
         "--prefix",

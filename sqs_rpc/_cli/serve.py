@@ -23,6 +23,7 @@ def register(commands: Any) -> None:
         description="Import HANDLER (module:Class, a MessageHandler subclass built with no "
         "arguments), run it on the queue with a MessagePoller, and stop gracefully on SIGTERM "
         "or Ctrl-C: running handlers finish, unstarted messages are released.",
+        exit_codes=(ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE, ExitCode.SQS_ERROR),
     )
     serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
     serve.add_argument("--queue-url", required=True, help="the request queue's URL")

@@ -13,6 +13,16 @@ from .errors import ExitCode, UsageError
 
 __all__ = ["register"]
 
+# What a cron job sees, also printed by `sqs-rpc sweep --help`.
+EXIT_CODES = (
+    ExitCode.OK,
+    ExitCode.FAILURE,
+    ExitCode.USAGE,
+    ExitCode.SQS_ERROR,
+    ExitCode.PARTIAL,
+    ExitCode.INTERRUPTED,
+)
+
 
 def register(commands: Any) -> None:
     """Add ``sweep`` to the subcommands."""
@@ -23,8 +33,8 @@ def register(commands: Any) -> None:
         description="Delete the queues under --prefix that carry sqs-rpc's (or the AWS Java "
         "temporary-queues client's) heartbeat tags, whose heartbeat is older than their "
         "idle retention, and that hold no messages. Queues without those tags are never "
-        "touched. Exit codes: 0 done; 1 failed (for example, the queues could not be "
-        "listed); 2 usage error; 5 SQS error; 6 some queues could not be checked or deleted.",
+        "touched.",
+        exit_codes=EXIT_CODES,
     )
     sweep.add_argument(
         "--prefix",
