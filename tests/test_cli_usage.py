@@ -77,6 +77,16 @@ def test_docs_exit_code_table_matches_the_enum() -> None:
     assert rows == expected
 
 
+def test_sweeper_cron_script_names_the_codes_sweep_returns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = (ROOT / "examples" / "sweeper_cron.sh").read_text(encoding="utf-8")
+    comment = script.split("# Exit status", 1)[1].split("set -eu", 1)[0]
+    named = {int(n) for n in re.findall(r"(?:[:,]|^#) (\d+) ", comment, re.MULTILINE)}
+    returned = set(_codes_in_help(_help(capsys, "sweep"))) - {ExitCode.INTERRUPTED}
+    assert named == returned
+
+
 # -- module layout -----------------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ from .errors import ExitCode, UsageError
 
 __all__ = ["register"]
 
-# What a cron job sees, also printed by `sqs-rpc sweep --help`.
+# What a cron job sees, also printed by `sqs-rpc sweep --help` and named in
+# examples/sweeper_cron.sh.
 EXIT_CODES = (
     ExitCode.OK,
     ExitCode.FAILURE,
