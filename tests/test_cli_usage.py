@@ -1,4 +1,4 @@
-"""The sqs-rpc command without SQS: exit codes, help, module layout."""
+"""The sqs-rpc command without SQS: exit codes, help, version, module layout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import sqs_rpc
 from sqs_rpc import ExitCode
 from sqs_rpc._cli.main import main
 
@@ -85,6 +86,11 @@ def test_sweeper_cron_script_names_the_codes_sweep_returns(
     named = {int(n) for n in re.findall(r"(?:[:,]|^#) (\d+) ", comment, re.MULTILINE)}
     returned = set(_codes_in_help(_help(capsys, "sweep"))) - {ExitCode.INTERRUPTED}
     assert named == returned
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == ExitCode.OK
+    assert capsys.readouterr().out == f"sqs-rpc {sqs_rpc.__version__}\n"
 
 
 # -- module layout -----------------------------------------------------------------------------

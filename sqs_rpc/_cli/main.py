@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sqs_rpc import __version__
 from sqs_rpc._errors import RemoteError, SqsError, SqsRpcError
 
 from . import calls, demo, queues, serve, sweep
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=exit_codes_epilog(),
         formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (demo, serve, calls, sweep, queues):
