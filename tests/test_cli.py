@@ -177,13 +177,17 @@ def test_missing_credentials_exit_5(
     captured = capsys.readouterr()
     assert captured.err.count("no AWS credentials found") == 2
     assert "--profile NAME" in captured.err
+    assert "sqs_client=" not in captured.err  # a library keyword means nothing here
     assert json.loads(captured.out)["error"]["type"] == "CredentialsError"
 
 
 def test_unreachable_endpoint_exits_5(capsys: pytest.CaptureFixture[str]) -> None:
     where = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
     assert main(["publish", "http://127.0.0.1:9/1/q", "1", *where]) == ExitCode.SQS_ERROR
-    assert "cannot reach the SQS endpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot reach the SQS endpoint" in err
+    assert "check --endpoint-url" in err  # the CLI's option, not the library's endpoint_url=
+    assert "endpoint_url" not in err
 
 
 def test_unknown_profile_exits_2(queue_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,9 @@
-"""The sqs-rpc command without SQS: exit codes, help, version, module layout."""
+"""The sqs-rpc command without SQS: exit codes, help, version, argument errors, module layout."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from sqs_rpc._cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "sqs_rpc" / "_cli"
+QUEUE = "http://127.0.0.1:9/123456789012/q"  # nothing listens on port 9
+WHERE = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
 
 
 # -- exit codes --------------------------------------------------------------------------------
@@ -91,6 +94,77 @@ def test_sweeper_cron_script_names_the_codes_sweep_returns(
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == ExitCode.OK
     assert capsys.readouterr().out == f"sqs-rpc {sqs_rpc.__version__}\n"
+
+
+# -- argument errors name the option -----------------------------------------------------------
+
+
+LIBRARY_KEYWORDS = re.compile(
+    r"region_name|endpoint_url|wait_time_seconds|delay_seconds|max_deletions|sqs_client|"
+    r"concurrency=|timeout=|prefix=|queue_url|get_queue_url|max_message_bytes"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["call", QUEUE, "1", "--timeout", "0", *WHERE], "--timeout"),
+        (["call", QUEUE, "1", "--timeout", "nan", *WHERE], "--timeout"),
+        (["call", "orders", "1", *WHERE], "QUEUE_URL"),
+        (["call", QUEUE, "1", "--endpoint-url", "localhost:4566"], "--endpoint-url"),
+        (["publish", QUEUE, "1", "--delay", "901", *WHERE], "--delay"),
+        (["serve", "m:C", "--queue-url", QUEUE, "--wait-time", "0", *WHERE], "--wait-time"),
+        (["serve", "m:C", "--queue-url", QUEUE, "--concurrency", "0", *WHERE], "--concurrency"),
+        (["serve", "m:C", "--queue-url", "orders", *WHERE], "--queue-url"),
+        (["sweep", "--prefix", "", *WHERE], "--prefix"),
+        (["sweep", "--max-deletions", "-1", *WHERE], "--max-deletions"),
+        (["queues", "--prefix", "", *WHERE], "--prefix"),
+        (["demo", "--calls", "0"], "--calls"),
+    ],
+)
+def test_bad_option_values_name_the_option(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err
+    assert not LIBRARY_KEYWORDS.search(err), err
+
+
+def test_missing_region_names_the_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    for command in (["call", QUEUE, "1"], ["publish", QUEUE, "1"], ["sweep"], ["queues"]):
+        assert main([*command, "--endpoint-url", "http://127.0.0.1:9"]) == ExitCode.USAGE
+    assert main(["demo", "--endpoint-url", "http://127.0.0.1:9"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("--region REGION") == 5
+    assert not LIBRARY_KEYWORDS.search(err), err
+
+
+def test_payload_too_large_names_no_library_keyword(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    payload = json.dumps("x" * (1024 * 1024))  # checked before anything is sent
+    assert main(["publish", QUEUE, payload, *WHERE]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "over SQS's limit of 1,048,576 bytes" in err
+    assert not LIBRARY_KEYWORDS.search(err), err
+
+
+def test_argument_errors_print_json_with_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["call", QUEUE, "1", "--timeout", "-1", "--json", *WHERE]) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: sqs-rpc call")
+    document = json.loads(captured.out)
+    assert document["exit_code"] == ExitCode.USAGE
+    assert document["error"]["type"] == "UsageError"
+    assert document["error"]["message"].startswith("argument --timeout: ")
 
 
 # -- module layout -----------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from .common import (
     aws_options,
     json_argument,
     print_json,
+    queue_url,
+    seconds,
+    whole,
 )
 from .errors import ExitCode
 
@@ -40,11 +43,11 @@ def register(commands: Any) -> None:
             ExitCode.INTERRUPTED,
         ),
     )
-    call.add_argument("queue_url", metavar="QUEUE_URL")
+    call.add_argument("queue_url", metavar="QUEUE_URL", type=queue_url)
     call.add_argument("payload", metavar="JSON", help="the request payload, as JSON")
     call.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for the reply (default {DEFAULT_TIMEOUT:g})",
     )
@@ -66,12 +69,12 @@ def register(commands: Any) -> None:
             ExitCode.INTERRUPTED,
         ),
     )
-    publish.add_argument("queue_url", metavar="QUEUE_URL")
+    publish.add_argument("queue_url", metavar="QUEUE_URL", type=queue_url)
     publish.add_argument("payload", metavar="JSON", help="the message payload, as JSON")
     _add_fifo_options(publish)
     publish.add_argument(
         "--delay",
-        type=int,
+        type=whole(0, MAX_DELAY_SECONDS),
         default=0,
         help=f"DelaySeconds, 0 to {MAX_DELAY_SECONDS} (standard queues)",
     )

@@ -1,12 +1,16 @@
-"""What the command modules share: the common options, AWS setup, JSON output.
+"""What the command modules share: the common options, argument types, AWS setup, JSON output.
 
-Imports no command module of ``sqs_rpc._cli`` (only :mod:`.errors`).
+Every option is checked here, when the command line is parsed, so that a bad value is
+reported with the option's name (``argument --timeout: ...``), not with the library keyword
+it becomes. Imports no command module of ``sqs_rpc._cli`` (only :mod:`.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -22,8 +26,13 @@ __all__ = [
     "add_common_options",
     "add_verbose",
     "aws_options",
+    "endpoint_url",
     "json_argument",
     "print_json",
+    "queue_prefix",
+    "queue_url",
+    "seconds",
+    "whole",
 ]
 
 VERBOSE_HELP = "log more (-v: info, -vv: debug)"
@@ -63,13 +72,76 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that talks to SQS."""
     where = parser.add_argument_group("AWS")
-    where.add_argument("--endpoint-url", help="SQS endpoint (default: AWS's for the region)")
+    where.add_argument(
+        "--endpoint-url", type=endpoint_url, help="SQS endpoint (default: AWS's for the region)"
+    )
     where.add_argument("--region", help="AWS region (default: boto3's chain, AWS_DEFAULT_REGION)")
     where.add_argument("--profile", help="AWS profile from ~/.aws/config (default: AWS_PROFILE)")
     parser.add_argument(
         "--json", action="store_true", help="machine-readable output: one JSON document"
     )
     add_verbose(parser)
+
+
+# -- argument types: each raises ArgumentTypeError, which argparse prefixes with the option --
+
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argument type: a whole number from ``low`` to ``high`` (no upper bound if None)."""
+    rule = f"from {low} to {high}" if high is not None else f">= {low}"
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number {rule}, not {text!r}")
+        return value
+
+    return convert
+
+
+def seconds(text: str) -> float:
+    """An argument type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds > 0, such as 10 or 0.5, not {text!r}"
+        )
+    return value
+
+
+def queue_url(text: str) -> str:
+    """An argument type: a queue URL (a queue's name is not enough)."""
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a queue URL; pass the URL, such as "
+            "https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (aws sqs get-queue-url prints it)"
+        )
+    return text
+
+
+def endpoint_url(text: str) -> str:
+    """An argument type: an endpoint URL."""
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must start with http:// or https://, such as http://localhost:4566"
+        )
+    return text
+
+
+def queue_prefix(text: str) -> str:
+    """An argument type: a non-empty queue name prefix."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "must be a non-empty queue name prefix, such as sqs-rpc-reply- (a sweeper never "
+            "lists every queue of the account)"
+        )
+    return text
 
 
 def json_argument(text: str) -> Any:
@@ -87,12 +159,18 @@ def json_argument(text: str) -> Any:
 
 
 def aws_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for RpcClient, MessagePoller and Sweeper from the common options."""
-    options: dict[str, Any] = {"endpoint_url": args.endpoint_url, "region_name": args.region}
-    if args.profile:
-        with aws_errors("LoadProfile"):
-            options["session"] = boto3.session.Session(profile_name=args.profile)
-    return options
+    """Keyword arguments for RpcClient, MessagePoller and Sweeper from the common options.
+
+    The region is checked here, so that a missing one is reported as ``--region``.
+    """
+    with aws_errors("LoadProfile"):  # an unknown --profile or AWS_PROFILE
+        session = boto3.session.Session(profile_name=args.profile)
+    if args.region is None and session.region_name is None:
+        raise UsageError(
+            "no AWS region configured; pass --region REGION, set AWS_DEFAULT_REGION, or give "
+            "the profile a region"
+        )
+    return {"session": session, "endpoint_url": args.endpoint_url, "region_name": args.region}
 
 
 def print_json(document: Any, *, indent: int | None = None) -> None:

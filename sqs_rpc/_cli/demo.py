@@ -18,13 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+import boto3
+
 from sqs_rpc._aws import RequestCounter, make_sqs_client
 from sqs_rpc._client.client import RpcClient
 from sqs_rpc._embedded import EmbeddedSqs
 from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
 from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
-from .common import add_command
+from .common import add_command, endpoint_url, whole
 from .errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -50,12 +52,14 @@ def register(commands: Any) -> None:
             ExitCode.INTERRUPTED,
         ),
     )
-    demo.add_argument("--endpoint-url", help="use this SQS endpoint instead of an embedded one")
+    demo.add_argument(
+        "--endpoint-url", type=endpoint_url, help="use this SQS endpoint instead of an embedded one"
+    )
     demo.add_argument("--region", help="AWS region (with no --endpoint-url: real AWS SQS)")
-    demo.add_argument("--calls", type=int, default=300, help="number of calls (default 300)")
+    demo.add_argument("--calls", type=whole(1), default=300, help="number of calls (default 300)")
     demo.add_argument(
         "--concurrency",
-        type=int,
+        type=whole(1),
         default=16,
         help="concurrent callers in the second phase (default 16)",
     )
@@ -63,8 +67,11 @@ def register(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.calls < 1 or args.concurrency < 1:
-        raise UsageError("--calls and --concurrency must be >= 1")
+    if args.endpoint_url and not args.region:
+        with aws_errors("LoadProfile"):
+            region = boto3.session.Session().region_name
+        if region is None:
+            raise UsageError("--endpoint-url needs --region REGION (or AWS_DEFAULT_REGION)")
     report = run_demo(
         sys.stdout,
         endpoint_url=args.endpoint_url,

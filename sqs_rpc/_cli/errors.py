@@ -1,6 +1,9 @@
 """The CLI's exit codes, and the one place where an exception becomes an exit code and a message.
 
-This module imports no other module of ``sqs_rpc._cli``.
+Library messages name keyword arguments (``region_name=``, ``endpoint_url``); the ones a
+command-line user can still meet after the CLI has checked its own options are reworded here
+in the CLI's options (``--region``, ``--endpoint-url``). This module imports no other module
+of ``sqs_rpc._cli``.
 """
 
 from __future__ import annotations
@@ -91,9 +94,23 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 
 def cli_message(exc: BaseException) -> str:
-    """The exception's message, with what to do from the command line."""
+    """The exception's message, with the library's keyword arguments named as CLI options."""
     if isinstance(exc, CredentialsError):
-        return f"{exc}; from the command line: --profile NAME, or AWS_PROFILE / AWS_ACCESS_KEY_ID"
+        return (
+            f"{exc.operation}: no AWS credentials found; pass --profile NAME, or set "
+            "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an "
+            "instance or task role"
+        )
+    if isinstance(exc, SqsError) and exc.code == "EndpointConnectionError":
+        return (
+            f"{exc.operation}: cannot reach the SQS endpoint ({exc.__cause__}); check "
+            "--endpoint-url (or --region) and that the server is running"
+        )
+    if isinstance(exc, PayloadTooLarge):
+        return (
+            f"the message is {exc.size:,} bytes (body plus attributes), over SQS's limit of "
+            f"{exc.limit:,} bytes: send a smaller payload, or a reference to it such as an S3 key"
+        )
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return str(exc)

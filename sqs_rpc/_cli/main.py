@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sqs_rpc import __version__
 from sqs_rpc._errors import RemoteError, SqsError, SqsRpcError
@@ -36,8 +36,23 @@ logger = logging.getLogger(__name__)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _ArgumentsError(UsageError):
+    """argparse found a bad argument; ``parser`` is the (sub)command's parser."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a bad argument raises for main() to report."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentsError(self, message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sqs-rpc",
         description="Request-response RPC over Amazon SQS.",
         epilog=exit_codes_epilog(),
@@ -53,10 +68,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return its exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        args = _parser().parse_args(arguments)
+    except SystemExit as exc:  # --help and --version
         return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+    except _ArgumentsError as exc:
+        exc.parser.print_usage(sys.stderr)
+        # No namespace to read --json from: the raw arguments tell.
+        return _report(exc, as_json="--json" in arguments, prog=exc.parser.prog)
     _configure_logging(args)
     try:
         return ExitCode(args.run(args))
@@ -65,12 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc, as_json=getattr(args, "json", False))
 
 
-def _report(exc: BaseException, *, as_json: bool) -> ExitCode:
+def _report(exc: BaseException, *, as_json: bool, prog: str = "sqs-rpc") -> ExitCode:
     """One line on stderr and, with --json, the error as a JSON document on stdout."""
     code = exit_code_for(exc)
     message = cli_message(exc)
     label = "remote error" if isinstance(exc, RemoteError) else "error"
-    print(f"sqs-rpc: {label}: {message}", file=sys.stderr)
+    print(f"{prog}: {label}: {message}", file=sys.stderr)
     if as_json:
         name = "UsageError" if isinstance(exc, UsageError) else type(exc).__name__
         error: dict[str, Any] = {"type": name, "message": message}

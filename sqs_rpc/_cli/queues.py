@@ -16,7 +16,7 @@ from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
 from sqs_rpc._errors import QueueDoesNotExist, SqsError
 from sqs_rpc._sweeper import Sweeper
 
-from .common import add_command, add_common_options, aws_options, print_json
+from .common import add_command, add_common_options, aws_options, print_json, queue_prefix
 from .errors import ExitCode
 
 __all__ = ["register"]
@@ -55,6 +55,7 @@ def register(commands: Any) -> None:
     )
     queues.add_argument(
         "--prefix",
+        type=queue_prefix,
         default=DEFAULT_PREFIX,
         help=f"queue name prefix (default {DEFAULT_PREFIX})",
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqs_rpc._server.poller import DEFAULT_CONCURRENCY, DEFAULT_WAIT_TIME_SECONDS, MessagePoller
 
-from .common import add_command, add_common_options, aws_options
+from .common import add_command, add_common_options, aws_options, queue_url, whole
 from .errors import ExitCode
 from .loader import load_handler
 
@@ -26,16 +26,16 @@ def register(commands: Any) -> None:
         exit_codes=(ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE, ExitCode.SQS_ERROR),
     )
     serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
-    serve.add_argument("--queue-url", required=True, help="the request queue's URL")
+    serve.add_argument("--queue-url", required=True, type=queue_url, help="the request queue's URL")
     serve.add_argument(
         "--concurrency",
-        type=int,
+        type=whole(1),
         default=DEFAULT_CONCURRENCY,
         help=f"handler threads (default {DEFAULT_CONCURRENCY})",
     )
     serve.add_argument(
         "--wait-time",
-        type=int,
+        type=whole(1, 20),
         default=DEFAULT_WAIT_TIME_SECONDS,
         help=f"long-poll seconds, 1 to 20 (default {DEFAULT_WAIT_TIME_SECONDS})",
     )

@@ -8,8 +8,8 @@ from typing import Any
 from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
 from sqs_rpc._sweeper import DEFAULT_MAX_DELETIONS, Sweeper
 
-from .common import add_command, add_common_options, aws_options, print_json
-from .errors import ExitCode, UsageError
+from .common import add_command, add_common_options, aws_options, print_json, queue_prefix, whole
+from .errors import ExitCode
 
 __all__ = ["register"]
 
@@ -39,6 +39,7 @@ def register(commands: Any) -> None:
     )
     sweep.add_argument(
         "--prefix",
+        type=queue_prefix,
         default=DEFAULT_PREFIX,
         help=f"queue name prefix (default {DEFAULT_PREFIX})",
     )
@@ -50,7 +51,7 @@ def register(commands: Any) -> None:
     )
     sweep.add_argument(
         "--max-deletions",
-        type=int,
+        type=whole(0),
         default=DEFAULT_MAX_DELETIONS,
         help=f"delete at most this many queues per run (default {DEFAULT_MAX_DELETIONS})",
     )
@@ -59,8 +60,6 @@ def register(commands: Any) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    if args.max_deletions < 0:
-        raise UsageError("--max-deletions must be >= 0")
     sweeper = Sweeper(
         prefix=args.prefix,
         dry_run=args.dry_run,
