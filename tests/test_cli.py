@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -150,6 +151,24 @@ def test_unknown_queue_exits_5(
     err = capsys.readouterr().err
     assert err.count("the queue does not exist") == 2
     assert "Traceback" not in err
+
+
+def test_call_to_a_missing_queue_creates_no_reply_queue(
+    endpoint: Endpoint,
+    sqs: Any,
+    where: list[str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.INFO, logger="sqs_rpc")
+    missing = f"{endpoint.endpoint_url}/123456789012/no-such-queue"
+    before = sqs.list_queues().get("QueueUrls", [])
+    assert main(["call", missing, "1", "--json", *where]) == ExitCode.SQS_ERROR
+    assert json.loads(capsys.readouterr().out)["error"]["type"] == "QueueDoesNotExist"
+    assert sqs.list_queues().get("QueueUrls", []) == before
+    # Listing after the fact cannot see a reply queue created and deleted meanwhile: the
+    # client logs every reply queue it creates.
+    assert not [r for r in caplog.records if "reply queue" in r.getMessage()]
 
 
 @pytest.mark.parametrize("command", ["call", "publish"])

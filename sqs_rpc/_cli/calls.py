@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._client.client import RpcClient
+from sqs_rpc._errors import SqsError, aws_errors
 
 from .common import (
     add_command,
@@ -15,11 +17,17 @@ from .common import (
     print_json,
     queue_url,
     seconds,
+    sqs_client,
     whole,
 )
 from .errors import ExitCode
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 __all__ = ["register"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
@@ -89,7 +97,9 @@ def _add_fifo_options(parser: argparse.ArgumentParser) -> None:
 
 def _call(args: argparse.Namespace) -> int:
     payload = json_argument(args.payload)
-    with RpcClient(**aws_options(args)) as client:
+    sqs = sqs_client(args)
+    _check_queue_exists(sqs, args.queue_url)
+    with RpcClient(sqs_client=sqs) as client:
         reply = client.call(
             args.queue_url,
             payload,
@@ -102,6 +112,22 @@ def _call(args: argparse.Namespace) -> int:
     else:
         print_json(reply, indent=2)
     return ExitCode.OK
+
+
+def _check_queue_exists(sqs: SQSClient, url: str) -> None:
+    """Raise QueueDoesNotExist now, before the call creates (and deletes) a reply queue.
+
+    This needs ``sqs:GetQueueAttributes`` on the request queue, which a caller's policy may
+    not grant (docs/operations.md gives callers ``sqs:SendMessage`` only): when access is
+    denied, the check is skipped and a missing queue fails the ``SendMessage`` instead.
+    """
+    try:
+        with aws_errors("GetQueueAttributes", url):
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    except SqsError as exc:
+        if "AccessDenied" not in exc.code:
+            raise
+        logger.debug("cannot check that %s exists (%s); calling it anyway", url, exc.code)
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -11,13 +11,17 @@ import argparse
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._errors import aws_errors
 
 from .errors import ExitCode, UsageError, exit_codes_epilog
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 __all__ = [
     "VERBOSE_HELP",
@@ -32,6 +36,7 @@ __all__ = [
     "queue_prefix",
     "queue_url",
     "seconds",
+    "sqs_client",
     "whole",
 ]
 
@@ -171,6 +176,11 @@ def aws_options(args: argparse.Namespace) -> dict[str, Any]:
             "the profile a region"
         )
     return {"session": session, "endpoint_url": args.endpoint_url, "region_name": args.region}
+
+
+def sqs_client(args: argparse.Namespace) -> SQSClient:
+    """A boto3 SQS client from the common options."""
+    return make_sqs_client(sqs_client=None, **aws_options(args))
 
 
 def print_json(document: Any, *, indent: int | None = None) -> None:
