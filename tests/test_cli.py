@@ -347,6 +347,52 @@ def test_serve_and_call_as_subprocesses(queue_url: str, where: list[str]) -> Non
             server.communicate()
 
 
+CHATTY_HANDLER = """
+import logging
+
+from sqs_rpc import MessageHandler
+
+logger = logging.getLogger("chatty")
+
+
+class Chatty(MessageHandler):
+    def handle(self, message):
+        logger.info("handling %s", message.body)
+        logger.debug("details of %s", message.body)
+        return message.body
+"""
+
+
+@pytest.mark.timeout(120)
+def test_serve_verbose_shows_the_handler_logs(
+    tmp_path: Path, queue_url: str, sqs: Any, where: list[str]
+) -> None:
+    (tmp_path / "chatty.py").write_text(CHATTY_HANDLER)
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sqs_rpc", "serve", "chatty:Chatty", "-v"),
+            *("--app-dir", str(tmp_path), "--queue-url", queue_url, "--wait-time", "1", *where),
+        ],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with RpcClient(sqs_client=sqs) as rpc:
+            assert rpc.call(queue_url, "ping", timeout=60) == "ping"
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode == ExitCode.OK, stderr
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert "INFO chatty: handling ping" in stderr  # -v: the handler's INFO, like ours
+    assert "polling" in stderr
+    assert " DEBUG " not in stderr  # -vv for that
+    assert "botocore" not in stderr
+
+
 @pytest.mark.timeout(60)
 def test_publish_as_a_subprocess(queue_url: str, sqs: Any, where: list[str]) -> None:
     result = _run_cli("publish", queue_url, '"hello"', *where)

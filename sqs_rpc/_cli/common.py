@@ -40,7 +40,7 @@ __all__ = [
     "whole",
 ]
 
-VERBOSE_HELP = "log more (-v: info, -vv: debug)"
+VERBOSE_HELP = "log more: -v info (your handler's too), -vv debug (AWS SDK included)"
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -26,7 +26,7 @@ from sqs_rpc._embedded import EmbeddedSqs
 from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
 from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
-from .common import add_command, endpoint_url, whole
+from .common import add_command, add_verbose, endpoint_url, whole
 from .errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def register(commands: Any) -> None:
         default=16,
         help="concurrent callers in the second phase (default 16)",
     )
+    add_verbose(demo)
     demo.set_defaults(run=_demo)
 
 

@@ -33,6 +33,9 @@ __all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
+# Loggers whose INFO records say little a user acts on (the AWS SDK, moto's web server):
+# shown with -vv only.
+_QUIET_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3", "werkzeug")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -118,19 +121,23 @@ class _JsonLogFormatter(logging.Formatter):
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
+    """The same levels on every command: -v shows INFO, -vv DEBUG, from every logger."""
     if logging.getLogger().handlers:
         return  # main() called by an application (or pytest) that configured logging itself
-    # A server reports its lifecycle (polling, stopped) by default; the other commands only
-    # warnings, so that their stdout/stderr stay scriptable. Other libraries (botocore) log
-    # below WARNING only with -vv.
-    base = 1 if args.command == "serve" else 0
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + base, 2)]
-    logging.getLogger("sqs_rpc").setLevel(level)
+    verbose = min(args.verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
     if args.command == "serve" and args.json:
         handler.setFormatter(_JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    # The root level applies to your handler's loggers too: `serve -v` shows their INFO.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose >= 2 else logging.WARNING, handlers=[handler]
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[verbose], handlers=[handler]
     )
+    if verbose < 2:
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if args.command == "serve" and verbose == 0:
+        # A server's lifecycle (polling, stopping, stopped) is its output: shown by default.
+        # The other commands print only warnings, so that their output stays scriptable.
+        logging.getLogger("sqs_rpc").setLevel(logging.INFO)
