@@ -305,12 +305,16 @@ def test_serve_in_process(
     queue_url: str,
     where: list[str],
     sigterm_when_served: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sqs_rpc")
     args = ["serve", "echo_server:Echo", "--app-dir", str(EXAMPLES), "--queue-url", queue_url]
     assert main([*args, "--wait-time", "1", "--concurrency", "2", *where]) == ExitCode.OK
     wait_for(lambda: "reply" in sigterm_when_served, timeout=30)
     assert sigterm_when_served["reply"] == {"echo": "hi"}
     assert str(EXAMPLES) not in sys.path  # --app-dir is not left behind
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "sqs_rpc._cli.serve"]
+    assert said.startswith("SIGTERM received: stopping; waiting up to 30 s for 0 in-flight")
 
 
 @pytest.mark.timeout(120)
@@ -389,6 +393,7 @@ def test_serve_verbose_shows_the_handler_logs(
             server.communicate()
     assert "INFO chatty: handling ping" in stderr  # -v: the handler's INFO, like ours
     assert "polling" in stderr
+    assert "SIGTERM received: stopping; waiting up to 30 s" in stderr
     assert " DEBUG " not in stderr  # -vv for that
     assert "botocore" not in stderr
 
