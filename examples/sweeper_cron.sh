@@ -9,9 +9,10 @@
 #   AWS_REGION / AWS_PROFILE, or SQS_RPC_ENDPOINT_URL for a non-AWS endpoint
 #   SQS_RPC                the command to run                (default sqs-rpc)
 #
-# Exit status is sqs-rpc's: 0 done, 1 failed (for example, could not list), 2 usage error,
-# 3 some queues could not be checked or deleted. flock (where installed) keeps runs from
-# overlapping.
+# Exit status is sqs-rpc's (`sqs-rpc sweep --help` lists them): 0 done, 1 another failure,
+# 2 usage error, 5 SQS error (the queues could not be listed, no credentials, the endpoint is
+# unreachable), 6 some queues could not be checked or deleted. flock (where installed) keeps
+# runs from overlapping: it exits 1 when the previous run still holds the lock.
 set -eu
 
 lock="${TMPDIR:-/tmp}/sqs-rpc-sweep.lock"

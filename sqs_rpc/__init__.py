@@ -14,6 +14,7 @@ Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` ar
 from __future__ import annotations
 
 from ._aws import RequestCounter
+from ._cli.errors import ExitCode
 from ._client.async_client import AsyncRpcClient
 from ._client.client import RequestMessage, RpcClient
 from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
@@ -58,6 +59,7 @@ __all__ = [
     "DecodeError",
     "EmbeddedSqs",
     "EncodeError",
+    "ExitCode",
     "Hooks",
     "IncomingMessage",
     "JsonCodec",

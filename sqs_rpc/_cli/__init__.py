@@ -1,1 +1,1 @@
-"""The ``sqs-rpc`` command line: ``main()``, its exit codes, and one module per command group."""
+"""The ``sqs-rpc`` command line: ``main()`` in ``main.py``, one module per command group."""

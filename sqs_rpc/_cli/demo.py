@@ -7,8 +7,10 @@ every reply against its request, prints what happened, and deletes everything it
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,16 +18,69 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+import boto3
+
 from sqs_rpc._aws import RequestCounter, make_sqs_client
 from sqs_rpc._client.client import RpcClient
 from sqs_rpc._embedded import EmbeddedSqs
 from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
 from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
+from .common import add_command, add_verbose, endpoint_url, whole
+from .errors import ExitCode, UsageError
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "register", "run_demo"]
+
+
+def register(commands: Any) -> None:
+    """Add ``demo`` to the subcommands."""
+    demo = add_command(
+        commands,
+        "demo",
+        help="make real round trips on an embedded SQS server and print what happened",
+        description="Start an SQS-compatible server on 127.0.0.1 (unless --endpoint-url or "
+        "--region is given), run a server and a client, make calls, print latency and SQS "
+        "requests per call, and clean up.",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.SQS_ERROR,
+            ExitCode.INTERRUPTED,
+        ),
+    )
+    demo.add_argument(
+        "--endpoint-url", type=endpoint_url, help="use this SQS endpoint instead of an embedded one"
+    )
+    demo.add_argument("--region", help="AWS region (with no --endpoint-url: real AWS SQS)")
+    demo.add_argument("--calls", type=whole(1), default=300, help="number of calls (default 300)")
+    demo.add_argument(
+        "--concurrency",
+        type=whole(1),
+        default=16,
+        help="concurrent callers in the second phase (default 16)",
+    )
+    add_verbose(demo)
+    demo.set_defaults(run=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.endpoint_url and not args.region:
+        with aws_errors("LoadProfile"):
+            region = boto3.session.Session().region_name
+        if region is None:
+            raise UsageError("--endpoint-url needs --region REGION (or AWS_DEFAULT_REGION)")
+    report = run_demo(
+        sys.stdout,
+        endpoint_url=args.endpoint_url,
+        region_name=args.region,
+        calls=args.calls,
+        concurrency=args.concurrency,
+    )
+    return ExitCode.OK if report.ok else ExitCode.FAILURE
 
 
 class DemoHandler(MessageHandler):

@@ -16,9 +16,10 @@ from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
 from sqs_rpc._errors import QueueDoesNotExist, SqsError
 from sqs_rpc._sweeper import Sweeper
 
-from .main import EXIT_OK, EXIT_PARTIAL, _add_common_options, _aws_options, _print_json
+from .common import add_command, add_common_options, aws_options, print_json, queue_prefix
+from .errors import ExitCode
 
-__all__ = ["add_queues"]
+__all__ = ["register"]
 
 State = Literal["alive", "idle", "untagged", "gone", "error"]
 
@@ -33,33 +34,47 @@ class _Row:
     error: str | None = None
 
 
-def add_queues(commands: Any) -> None:
-    queues = commands.add_parser(
+def register(commands: Any) -> None:
+    """Add ``queues`` to the subcommands."""
+    queues = add_command(
+        commands,
         "queues",
         help="list reply queues under a prefix with the age of their heartbeat",
         description="List the queues whose name starts with --prefix, with the age of their "
         "heartbeat tag and their idle retention. State: alive (heartbeat within retention), "
         "idle (older: 'sqs-rpc sweep' deletes it if it is empty), untagged (no heartbeat "
-        "tags: never swept), gone (deleted meanwhile), error. Exit codes: 0 listed; 5 SQS "
-        "error (the queues could not be listed); 6 some queues could not be read.",
+        "tags: never swept), gone (deleted meanwhile), error.",
+        exit_codes=(
+            ExitCode.OK,
+            ExitCode.FAILURE,
+            ExitCode.USAGE,
+            ExitCode.SQS_ERROR,
+            ExitCode.PARTIAL,
+            ExitCode.INTERRUPTED,
+        ),
     )
     queues.add_argument(
-        "--prefix", default=DEFAULT_PREFIX, help=f"queue name prefix (default {DEFAULT_PREFIX})"
+        "--reply-queue-prefix",
+        "--prefix",
+        dest="prefix",
+        type=queue_prefix,
+        default=DEFAULT_PREFIX,
+        help=f"queue name prefix (default {DEFAULT_PREFIX})",
     )
-    _add_common_options(queues)
+    add_common_options(queues)
     queues.set_defaults(run=_queues)
 
 
 def _queues(args: argparse.Namespace) -> int:
-    sweeper = Sweeper(reply_queue_prefix=args.prefix, dry_run=True, **_aws_options(args))
+    sweeper = Sweeper(reply_queue_prefix=args.prefix, dry_run=True, **aws_options(args))
     rows = [_row(sweeper, url) for url in sweeper.list_queue_urls()]
     rows = [row for row in rows if row.name.startswith(args.prefix)]  # never trust the filter
     errors = sum(row.state == "error" for row in rows)
     if args.json:
-        _print_json({"prefix": args.prefix, "queues": [asdict(row) for row in rows]}, indent=2)
+        print_json({"prefix": args.prefix, "queues": [asdict(row) for row in rows]}, indent=2)
     else:
         _print_table(rows)
-    return EXIT_PARTIAL if errors else EXIT_OK
+    return ExitCode.PARTIAL if errors else ExitCode.OK
 
 
 def _row(sweeper: Sweeper, url: str) -> _Row:

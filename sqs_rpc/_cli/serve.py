@@ -1,0 +1,112 @@
+"""``sqs-rpc serve``: run a MessageHandler on a request queue until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from sqs_rpc._server.poller import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_WAIT_TIME_SECONDS,
+    MessagePoller,
+)
+
+from .common import add_command, add_common_options, aws_options, queue_url, whole
+from .errors import ExitCode, UsageError
+from .loader import load_handler
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands: Any) -> None:
+    """Add ``serve`` to the subcommands."""
+    serve = add_command(
+        commands,
+        "serve",
+        help="run a MessageHandler on a request queue until SIGTERM or Ctrl-C",
+        description="Import HANDLER (module:Class, a MessageHandler subclass built with no "
+        "arguments), run it on the queue with a MessagePoller, and stop gracefully on SIGTERM "
+        f"or Ctrl-C: running handlers finish (up to {DEFAULT_SHUTDOWN_TIMEOUT:g} s), unstarted "
+        "messages are released.",
+        exit_codes=(ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE, ExitCode.SQS_ERROR),
+    )
+    serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
+    serve.add_argument("--queue-url", required=True, type=queue_url, help="the request queue's URL")
+    serve.add_argument(
+        "--concurrency",
+        type=whole(1),
+        default=DEFAULT_CONCURRENCY,
+        help=f"handler threads (default {DEFAULT_CONCURRENCY})",
+    )
+    serve.add_argument(
+        "--wait-time",
+        type=whole(1, 20),
+        default=DEFAULT_WAIT_TIME_SECONDS,
+        help=f"long-poll seconds, 1 to 20 (default {DEFAULT_WAIT_TIME_SECONDS})",
+    )
+    serve.add_argument(
+        "--include-traceback",
+        action="store_true",
+        help="send the handler's traceback in error replies",
+    )
+    serve.add_argument(
+        "--app-dir",
+        default=".",
+        help="directory to import HANDLER's module from (default: the current one)",
+    )
+    add_common_options(serve)
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    handler = load_handler(args.handler, args.app_dir)
+    poller = MessagePoller(
+        args.queue_url,
+        handler,
+        concurrency=args.concurrency,
+        wait_time_seconds=args.wait_time,
+        shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT,
+        include_traceback=args.include_traceback,
+        **aws_options(args),
+    )
+    _run(poller)
+    return ExitCode.OK
+
+
+def _run(poller: MessagePoller) -> None:
+    """Like ``MessagePoller.run()``, but says what happens between the signal and the exit."""
+    if threading.current_thread() is not threading.main_thread():
+        raise UsageError("serve must run in the main thread, where signals are handled")
+    signals: list[int] = []
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        poller.start()
+        stop_requested.wait()
+        logger.info(
+            "%s received: stopping; waiting up to %g s for %d in-flight messages (running "
+            "handlers finish, unstarted messages are released)",
+            signal.Signals(signals[0]).name,
+            DEFAULT_SHUTDOWN_TIMEOUT,
+            poller.stats().in_flight,
+        )
+    finally:
+        # As in MessagePoller.run(): the previous handlers are back before the stop begins.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not poller.stop():
+            logger.warning(
+                "stopped with handlers still running after %g s", DEFAULT_SHUTDOWN_TIMEOUT
+            )
