@@ -116,9 +116,9 @@ LIBRARY_KEYWORDS = re.compile(
         (["serve", "m:C", "--queue-url", QUEUE, "--wait-time", "0", *WHERE], "--wait-time"),
         (["serve", "m:C", "--queue-url", QUEUE, "--concurrency", "0", *WHERE], "--concurrency"),
         (["serve", "m:C", "--queue-url", "orders", *WHERE], "--queue-url"),
-        (["sweep", "--prefix", "", *WHERE], "--reply-queue-prefix"),
+        (["sweep", "--prefix", "", *WHERE], "--reply-queue-prefix/--prefix"),
         (["sweep", "--max-deletions", "-1", *WHERE], "--max-deletions"),
-        (["queues", "--prefix", "", *WHERE], "--reply-queue-prefix"),
+        (["queues", "--prefix", "", *WHERE], "--reply-queue-prefix/--prefix"),
         (["demo", "--calls", "0"], "--calls"),
     ],
 )
