@@ -317,7 +317,11 @@ def test_the_server_reads_an_extended_client_request(
     serve: Serve,
     legacy: bool,
 ) -> None:
-    poller = serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED))
+    poller = serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     request = extended_client_request(
         s3, bucket, json.dumps({"data": "abc" * 1000}), reply_to=reply_queue, legacy=legacy
     )
@@ -367,7 +371,11 @@ def test_a_missing_object_is_a_clear_error_and_the_request_is_left(
     serve: Serve,
 ) -> None:
     queue_url, dlq = dead_letter_queue(sqs, make_queue)
-    poller = serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED))
+    poller = serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     request = extended_client_request(s3, bucket, '{"data":"x"}', reply_to=reply_queue)
     pointer = json.loads(request["MessageBody"])[1]
     s3.delete_object(Bucket=bucket, Key=pointer["s3Key"])  # consumed already, say
@@ -546,7 +554,11 @@ def peer(endpoint: Endpoint, *args: str) -> subprocess.Popen[str]:
 def test_an_extended_client_caller_gets_its_large_reply_from_our_server(
     *, endpoint: Endpoint, s3: Any, bucket: str, queue_url: str, reply_queue: str, serve: Serve
 ) -> None:
-    serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED))
+    serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     data = "xyz" * (MiB // 2)  # 1.5 MiB: our reply goes through S3 too
     process = peer(endpoint, "call", bucket, queue_url, reply_queue)
     stdout, stderr = process.communicate(json.dumps({"data": data}), timeout=60)
@@ -563,7 +575,9 @@ def test_our_client_calls_an_extended_client_server(
 ) -> None:
     process = peer(endpoint, "serve", bucket, queue_url)
     try:
-        offload = S3Offload(bucket=bucket, s3_client=s3, threshold="always", extended_client_prefixes=EXTENDED)
+        offload = S3Offload(
+            bucket=bucket, s3_client=s3, threshold="always", extended_client_prefixes=EXTENDED
+        )
         with RpcClient(sqs_client=sqs, offload=offload) as client:
             assert client.call(queue_url, {"n": [1, 2]}, timeout=30) == {"echo": {"n": [1, 2]}}
         _, stderr = process.communicate(timeout=60)
