@@ -32,7 +32,7 @@ def test_the_byte_bound_counts_what_an_entry_really_costs() -> None:
             assert cache.begin(key)[0] == "run"
             cache.remember(key, arguments)
             cache.done(key)
-            accounted += _size(arguments)
+            accounted += _size(key, arguments)
         gc.collect()
         actual = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -1,0 +1,138 @@
+"""What a sender controls on the way to a reply: its correlation id, its ReplyTo, and SQS's
+answers to a reply. The reply cache's bound holds against hostile ids, a ``reply_to_allowed``
+callable sees the URL the request named, every AWS endpoint form of a region is that region,
+and an oversized reply is recognised in every error-code form SQS implementations give.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sqs_rpc import (
+    ConfigurationError,
+    IncomingMessage,
+    MessageHandler,
+    MessagePoller,
+    RequestMessage,
+    RpcClient,
+)
+from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._server.dispatcher import _reply_arguments
+from sqs_rpc._server.reply_cache import ReplyCache
+
+from .conftest import messages_in
+
+Serve = Callable[..., MessagePoller]
+KiB = 1024
+ACCOUNT = "123456789012"
+
+
+class Echo(MessageHandler):
+    def __init__(self) -> None:
+        self.calls: list[IncomingMessage] = []
+
+    def handle(self, message: IncomingMessage) -> Any:
+        self.calls.append(message)
+        return message.body
+
+
+def string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def receive_replies(sqs: Any, queue_url: str, count: int, timeout: float = 20) -> list[Any]:
+    replies: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(replies) < count and time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=queue_url,
+            WaitTimeSeconds=1,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+        )
+        for message in response.get("Messages", []):
+            replies.append(message)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return replies
+
+
+# -- 3. the reply cache's byte bound -----------------------------------------------------------
+
+
+def test_hostile_ids_and_bodies_cannot_stretch_the_reply_cache_past_its_bound() -> None:
+    # What a flood of requests with 100 KiB correlation ids (and a ReplyTo a permissive
+    # callable accepts) leaves in the cache: each id is held in the key and in the reply.
+    # The body mixes ASCII with one emoji, so Python stores it at 4 bytes a character.
+    bound = 4 * 1024 * KiB
+    cache = ReplyCache(ttl=300, max_bytes=bound)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(600):
+            correlation_id = f"{i:06d}" + "c" * (100 * KiB)
+            reply_to = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/q-{i}" + "r" * (10 * KiB)
+            body = "b" * (2 * KiB) + "\N{GRINNING FACE}"
+            digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+            key = (reply_to, correlation_id, digest)
+            assert cache.begin(key)[0] == "run"
+            cache.remember(key, _reply_arguments(correlation_id, "ok", body, JSON_CONTENT_TYPE, {}))
+            cache.done(key)
+        del correlation_id, reply_to, body, digest, key
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= bound, f"the cache holds {held:,} bytes, over its bound of {bound:,}"
+    assert cache.bytes <= bound
+
+
+def test_a_request_with_an_overlong_correlation_id_is_refused_with_an_error_reply(
+    sqs: Any, queue_url: str, reply_queue: str, serve: Serve
+) -> None:
+    handler = Echo()
+    poller = serve(queue_url, handler)
+    for correlation_id in ("x" * 129, "y" * (100 * KiB)):
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody="1",
+            MessageAttributes={
+                "ReplyTo": string(reply_queue),
+                "CorrelationId": string(correlation_id),
+            },
+        )
+    replies = receive_replies(sqs, reply_queue, 2)
+    assert len(replies) == 2
+    for reply in replies:
+        assert reply["MessageAttributes"]["Status"]["StringValue"] == "error"
+        error = json.loads(reply["Body"])
+        assert error["type"] == "DecodeError"
+        assert "over the protocol's 128" in error["message"]
+    # The longest id allowed still works.
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody="2",
+        MessageAttributes={"ReplyTo": string(reply_queue), "CorrelationId": string("z" * 128)},
+    )
+    (reply,) = receive_replies(sqs, reply_queue, 1)
+    assert reply["Body"] == "2"
+    assert poller.stats().undecodable == 2
+    assert [call.body for call in handler.calls] == [2]
+
+
+def test_a_client_refuses_an_overlong_correlation_id_before_sending(
+    sqs: Any, queue_url: str
+) -> None:
+    with RpcClient(sqs_client=sqs) as client:
+        with pytest.raises(ConfigurationError, match="at most 128 characters"):
+            client.send(RequestMessage(queue_url, 1, correlation_id="x" * 129), timeout=5)
+        assert client.reply_queue_url is None
+    assert messages_in(sqs, queue_url) == 0
