@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqs_rpc import (
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
 from sqs_rpc._server.dispatcher import _reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache
+from sqs_rpc._server.reply_policy import ReplyPolicy
 
 from .conftest import messages_in
 
@@ -136,3 +138,39 @@ def test_a_client_refuses_an_overlong_correlation_id_before_sending(
             client.send(RequestMessage(queue_url, 1, correlation_id="x" * 129), timeout=5)
         assert client.reply_queue_url is None
     assert messages_in(sqs, queue_url) == 0
+
+
+# -- 9. a reply_to_allowed callable sees the raw URL ---------------------------------------------
+
+
+def test_a_reply_to_allowed_callable_gets_a_java_virtual_queue_url_whole(
+    sqs: Any, queue_url: str, make_queue: Callable[..., str], serve: Serve
+) -> None:
+    host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
+    virtual = f"__RequesterClientQueues__{uuid.uuid4()}"
+    seen: list[str] = []
+
+    def allowed(url: str) -> bool:
+        seen.append(url)
+        return url == f"{host}#{virtual}"
+
+    serve(queue_url, Echo(), reply_to_allowed=allowed)
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps({"text": "virtual"}),
+        MessageAttributes={"ResponseQueueUrl": string(f"{host}#{virtual}")},
+    )
+    (reply,) = receive_replies(sqs, host, 1)
+    assert json.loads(reply["Body"]) == {"text": "virtual"}
+    assert seen == [f"{host}#{virtual}"]
+
+
+def test_patterns_and_the_default_rule_judge_a_virtual_queue_by_its_host() -> None:
+    home = f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/orders"
+    host = f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/__HostQueue_ab_0"
+    default = ReplyPolicy(home, prefix="__HostQueue_", allowed=None)
+    assert default.allows(f"{host}#__RequesterClientQueues__x")
+    assert not default.allows(f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/other#v")
+    patterns = ReplyPolicy(home, prefix="x", allowed=[f"{host[:-2]}*"])
+    assert patterns.allows(f"{host}#anything")
+    assert not patterns.allows(f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/other#v")

@@ -395,7 +395,8 @@ class Dispatcher:
 
     def _allowed(self, reply_to: str) -> bool:
         destination = reply_destination(reply_to)
-        return destination is not None and self._policy.allows(destination[0])
+        # The policy gets the raw URL (a Java virtual queue's HOST#NAME whole), as documented.
+        return destination is not None and self._policy.allows(reply_to)
 
     def _deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
         """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._interop import reply_destination
 
 __all__ = ["QueueAddress", "ReplyPolicy", "ReplyToAllowed", "parse_queue_url"]
 
@@ -82,7 +83,8 @@ class ReplyPolicy:
     ``allowed`` is None (the default rule: same endpoint and account as ``request_queue_url``,
     name starting with ``prefix``, or with one of several prefixes), a sequence of
     :func:`fnmatch.fnmatchcase` patterns matched against well-formed queue URLs, or a callable
-    given the raw URL.
+    given the raw URL. The default rule and patterns judge a Java virtual queue URL
+    (``HOST#NAME``) by its host queue; a callable gets it whole, as the request named it.
     """
 
     def __init__(
@@ -131,7 +133,7 @@ class ReplyPolicy:
             self.description = f"queues matching {list(patterns)}"
 
     def allows(self, reply_to: str) -> bool:
-        """True when a reply may be sent to ``reply_to``."""
+        """True when a reply may be sent to ``reply_to``, the raw ``ReplyTo`` of a request."""
         try:
             return bool(self._check(reply_to))
         except Exception:
@@ -139,8 +141,14 @@ class ReplyPolicy:
             return False
 
 
+def _host_queue(url: str) -> str | None:
+    """The queue a reply to ``url`` goes to: a Java virtual queue's host; None if invalid."""
+    destination = reply_destination(url)
+    return None if destination is None else destination[0]
+
+
 def _same_home(url: str, home: QueueAddress, prefixes: tuple[str, ...]) -> bool:
-    address = parse_queue_url(url)
+    address = parse_queue_url(_host_queue(url))
     return (
         address is not None
         and address.endpoint == home.endpoint
@@ -152,6 +160,9 @@ def _same_home(url: str, home: QueueAddress, prefixes: tuple[str, ...]) -> bool:
 def _matches(url: str, patterns: tuple[str, ...]) -> bool:
     # Patterns apply only to well-formed queue URLs, so "*" cannot stretch over userinfo,
     # a query or extra path segments.
-    return parse_queue_url(url) is not None and any(
-        fnmatch.fnmatchcase(url, pattern) for pattern in patterns
+    host = _host_queue(url)
+    return (
+        host is not None
+        and parse_queue_url(host) is not None
+        and any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
     )
