@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from sqs_rpc import (
     ConfigurationError,
@@ -28,7 +30,7 @@ from sqs_rpc import (
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
 from sqs_rpc._server.dispatcher import _reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache
-from sqs_rpc._server.reply_policy import ReplyPolicy
+from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
 
 from .conftest import messages_in
 
@@ -174,3 +176,83 @@ def test_patterns_and_the_default_rule_judge_a_virtual_queue_by_its_host() -> No
     patterns = ReplyPolicy(home, prefix="x", allowed=[f"{host[:-2]}*"])
     assert patterns.allows(f"{host}#anything")
     assert not patterns.allows(f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/other#v")
+
+
+# -- 12. every AWS endpoint form of a region ---------------------------------------------------
+
+SAME_REGION = [
+    ("https://sqs.us-east-1.amazonaws.com", "us-east-1"),
+    ("https://queue.amazonaws.com", "us-east-1"),  # the oldest form
+    ("https://us-east-1.queue.amazonaws.com", "us-east-1"),  # legacy
+    ("https://sqs-fips.us-east-1.amazonaws.com", "us-east-1"),  # AWS_USE_FIPS_ENDPOINT
+    ("https://sqs.us-east-1.api.aws", "us-east-1"),  # AWS_USE_DUALSTACK_ENDPOINT
+    ("https://sqs-fips.us-east-1.api.aws", "us-east-1"),  # both
+    ("https://SQS-FIPS.US-EAST-1.AMAZONAWS.COM:443", "us-east-1"),  # case, default port
+    ("https://vpce-0abc123def-xyz45678.sqs.us-east-1.vpce.amazonaws.com", "us-east-1"),
+    ("https://vpce-0abc123def-xyz45678-us-east-1a.sqs.us-east-1.vpce.amazonaws.com", "us-east-1"),
+    ("https://eu-west-1.queue.amazonaws.com", "eu-west-1"),
+    ("https://sqs.eu-west-1.amazonaws.com", "eu-west-1"),
+    ("https://sqs.eu-west-1.api.aws", "eu-west-1"),
+    ("https://sqs.cn-north-1.amazonaws.com.cn", "cn-north-1"),  # China
+    ("https://cn-north-1.queue.amazonaws.com.cn", "cn-north-1"),
+    ("https://sqs.cn-north-1.api.amazonwebservices.com.cn", "cn-north-1"),
+    ("https://vpce-0abc-xyz.sqs.cn-north-1.vpce.amazonaws.com.cn", "cn-north-1"),
+    ("https://sqs.us-gov-west-1.amazonaws.com", "us-gov-west-1"),  # GovCloud (FIPS itself)
+    ("https://sqs-fips.us-gov-east-1.amazonaws.com", "us-gov-east-1"),
+    ("https://us-gov-west-1.queue.amazonaws.com", "us-gov-west-1"),
+    ("https://sqs.us-gov-west-1.api.aws", "us-gov-west-1"),
+    ("https://sqs.eusc-de-east-1.amazonaws.eu", "eusc-de-east-1"),  # EU sovereign cloud
+    ("https://sqs.us-iso-east-1.c2s.ic.gov", "us-iso-east-1"),
+    ("https://sqs.us-isob-east-1.sc2s.sgov.gov", "us-isob-east-1"),
+]
+
+NOT_AWS = [
+    "https://sqs.us-east-1.amazonaws.com.evil.com",  # a suffix of someone else's domain
+    "https://sqs.us-east-1.amazonaws.com:8443",  # another port: another endpoint
+    "http://localhost:4566",
+    "https://sqs.us-east-1.evil.aws",
+    "https://vpce-0abc.sqs.us-east-1.vpce.evil.com",
+    "https://queue.amazonaws.com.evil.com",
+]
+
+
+@pytest.mark.parametrize(("endpoint_url", "region"), SAME_REGION)
+def test_every_aws_endpoint_form_of_a_region_is_that_region(endpoint_url: str, region: str) -> None:
+    address = parse_queue_url(f"{endpoint_url}/{ACCOUNT}/sqs-rpc-reply-x")
+    assert address is not None
+    assert address.endpoint == f"aws:{region}"
+
+
+@pytest.mark.parametrize("endpoint_url", NOT_AWS)
+def test_other_hosts_are_not_an_aws_region(endpoint_url: str) -> None:
+    address = parse_queue_url(f"{endpoint_url}/{ACCOUNT}/sqs-rpc-reply-x")
+    assert address is not None
+    assert not address.endpoint.startswith("aws:")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"use_fips_endpoint": True},
+        {"use_dualstack_endpoint": True},
+        {"use_fips_endpoint": True, "use_dualstack_endpoint": True},
+    ],
+    ids=["fips", "dualstack", "fips-dualstack"],
+)
+def test_a_request_queue_on_a_fips_or_dual_stack_endpoint_accepts_standard_reply_urls(
+    options: dict[str, bool],
+) -> None:
+    # What a Lambda responder (or a poller given such a URL) builds from boto3's endpoint when
+    # AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT is set; SQS names the client's reply
+    # queue in the standard form.
+    client = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).client("sqs", region_name="us-east-1", config=Config(**options))
+    endpoint_url = client.meta.endpoint_url
+    assert endpoint_url.rstrip("/") != "https://sqs.us-east-1.amazonaws.com"
+    policy = ReplyPolicy(
+        f"{endpoint_url.rstrip('/')}/{ACCOUNT}/orders", prefix="sqs-rpc-reply-", allowed=None
+    )
+    assert policy.allows(f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/sqs-rpc-reply-abc")
+    assert not policy.allows(f"https://sqs.us-west-2.amazonaws.com/{ACCOUNT}/sqs-rpc-reply-abc")
+    assert not policy.allows("https://sqs.us-east-1.amazonaws.com/999999999999/sqs-rpc-reply-a")
