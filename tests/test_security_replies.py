@@ -32,7 +32,7 @@ from sqs_rpc._server.dispatcher import _reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache
 from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
 
-from .conftest import messages_in
+from .conftest import Endpoint, messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
 KiB = 1024
@@ -256,3 +256,47 @@ def test_a_request_queue_on_a_fips_or_dual_stack_endpoint_accepts_standard_reply
     assert policy.allows(f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/sqs-rpc-reply-abc")
     assert not policy.allows(f"https://sqs.us-west-2.amazonaws.com/{ACCOUNT}/sqs-rpc-reply-abc")
     assert not policy.allows("https://sqs.us-east-1.amazonaws.com/999999999999/sqs-rpc-reply-a")
+
+
+# -- 13. an oversized reply, in every error-code form ---------------------------------------------
+
+
+class Big(MessageHandler):
+    def handle(self, message: IncomingMessage) -> Any:
+        return "x" * 4096
+
+
+@pytest.mark.parametrize("code", ["InvalidParameterValue", "InvalidParameterValueException"])
+def test_a_reply_refused_as_too_long_becomes_an_error_reply_whatever_the_code_form(
+    *,
+    endpoint: Endpoint,
+    queue_url: str,
+    make_queue: Callable[..., str],
+    serve: Serve,
+    sqs: Any,
+    code: str,
+) -> None:
+    # The reply queue takes at most 1 KiB; moto refuses the reply with InvalidParameterValue.
+    # SQS's JSON protocol (and other emulators) name the same refusal
+    # InvalidParameterValueException: the server's client reports it so (a botocore hook on
+    # its parsed answer; the HTTP exchange with moto is real).
+    reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}", MaximumMessageSize="1024")
+    server_sqs = endpoint.client()
+
+    def rename(parsed: Any, **_: Any) -> None:
+        failures = [parsed.get("Error") or {}, *parsed.get("Failed", [])]
+        for failure in failures:
+            if failure.get("Code") == "InvalidParameterValue":
+                failure["Code"] = code
+
+    server_sqs.meta.events.register("after-call.sqs", rename)
+    serve(queue_url, Big(), sqs_client=server_sqs)
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody="1",
+        MessageAttributes={"ReplyTo": string(reply_queue), "CorrelationId": string("big")},
+    )
+    (reply,) = receive_replies(sqs, reply_queue, 1)
+    assert reply["MessageAttributes"]["Status"]["StringValue"] == "error"
+    assert json.loads(reply["Body"])["type"] == "EncodeError"
+    wait_for(lambda: messages_in(sqs, queue_url) == 0)

@@ -29,6 +29,7 @@ from sqs_rpc._errors import (
     QueueDoesNotExist,
     SqsError,
     aws_errors,
+    is_message_too_long,
 )
 from sqs_rpc._interop import Attributes, adapt_request, reply_destination
 from sqs_rpc._observe import MessageObserver
@@ -72,12 +73,6 @@ class AwaitableRunner(Protocol):
     """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
 
     def run(self, awaitable: Awaitable[T]) -> T: ...
-
-
-# What SQS answers when a reply is larger than it accepts.
-_TOO_LONG = frozenset(
-    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
-)
 
 
 class Dispatcher:
@@ -366,7 +361,7 @@ class Dispatcher:
                 "reply queue for call %s is gone; dropping the reply", request.correlation_id
             )
         except SqsError as exc:
-            if _refused_as_too_long(exc) and _status(arguments) == "ok":
+            if is_message_too_long(exc) and _status(arguments) == "ok":
                 # Running the handler again cannot make its answer smaller: tell the caller.
                 return self._reply_and_delete(request, _too_long(request, arguments, exc))
             logger.warning(
@@ -487,14 +482,6 @@ def _reply_arguments(
     )
     arguments["MessageAttributes"].update(extra)
     return arguments
-
-
-def _refused_as_too_long(exc: SqsError) -> bool:
-    # SQS answers an oversized message with InvalidParameterValue ("Message must be shorter
-    # than N bytes"): the queue's MaximumMessageSize may be below what this server allows.
-    return exc.code in _TOO_LONG or (
-        exc.code == "InvalidParameterValue" and "shorter than" in str(exc)
-    )
 
 
 def _status(arguments: dict[str, Any]) -> str | None:
