@@ -11,12 +11,10 @@ Reading also accepts the older names (``SQSLargePayloadSize``,
 ``com.amazon.sqs.javamessaging.MessageS3Pointer``). ``docs/payloads.md`` is the prose form.
 
 Whoever can send to a queue writes its pointers, so a pointer is checked before S3 is asked
-anything: its bucket is on the allowlist; its key is one an sqs-rpc peer wrote for *this*
-message (``PREFIX requests/ BINDING / UUID`` for a request, ``PREFIX replies/ BINDING / UUID``
-for a reply, where BINDING is a digest of the message's ``CorrelationId``), or an extended
-client's ``PREFIX UUID`` under a prefix the user allowed; its size is within
-``max_payload_bytes``. The object's size must then equal the pointer's, and the read stops
-there. Only an object read (or, unread, found with that size) is ever deleted.
+anything: its bucket is on the allowlist; its key is one a peer wrote for *this* message and
+its size within ``max_payload_bytes`` (``_s3_pointer.py`` has the key layout and those
+checks). The object's size must then equal the pointer's, and the read stops there. Only an
+object read (or, unread, found with that size) is ever deleted.
 
 :class:`S3Offload` is the user's configuration; :class:`PayloadStore` applies it at the
 places messages are built and read: :meth:`PayloadStore.outgoing` (after encoding, where the
@@ -28,12 +26,9 @@ configuration passes messages through and refuses pointers with a clear error.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,10 +38,22 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
 from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
+from ._s3_pointer import (
+    LEGACY_POINTER_CLASS,
+    MAX_FOREIGN_PREFIX_LENGTH,
+    MAX_PREFIX_LENGTH,
+    POINTER_CLASS,
+    Kind,
+    Offloaded,
+    S3Pointer,
+    check_key,
+    declared_size,
+    object_key,
+    size_attribute,
+)
 from ._wire import (
     CORRELATION_ID,
     EXTENDED_PAYLOAD_SIZE,
-    LEGACY_EXTENDED_PAYLOAD_SIZE,
     MAX_MESSAGE_ATTRIBUTES,
     MAX_MESSAGE_BYTES,
     MAX_USER_ATTRIBUTES,
@@ -73,28 +80,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
-LEGACY_POINTER_CLASS = "com.amazon.sqs.javamessaging.MessageS3Pointer"
 DEFAULT_S3_PREFIX = "sqs-rpc/"
 # Bodies are held in memory whole: a pointer to anything larger is refused unread.
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 _MAX_PAYLOAD_BYTES_LIMIT = 5 * 1024**3  # S3's largest single PutObject
-Kind = Literal["request", "reply"]
-# Each direction writes into its own folder, so that a server never reads a reply's object as
-# a request, nor a client a request's as a reply.
-_FOLDERS: dict[Kind, str] = {"request": "requests/", "reply": "replies/"}
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-# PREFIX FOLDER BINDING/UUID: the folder is the one right before the binding (the prefix may
-# contain "requests/" too), the binding 16 hex digits of the correlation id's digest.
-_OWN_KEY = re.compile(
-    rf"[A-Za-z0-9./_-]*?(?P<folder>requests/|replies/)(?P<binding>[0-9a-f]{{16}})/{_UUID}"
-)
-# The extended clients' rule for a key prefix is at most 988 characters (a key is at most
-# 1,024 bytes, with a 36-character UUID after the prefix); sqs-rpc's own keys add a folder
-# (9) and a binding (17) between the two.
-_PREFIX_CHARS = r"[A-Za-z0-9./_-]"
-_PREFIX = re.compile(rf"{_PREFIX_CHARS}{{0,962}}")
-_FOREIGN_PREFIX = re.compile(rf"{_PREFIX_CHARS}{{0,988}}")
+_PREFIX = re.compile(rf"[A-Za-z0-9./_-]{{0,{MAX_PREFIX_LENGTH}}}")
+_FOREIGN_PREFIX = re.compile(rf"[A-Za-z0-9./_-]{{0,{MAX_FOREIGN_PREFIX_LENGTH}}}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Objects that no longer exist, or a bucket that does not: retrying will not bring them back.
 _GONE = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
@@ -161,9 +152,9 @@ class S3Offload:
         object.__setattr__(self, "allowed_buckets", allowed)  # a tuple: hashable, immutable
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise ConfigurationError(
-                f"prefix={self.prefix!r} must be at most 962 characters of letters, digits "
-                "and ./_- (S3's 1,024-byte keys, less the folder, digest and UUID sqs-rpc "
-                "adds), such as 'sqs-rpc/'"
+                f"prefix={self.prefix!r} must be at most {MAX_PREFIX_LENGTH} characters of "
+                "letters, digits and ./_- (S3's 1,024-byte keys, less the folder, digest and "
+                "UUID sqs-rpc adds), such as 'sqs-rpc/'"
             )
         if isinstance(self.extended_client_prefixes, str):
             raise ConfigurationError(
@@ -175,9 +166,10 @@ class S3Offload:
         for prefix in foreign:
             if not isinstance(prefix, str) or not _FOREIGN_PREFIX.fullmatch(prefix):
                 raise ConfigurationError(
-                    f"extended_client_prefixes entry {prefix!r} must be at most 988 "
-                    "characters of letters, digits and ./_- (the extended clients' rule for "
-                    "a key prefix), or '' for keys that are a bare UUID"
+                    f"extended_client_prefixes entry {prefix!r} must be at most "
+                    f"{MAX_FOREIGN_PREFIX_LENGTH} characters of letters, digits and ./_- (the "
+                    "extended clients' rule for a key prefix), or '' for keys that are a bare "
+                    "UUID"
                 )
         object.__setattr__(self, "extended_client_prefixes", foreign)
         limit = self.max_payload_bytes
@@ -226,80 +218,6 @@ def _check_bucket(name: object, what: str) -> None:
             f"{what} {name!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, "
             "dots and hyphens); pass the bucket's name, not its ARN or URL"
         )
-
-
-@dataclass(frozen=True)
-class S3Pointer:
-    """Where an offloaded body is: the extended clients' ``PayloadS3Pointer``."""
-
-    bucket: str
-    key: str
-
-    def to_body(self) -> str:
-        # Compact, as Jackson (the Java library) writes it.
-        document = [POINTER_CLASS, {"s3BucketName": self.bucket, "s3Key": self.key}]
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def from_body(cls, body: object) -> S3Pointer:
-        try:
-            document = json.loads(body) if isinstance(body, str) else None
-        except (ValueError, RecursionError):
-            document = None
-        if (
-            isinstance(document, list)
-            and len(document) == 2
-            and document[0] in (POINTER_CLASS, LEGACY_POINTER_CLASS)
-            and isinstance(document[1], dict)
-            and isinstance(bucket := document[1].get("s3BucketName"), str)
-            and isinstance(key := document[1].get("s3Key"), str)
-            and bucket
-            and key
-        ):
-            return cls(bucket, key)
-        raise S3PayloadError(
-            f"the message has the {EXTENDED_PAYLOAD_SIZE} attribute but its body is not an S3 "
-            f'pointer (["{POINTER_CLASS}",{{"s3BucketName":...,"s3Key":...}}]): '
-            f"{str(body)[:200]!r}"
-        )
-
-
-def _size_attribute(message: Mapping[str, Any]) -> str | None:
-    attributes = message.get("MessageAttributes") or {}
-    for name in (EXTENDED_PAYLOAD_SIZE, LEGACY_EXTENDED_PAYLOAD_SIZE):
-        if name in attributes:
-            return name
-    return None
-
-
-def _binding(correlation_id: str | None) -> str:
-    """16 hex digits that tie an object's key to its message's correlation id."""
-    data = (correlation_id or "").encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=8, person=b"sqs-rpc-s3-key").hexdigest()
-
-
-def object_key(prefix: str, kind: Kind, correlation_id: str | None) -> str:
-    """The key sqs-rpc stores a request's or a reply's body under, bound to its message.
-
-    ``PREFIX`` + ``requests/`` or ``replies/`` + a digest of the correlation id + ``/UUID``.
-    """
-    return f"{prefix}{_FOLDERS[kind]}{_binding(correlation_id)}/{uuid.uuid4()}"
-
-
-@dataclass(frozen=True)
-class Offloaded:
-    """A pointer that passed the checks for its message, with the size its object must have."""
-
-    pointer: S3Pointer
-    size: int  # the message's ExtendedPayloadSize: the object holds exactly this many bytes
-    attribute: str  # the size attribute's name, removed from the message once the body is read
-
-    @property
-    def where(self) -> str:
-        return f"s3://{self.pointer.bucket}/{self.pointer.key}"
-
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class PayloadStore:
@@ -405,7 +323,7 @@ class PayloadStore:
         is not the object a peer wrote for this message, or a size over
         ``max_payload_bytes``.
         """
-        name = _size_attribute(message)
+        name = size_attribute(message)
         if name is None:
             return None
         pointer = S3Pointer.from_body(message.get("Body"))
@@ -426,73 +344,9 @@ class PayloadStore:
                 bucket=pointer.bucket,
                 key=pointer.key,
             )
-        self._check_key(pointer, kind, correlation_id_of(message), config)
-        return Offloaded(pointer, self._declared_size(message, name, pointer, config), name)
-
-    def _check_key(
-        self, pointer: S3Pointer, kind: Kind, correlation_id: str | None, config: S3Offload
-    ) -> None:
-        # Anyone who can send to the queue writes the pointer: only an object a peer stored
-        # for this very message may be read (and later deleted), never any other key in an
-        # allowed bucket.
-        key = pointer.key
-        own = _OWN_KEY.fullmatch(key)
-        if own is not None and own["folder"] == _FOLDERS[kind]:
-            if own["binding"] == _binding(correlation_id):
-                return
-            problem = (
-                f"its key is bound to another correlation id than this {kind}'s "
-                f"({correlation_id!r}): a pointer copied from another message"
-            )
-        elif own is not None:
-            problem = (
-                f"its key is in {own['folder']!r}, where a {_other(kind)}'s body is stored, "
-                f"and a {_other(kind)}'s object is never read as a {kind}"
-            )
-        elif any(
-            key.startswith(prefix) and re.fullmatch(_UUID, key[len(prefix) :])
-            for prefix in config.extended_client_prefixes
-        ):
-            return
-        else:
-            problem = (
-                f"its key is not one sqs-rpc writes for a {kind} (PREFIX{_FOLDERS[kind]}"
-                "DIGEST/UUID) nor an extended client's key under extended_client_prefixes="
-                f"{config.extended_client_prefixes!r}. If an AWS SQS extended client sent it, "
-                "add its key prefix to S3Offload(extended_client_prefixes=...) ('' for the "
-                "Python client's bare UUID keys)"
-            )
-        raise S3PayloadError(
-            f"the message's body is at s3://{pointer.bucket}/{pointer.key}, which is not an "
-            f"object written for this {kind}: {problem}; not read, not deleted",
-            bucket=pointer.bucket,
-            key=pointer.key,
-        )
-
-    @staticmethod
-    def _declared_size(
-        message: Mapping[str, Any], name: str, pointer: S3Pointer, config: S3Offload
-    ) -> int:
-        value = message["MessageAttributes"][name]
-        text = value.get("StringValue") if isinstance(value, Mapping) else None
-        if not isinstance(text, str) or not _DIGITS.fullmatch(text):
-            raise S3PayloadError(
-                f"the message's {name} attribute {text!r} is not the body's size in bytes; "
-                f"s3://{pointer.bucket}/{pointer.key} not read",
-                bucket=pointer.bucket,
-                key=pointer.key,
-            )
-        size = int(text)
-        if size > config.max_payload_bytes:
-            raise S3PayloadError(
-                f"the message's body in S3 (s3://{pointer.bucket}/{pointer.key}) is "
-                f"{size:,} bytes, over this side's max_payload_bytes of "
-                f"{config.max_payload_bytes:,}; not read. Send less, or raise "
-                "S3Offload(max_payload_bytes=...) on the receiving side",
-                bucket=pointer.bucket,
-                key=pointer.key,
-            )
-        return size
+        check_key(pointer, kind, correlation_id_of(message), config.extended_client_prefixes)
+        size = declared_size(message, name, pointer, config.max_payload_bytes)
+        return Offloaded(pointer, size, name)
 
     def read(self, offloaded: Offloaded) -> str:
         """The body ``offloaded`` points to: exactly its declared size, read no further.
@@ -591,10 +445,6 @@ class PayloadStore:
             return False
         logger.debug("deleted consumed payload %s", offloaded.where)
         return True
-
-
-def _other(kind: Kind) -> Kind:
-    return "reply" if kind == "request" else "request"
 
 
 def _make_s3_client(session: boto3.session.Session | None, region_name: str | None) -> S3Client:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from sqs_rpc import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    ConfigurationError,
     IncomingMessage,
     MessageHandler,
     MessagePoller,
@@ -353,7 +355,27 @@ def test_a_pointer_declaring_a_huge_body_is_refused_before_s3_is_asked(
 
 
 def test_the_default_max_payload_bytes_is_64_mib(s3: Any) -> None:
-    assert S3Offload(bucket="b-1", s3_client=s3).max_payload_bytes == 64 * 1024 * 1024
+    offload = S3Offload(bucket="b-1", s3_client=s3, extended_client_prefixes=["", "x/", "x/"])
+    assert offload.max_payload_bytes == DEFAULT_MAX_PAYLOAD_BYTES == 64 * 1024 * 1024
+    assert offload.extended_client_prefixes == ("", "x/")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"max_payload_bytes": 0}, "max_payload_bytes="),
+        ({"max_payload_bytes": 5 * 1024**3 + 1}, "max_payload_bytes="),
+        ({"max_payload_bytes": True}, "max_payload_bytes="),
+        ({"max_payload_bytes": 1.5}, "max_payload_bytes="),
+        ({"extended_client_prefixes": "sqs-rpc/"}, "one string"),
+        ({"extended_client_prefixes": ("has space/",)}, "extended_client_prefixes entry"),
+        ({"extended_client_prefixes": ("x" * 989,)}, "at most 988"),
+        ({"prefix": "x" * 963}, "at most 962"),  # room for the folder, binding and UUID
+    ],
+)
+def test_bad_settings_are_refused_at_construction(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        S3Offload(bucket="b-1", **options)
 
 
 def test_a_body_over_max_payload_bytes_is_never_stored(
