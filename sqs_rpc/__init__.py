@@ -36,12 +36,12 @@ from ._errors import (
     SqsRpcError,
 )
 from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
-from ._offload import S3Offload
+from ._offload import DEFAULT_MAX_PAYLOAD_BYTES, S3Offload
 from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
-from ._wire import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from ._wire import MAX_CORRELATION_ID_LENGTH, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "Codec",
     "ConfigurationError",
     "CredentialsError",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "DecodeError",
     "EmbeddedSqs",
     "EncodeError",
@@ -64,6 +65,7 @@ __all__ = [
     "IncomingMessage",
     "JsonCodec",
     "Latency",
+    "MAX_CORRELATION_ID_LENGTH",
     "MAX_MESSAGE_BYTES",
     "MessageHandled",
     "MessageHandler",

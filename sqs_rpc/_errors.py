@@ -53,6 +53,7 @@ __all__ = [
     "SqsError",
     "SqsRpcError",
     "aws_errors",
+    "is_message_too_long",
     "is_throttling",
     "translate_aws_error",
 ]
@@ -203,6 +204,30 @@ _THROTTLING_CODES = frozenset(
 def is_throttling(exc: SqsError) -> bool:
     """True when SQS refused a request for its rate (retry later, with backoff)."""
     return exc.code in _THROTTLING_CODES
+
+
+# What SQS and its emulators answer when a message (or a batch entry, or a whole batch) is
+# larger than the queue accepts. An oversized message is an invalid parameter value: the query
+# protocol names it InvalidParameterValue, the JSON protocol (and some emulators)
+# InvalidParameterValueException; only its text says that the size is the problem.
+_TOO_LONG_CODES = frozenset(
+    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
+)
+_INVALID_VALUE_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameterValueException",
+        "AWS.SimpleQueueService.InvalidParameterValue",
+    }
+)
+
+
+def is_message_too_long(exc: SqsError) -> bool:
+    """True when SQS refused a message (or batch entry) for its size: resending cannot help."""
+    if exc.code in _TOO_LONG_CODES:
+        return True
+    # "Message must be shorter than 1048576 bytes." (AWS, LocalStack, ElasticMQ, moto)
+    return exc.code in _INVALID_VALUE_CODES and "shorter than" in str(exc)
 
 
 def translate_aws_error(

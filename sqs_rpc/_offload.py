@@ -10,20 +10,25 @@ AWS's SQS extended clients (Java ``amazon-sqs-java-extended-client-lib``, Python
 Reading also accepts the older names (``SQSLargePayloadSize``,
 ``com.amazon.sqs.javamessaging.MessageS3Pointer``). ``docs/payloads.md`` is the prose form.
 
-:class:`S3Offload` is the user's configuration; :class:`PayloadStore` applies it at the two
+Whoever can send to a queue writes its pointers, so a pointer is checked before S3 is asked
+anything: its bucket is on the allowlist; its key is one a peer wrote for *this* message and
+its size within ``max_payload_bytes`` (``_s3_pointer.py`` has the key layout and those
+checks). The object's size must then equal the pointer's, and the read stops there. Only an
+object read (or, unread, found with that size) is ever deleted.
+
+:class:`S3Offload` is the user's configuration; :class:`PayloadStore` applies it at the
 places messages are built and read: :meth:`PayloadStore.outgoing` (after encoding, where the
-size is checked) and :meth:`PayloadStore.load` (before decoding). A store without a
+size is checked), :meth:`PayloadStore.pointer` (the checks, no S3 request),
+:meth:`PayloadStore.read` and :meth:`PayloadStore.load` (before decoding). A store without a
 configuration passes messages through and refuses pointers with a clear error.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import re
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,15 +37,29 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-from ._errors import ConfigurationError, S3PayloadError, SqsError, aws_errors
+from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
+from ._s3_pointer import (
+    LEGACY_POINTER_CLASS,
+    MAX_FOREIGN_PREFIX_LENGTH,
+    MAX_PREFIX_LENGTH,
+    POINTER_CLASS,
+    Kind,
+    Offloaded,
+    S3Pointer,
+    check_key,
+    declared_size,
+    object_key,
+    size_attribute,
+)
 from ._wire import (
+    CORRELATION_ID,
     EXTENDED_PAYLOAD_SIZE,
-    LEGACY_EXTENDED_PAYLOAD_SIZE,
     MAX_MESSAGE_ATTRIBUTES,
     MAX_MESSAGE_BYTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     check_message_size,
+    correlation_id_of,
     message_size,
 )
 
@@ -48,22 +67,25 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
     "DEFAULT_S3_PREFIX",
     "LEGACY_POINTER_CLASS",
     "POINTER_CLASS",
+    "Offloaded",
     "PayloadStore",
     "S3Offload",
     "S3Pointer",
+    "object_key",
 ]
 
 logger = logging.getLogger(__name__)
 
-POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
-LEGACY_POINTER_CLASS = "com.amazon.sqs.javamessaging.MessageS3Pointer"
 DEFAULT_S3_PREFIX = "sqs-rpc/"
-# The extended clients' own rules for a key prefix: a key is at most 1,024 bytes, and the
-# 36-character UUID after the prefix must fit.
-_PREFIX = re.compile(r"[A-Za-z0-9./_-]{0,988}")
+# Bodies are held in memory whole: a pointer to anything larger is refused unread.
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+_MAX_PAYLOAD_BYTES_LIMIT = 5 * 1024**3  # S3's largest single PutObject
+_PREFIX = re.compile(rf"[A-Za-z0-9./_-]{{0,{MAX_PREFIX_LENGTH}}}")
+_FOREIGN_PREFIX = re.compile(rf"[A-Za-z0-9./_-]{{0,{MAX_FOREIGN_PREFIX_LENGTH}}}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Objects that no longer exist, or a bucket that does not: retrying will not bring them back.
 _GONE = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
@@ -89,13 +111,24 @@ class S3Offload:
         s3_client: a ready boto3 S3 client. Without it, one is built from the ``session`` and
             ``region_name`` given to the client or poller (not its ``endpoint_url``: pass an
             S3 client for a local endpoint).
-        prefix: object keys are this prefix followed by a UUID, such as
-            ``sqs-rpc/2f1c...``; letters, digits and ``./_-`` only.
+        prefix: object keys start with this prefix, then ``requests/`` or ``replies/``, a
+            digest of the message's correlation id and a UUID, such as
+            ``sqs-rpc/requests/9f2c51d07a3e44b1/2f1c...``; letters, digits and ``./_-``
+            only, at most 962 characters.
         allowed_buckets: further buckets this side reads pointers from. A pointer to any other
             bucket is never read (:class:`S3PayloadError`).
         threshold: ``None`` (default): offload a message only when it would exceed the
             sender's ``max_message_bytes``; an int: offload messages over this many bytes
             (body plus attributes); ``"always"``: offload every message.
+        max_payload_bytes: the largest body this side reads from S3 or writes to it, in bytes
+            (default 64 MiB, ``DEFAULT_MAX_PAYLOAD_BYTES``; at most 5 GiB). A pointer to a
+            larger body is refused before S3 is asked for it; a larger outgoing body raises
+            :class:`~sqs_rpc.PayloadTooLarge`.
+        extended_client_prefixes: key prefixes under which AWS SQS extended-client peers
+            write (``""`` for the Python client's bare ``str(uuid4())`` keys, the Java
+            client's ``s3KeyPrefix`` otherwise). By default (``()``) this side reads only
+            keys an sqs-rpc peer wrote for the very message; a pointer whose key is one of
+            these prefixes followed by a UUID is read too, without that binding.
     """
 
     bucket: str
@@ -103,6 +136,8 @@ class S3Offload:
     prefix: str = DEFAULT_S3_PREFIX
     allowed_buckets: Collection[str] = ()
     threshold: Threshold = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    extended_client_prefixes: Collection[str] = ()
 
     def __post_init__(self) -> None:
         _check_bucket(self.bucket, "bucket")
@@ -117,8 +152,36 @@ class S3Offload:
         object.__setattr__(self, "allowed_buckets", allowed)  # a tuple: hashable, immutable
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise ConfigurationError(
-                f"prefix={self.prefix!r} must be at most 988 characters of letters, digits "
-                "and ./_- (the extended clients' rule), such as 'sqs-rpc/'"
+                f"prefix={self.prefix!r} must be at most {MAX_PREFIX_LENGTH} characters of "
+                "letters, digits and ./_- (S3's 1,024-byte keys, less the folder, digest and "
+                "UUID sqs-rpc adds), such as 'sqs-rpc/'"
+            )
+        if isinstance(self.extended_client_prefixes, str):
+            raise ConfigurationError(
+                f"extended_client_prefixes={self.extended_client_prefixes!r} is one string; "
+                "pass a tuple, such as extended_client_prefixes=('',) for the Python extended "
+                "client's bare UUID keys"
+            )
+        foreign = tuple(dict.fromkeys(self.extended_client_prefixes))
+        for prefix in foreign:
+            if not isinstance(prefix, str) or not _FOREIGN_PREFIX.fullmatch(prefix):
+                raise ConfigurationError(
+                    f"extended_client_prefixes entry {prefix!r} must be at most "
+                    f"{MAX_FOREIGN_PREFIX_LENGTH} characters of letters, digits and ./_- (the "
+                    "extended clients' rule for a key prefix), or '' for keys that are a bare "
+                    "UUID"
+                )
+        object.__setattr__(self, "extended_client_prefixes", foreign)
+        limit = self.max_payload_bytes
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= _MAX_PAYLOAD_BYTES_LIMIT
+        ):
+            raise ConfigurationError(
+                f"max_payload_bytes={limit!r} must be whole bytes from 1 to "
+                f"{_MAX_PAYLOAD_BYTES_LIMIT:,} (S3's largest PutObject), such as the default "
+                f"{DEFAULT_MAX_PAYLOAD_BYTES:,}"
             )
         threshold = self.threshold
         if (
@@ -155,50 +218,6 @@ def _check_bucket(name: object, what: str) -> None:
             f"{what} {name!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, "
             "dots and hyphens); pass the bucket's name, not its ARN or URL"
         )
-
-
-@dataclass(frozen=True)
-class S3Pointer:
-    """Where an offloaded body is: the extended clients' ``PayloadS3Pointer``."""
-
-    bucket: str
-    key: str
-
-    def to_body(self) -> str:
-        # Compact, as Jackson (the Java library) writes it.
-        document = [POINTER_CLASS, {"s3BucketName": self.bucket, "s3Key": self.key}]
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def from_body(cls, body: object) -> S3Pointer:
-        try:
-            document = json.loads(body) if isinstance(body, str) else None
-        except (ValueError, RecursionError):
-            document = None
-        if (
-            isinstance(document, list)
-            and len(document) == 2
-            and document[0] in (POINTER_CLASS, LEGACY_POINTER_CLASS)
-            and isinstance(document[1], dict)
-            and isinstance(bucket := document[1].get("s3BucketName"), str)
-            and isinstance(key := document[1].get("s3Key"), str)
-            and bucket
-            and key
-        ):
-            return cls(bucket, key)
-        raise S3PayloadError(
-            f"the message has the {EXTENDED_PAYLOAD_SIZE} attribute but its body is not an S3 "
-            f'pointer (["{POINTER_CLASS}",{{"s3BucketName":...,"s3Key":...}}]): '
-            f"{str(body)[:200]!r}"
-        )
-
-
-def _size_attribute(message: Mapping[str, Any]) -> str | None:
-    attributes = message.get("MessageAttributes") or {}
-    for name in (EXTENDED_PAYLOAD_SIZE, LEGACY_EXTENDED_PAYLOAD_SIZE):
-        if name in attributes:
-            return name
-    return None
 
 
 class PayloadStore:
@@ -239,13 +258,14 @@ class PayloadStore:
     # -- sending -----------------------------------------------------------------------------
 
     def outgoing(
-        self, arguments: dict[str, Any], limit: int, *, what: str, upload: bool = True
+        self, arguments: dict[str, Any], limit: int, *, what: Kind, upload: bool = True
     ) -> dict[str, Any]:
         """Return ``arguments`` ready to send within ``limit``: as they are, or via S3.
 
         Raises :class:`~sqs_rpc.PayloadTooLarge` when even the pointer message is over the
-        limit (checked before anything is uploaded), and :class:`~sqs_rpc.SqsError` when S3
-        refuses the upload. With ``upload=False`` only the checks run.
+        limit, or the body over ``max_payload_bytes`` (checked before anything is uploaded),
+        and :class:`~sqs_rpc.SqsError` when S3 refuses the upload. With ``upload=False`` only
+        the checks run. The key is bound to the message's ``CorrelationId`` (:func:`object_key`).
         """
         config = self.config
         if config is None:
@@ -270,7 +290,16 @@ class PayloadStore:
             check_message_size(arguments, limit, what=what)
             return arguments
         data = str(arguments["MessageBody"]).encode()
-        pointer = S3Pointer(config.bucket, f"{config.prefix}{uuid.uuid4()}")
+        if len(data) > config.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"the {what}'s body is {len(data):,} bytes, over S3Offload's "
+                f"max_payload_bytes of {config.max_payload_bytes:,} (the receiving side "
+                "refuses larger ones): send less, or raise max_payload_bytes on both sides",
+                size=len(data),
+                limit=config.max_payload_bytes,
+            )
+        correlation_id = attributes.get(CORRELATION_ID, {}).get("StringValue")
+        pointer = S3Pointer(config.bucket, object_key(config.prefix, what, correlation_id))
         size = {"DataType": "Number", "StringValue": str(len(data))}
         offloaded = {
             **arguments,
@@ -286,16 +315,17 @@ class PayloadStore:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def load(self, message: Mapping[str, Any]) -> tuple[Mapping[str, Any], S3Pointer | None]:
-        """Return ``message`` with its body read from S3 when it is a pointer, and the pointer.
+    def pointer(self, message: Mapping[str, Any], *, kind: Kind) -> Offloaded | None:
+        """The checked pointer in ``message`` (a ``kind`` received), or None if it has none.
 
-        Raises :class:`S3PayloadError` (a :class:`~sqs_rpc.DecodeError`) when the pointer
-        cannot be followed for good, and :class:`~sqs_rpc.SqsError` when S3 fails otherwise
-        (retrying may help).
+        No S3 request is made. Raises :class:`S3PayloadError` when the pointer may not be
+        followed: malformed, this side has no offload, a bucket off the allowlist, a key that
+        is not the object a peer wrote for this message, or a size over
+        ``max_payload_bytes``.
         """
-        name = _size_attribute(message)
+        name = size_attribute(message)
         if name is None:
-            return message, None
+            return None
         pointer = S3Pointer.from_body(message.get("Body"))
         config = self.config
         if config is None:
@@ -314,60 +344,106 @@ class PayloadStore:
                 bucket=pointer.bucket,
                 key=pointer.key,
             )
+        check_key(pointer, kind, correlation_id_of(message), config.extended_client_prefixes)
+        size = declared_size(message, name, pointer, config.max_payload_bytes)
+        return Offloaded(pointer, size, name)
+
+    def read(self, offloaded: Offloaded) -> str:
+        """The body ``offloaded`` points to: exactly its declared size, read no further.
+
+        Raises :class:`S3PayloadError` when the object is gone, has another size, or is not
+        UTF-8, and :class:`~sqs_rpc.SqsError` when S3 fails otherwise (retrying may help).
+        """
+        pointer, size = offloaded.pointer, offloaded.size
         try:
-            with aws_errors("GetObject", f"s3://{pointer.bucket}/{pointer.key}"):
-                data = self._s3().get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read()
+            with aws_errors("GetObject", offloaded.where):
+                response = self._s3().get_object(Bucket=pointer.bucket, Key=pointer.key)
         except SqsError as exc:
             if exc.code not in _GONE:
                 raise
             raise S3PayloadError(
-                f"the message's body s3://{pointer.bucket}/{pointer.key} does not exist "
+                f"the message's body {offloaded.where} does not exist "
                 f"({exc.code}): it was already consumed (a duplicate delivery), or removed by "
                 "a lifecycle rule before the message was read (make the rule's expiry longer "
                 "than the queue's retention period)",
                 bucket=pointer.bucket,
                 key=pointer.key,
             ) from exc
+        stream = response["Body"]
         try:
-            body = data.decode()
+            length = response.get("ContentLength")
+            data = b""
+            if length == size:
+                # One byte more than declared: an object that grew shows, and no more is read.
+                with aws_errors("GetObject", offloaded.where):
+                    data = stream.read(size + 1)
+        finally:
+            stream.close()
+        if length != size or len(data) != size:
+            raise S3PayloadError(
+                f"{offloaded.where} holds {length if length != size else len(data)} bytes but "
+                f"the message's {offloaded.attribute} says {size:,}: not the object written "
+                "for this message; not read, not deleted",
+                bucket=pointer.bucket,
+                key=pointer.key,
+            )
+        try:
+            return data.decode()
         except UnicodeDecodeError as exc:
             raise S3PayloadError(
-                f"s3://{pointer.bucket}/{pointer.key} is not UTF-8 text: {exc}",
+                f"{offloaded.where} is not UTF-8 text: {exc}",
                 bucket=pointer.bucket,
                 key=pointer.key,
             ) from exc
-        attributes = {k: v for k, v in message["MessageAttributes"].items() if k != name}
-        return {**message, "Body": body, "MessageAttributes": attributes}, pointer
 
-    def pointer_of(self, message: Mapping[str, Any]) -> S3Pointer | None:
-        """The readable pointer in ``message``, if any; never raises (for clean-up only)."""
-        if self.config is None or _size_attribute(message) is None:
-            return None
-        try:
-            pointer = S3Pointer.from_body(message.get("Body"))
-        except S3PayloadError:
-            return None
-        return pointer if pointer.bucket in self.config.readable_buckets else None
+    def load(
+        self, message: Mapping[str, Any], *, kind: Kind
+    ) -> tuple[Mapping[str, Any], Offloaded | None]:
+        """Return ``message`` with its body read from S3 when it is a pointer, and the pointer.
 
-    def discard(self, pointer: S3Pointer) -> bool:
+        :meth:`pointer`'s checks, then :meth:`read`; their errors.
+        """
+        offloaded = self.pointer(message, kind=kind)
+        if offloaded is None:
+            return message, None
+        body = self.read(offloaded)
+        attributes = {
+            k: v for k, v in message["MessageAttributes"].items() if k != offloaded.attribute
+        }
+        return {**message, "Body": body, "MessageAttributes": attributes}, offloaded
+
+    def discard(self, offloaded: Offloaded, *, unread: bool = False) -> bool:
         """Delete a consumed payload; on failure log and return False (never raises).
 
         Its message was handled already: a failure here leaves an orphan object for the
-        bucket's lifecycle rule, and loses nothing.
+        bucket's lifecycle rule, and loses nothing. With ``unread=True`` (a request dropped
+        unread, such as an expired one) the object is deleted only if it has the pointer's
+        size: nothing is deleted that was not checked.
         """
+        pointer = offloaded.pointer
         try:
-            with aws_errors("DeleteObject", f"s3://{pointer.bucket}/{pointer.key}"):
+            if unread:
+                with aws_errors("HeadObject", offloaded.where):
+                    head = self._s3().head_object(Bucket=pointer.bucket, Key=pointer.key)
+                if head.get("ContentLength") != offloaded.size:
+                    logger.warning(
+                        "not deleting %s: it holds %s bytes, its pointer said %d",
+                        offloaded.where,
+                        head.get("ContentLength"),
+                        offloaded.size,
+                    )
+                    return False
+            with aws_errors("DeleteObject", offloaded.where):
                 self._s3().delete_object(Bucket=pointer.bucket, Key=pointer.key)
         except SqsError as exc:
             logger.warning(
-                "could not delete consumed payload s3://%s/%s (%s); the bucket's lifecycle "
+                "could not delete consumed payload %s (%s); the bucket's lifecycle "
                 "rule will remove it",
-                pointer.bucket,
-                pointer.key,
+                offloaded.where,
                 exc,
             )
             return False
-        logger.debug("deleted consumed payload s3://%s/%s", pointer.bucket, pointer.key)
+        logger.debug("deleted consumed payload %s", offloaded.where)
         return True
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "EXTENDED_PAYLOAD_SIZE",
     "HEARTBEAT_TAG",
     "LEGACY_EXTENDED_PAYLOAD_SIZE",
+    "MAX_CORRELATION_ID_LENGTH",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MIN_MESSAGE_BYTES",
@@ -97,6 +98,9 @@ RESERVED_ATTRIBUTES = frozenset(
         LEGACY_EXTENDED_PAYLOAD_SIZE,
     }
 )
+# The longest CorrelationId a request may carry, in characters. A server keeps the id of every
+# request it answers (the reply cache), so its length is bounded on the wire, not trusted.
+MAX_CORRELATION_ID_LENGTH = 128
 MAX_MESSAGE_ATTRIBUTES = 10
 # A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
 # (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
@@ -341,6 +345,11 @@ def decode_request(message: SqsMessage) -> Request:
     correlation_id = _attr(message, CORRELATION_ID)
     if reply_to is not None and not correlation_id:
         raise DecodeError(f"request has {REPLY_TO} but no {CORRELATION_ID}")
+    if correlation_id is not None and len(correlation_id) > MAX_CORRELATION_ID_LENGTH:
+        raise DecodeError(
+            f"{CORRELATION_ID} is {len(correlation_id):,} characters, over the protocol's "
+            f"{MAX_CORRELATION_ID_LENGTH}: use a shorter id, such as a UUID"
+        )
     deadline_text = _attr(message, DEADLINE)
     deadline_ms: int | None = None
     if deadline_text is not None:

@@ -40,6 +40,9 @@ from .conftest import Endpoint, wait_for
 Serve = Callable[..., MessagePoller]
 MiB = 1024 * 1024
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+BINDING = r"[0-9a-f]{16}"  # the digest of the message's correlation id
+# What AWS's extended clients write: the Python client's bare UUID keys.
+EXTENDED = ("",)
 
 
 class Reverse(MessageHandler):
@@ -117,7 +120,7 @@ def test_a_side_without_offload_refuses_pointers_with_the_fix() -> None:
         "MessageAttributes": {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "9"}},
     }
     with pytest.raises(S3PayloadError, match=r"offload=S3Offload\(bucket=") as info:
-        store.load(message)
+        store.load(message, kind="request")
     assert (info.value.bucket, info.value.key) == ("their-bucket", "k")
     assert isinstance(info.value, DecodeError)
 
@@ -140,7 +143,7 @@ def test_the_threshold_decides_what_goes_to_s3(endpoint: Endpoint) -> None:
     assert offloaded(outgoing("always", "x"))
     sent = outgoing("always", "é" * 10)
     assert sent["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == "20"  # UTF-8 bytes
-    assert S3Pointer.from_body(sent["MessageBody"]).key.startswith("sqs-rpc/")
+    assert S3Pointer.from_body(sent["MessageBody"]).key.startswith("sqs-rpc/requests/")
 
 
 # -- against moto's S3 ---------------------------------------------------------------------------
@@ -259,7 +262,7 @@ def test_a_request_we_offload_has_the_extended_client_format(
     message = receive_one(sqs, queue_url)
     match = re.fullmatch(
         r'\["software\.amazon\.payloadoffloading\.PayloadS3Pointer",'
-        rf'\{{"s3BucketName":"{bucket}","s3Key":"(calls/{UUID})"\}}\]',
+        rf'\{{"s3BucketName":"{bucket}","s3Key":"(calls/requests/{BINDING}/{UUID})"\}}\]',
         message["Body"],
     )
     assert match is not None, message["Body"]
@@ -291,7 +294,7 @@ def test_a_reply_we_offload_has_the_extended_client_format(
     reply = receive_one(sqs, reply_queue)
     match = re.fullmatch(
         r'\["software\.amazon\.payloadoffloading\.PayloadS3Pointer",'
-        rf'\{{"s3BucketName":"{bucket}","s3Key":"(sqs-rpc/{UUID})"\}}\]',
+        rf'\{{"s3BucketName":"{bucket}","s3Key":"(sqs-rpc/replies/{BINDING}/{UUID})"\}}\]',
         reply["Body"],
     )
     assert match is not None, reply["Body"]
@@ -314,7 +317,11 @@ def test_the_server_reads_an_extended_client_request(
     serve: Serve,
     legacy: bool,
 ) -> None:
-    poller = serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3))
+    poller = serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     request = extended_client_request(
         s3, bucket, json.dumps({"data": "abc" * 1000}), reply_to=reply_queue, legacy=legacy
     )
@@ -364,7 +371,11 @@ def test_a_missing_object_is_a_clear_error_and_the_request_is_left(
     serve: Serve,
 ) -> None:
     queue_url, dlq = dead_letter_queue(sqs, make_queue)
-    poller = serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3))
+    poller = serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     request = extended_client_request(s3, bucket, '{"data":"x"}', reply_to=reply_queue)
     pointer = json.loads(request["MessageBody"])[1]
     s3.delete_object(Bucket=bucket, Key=pointer["s3Key"])  # consumed already, say
@@ -543,7 +554,11 @@ def peer(endpoint: Endpoint, *args: str) -> subprocess.Popen[str]:
 def test_an_extended_client_caller_gets_its_large_reply_from_our_server(
     *, endpoint: Endpoint, s3: Any, bucket: str, queue_url: str, reply_queue: str, serve: Serve
 ) -> None:
-    serve(queue_url, Reverse(), offload=S3Offload(bucket=bucket, s3_client=s3))
+    serve(
+        queue_url,
+        Reverse(),
+        offload=S3Offload(bucket=bucket, s3_client=s3, extended_client_prefixes=EXTENDED),
+    )
     data = "xyz" * (MiB // 2)  # 1.5 MiB: our reply goes through S3 too
     process = peer(endpoint, "call", bucket, queue_url, reply_queue)
     stdout, stderr = process.communicate(json.dumps({"data": data}), timeout=60)
@@ -560,7 +575,9 @@ def test_our_client_calls_an_extended_client_server(
 ) -> None:
     process = peer(endpoint, "serve", bucket, queue_url)
     try:
-        offload = S3Offload(bucket=bucket, s3_client=s3, threshold="always")
+        offload = S3Offload(
+            bucket=bucket, s3_client=s3, threshold="always", extended_client_prefixes=EXTENDED
+        )
         with RpcClient(sqs_client=sqs, offload=offload) as client:
             assert client.call(queue_url, {"n": [1, 2]}, timeout=30) == {"echo": {"n": [1, 2]}}
         _, stderr = process.communicate(timeout=60)

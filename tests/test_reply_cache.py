@@ -8,7 +8,7 @@ import tracemalloc
 import uuid
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
-from sqs_rpc._server.dispatcher import _reply_arguments
+from sqs_rpc._server.replies import reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache, _size
 
 REPLY_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sqs-rpc-reply-" + "0" * 32
@@ -27,12 +27,12 @@ def test_the_byte_bound_counts_what_an_entry_really_costs() -> None:
             # body digest) and the reply's SendMessage arguments.
             correlation_id = uuid.uuid4().hex
             body = json.dumps({"id": f"call-{i}", "pid": 12345})
-            arguments = _reply_arguments(correlation_id, "ok", body, JSON_CONTENT_TYPE, {})
+            arguments = reply_arguments(correlation_id, "ok", body, JSON_CONTENT_TYPE, {})
             key = (REPLY_QUEUE, correlation_id, uuid.uuid4().hex)
             assert cache.begin(key)[0] == "run"
             cache.remember(key, arguments)
             cache.done(key)
-            accounted += _size(arguments)
+            accounted += _size(key, arguments)
         gc.collect()
         actual = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -48,7 +48,7 @@ def test_the_cache_keeps_no_more_than_its_bound() -> None:
     for i in range(300):
         key = (REPLY_QUEUE, uuid.uuid4().hex, str(i))
         cache.begin(key)
-        cache.remember(key, _reply_arguments(key[1], "ok", "{}", JSON_CONTENT_TYPE, {}))
+        cache.remember(key, reply_arguments(key[1], "ok", "{}", JSON_CONTENT_TYPE, {}))
         cache.done(key)
         keys.append(key)
     kept = [key for key in keys if cache.begin(key)[0] == "finished"]

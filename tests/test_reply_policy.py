@@ -67,7 +67,8 @@ def test_default_policy_allows_prefixed_queues_of_the_same_account_and_region(
         "https://sqs.eu-west-1.amazonaws.com/999999999999/../123456789012/sqs-rpc-reply-x",
         "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-%2e%2e",
         "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x?Action=DeleteQueue",
-        "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x#f",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x#f/g",  # fragment
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x#",
         "https://sqs.eu-west-1.amazonaws.com\\@evil.com/123456789012/sqs-rpc-reply-x",
         "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x/",
         " https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-x",

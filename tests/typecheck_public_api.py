@@ -11,6 +11,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from sqs_rpc import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_CORRELATION_ID_LENGTH,
     AsyncRpcClient,
     CallFinished,
     CallOutcome,
@@ -116,6 +118,13 @@ def sweep(region: str) -> int:
 def offload(queue_url: str) -> None:
     config = S3Offload(bucket="my-payloads", allowed_buckets=("their-payloads",), threshold=None)
     always = S3Offload(bucket="my-payloads", prefix="calls/", threshold="always")
+    capped = S3Offload(
+        bucket="my-payloads",
+        max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES // 4,
+        extended_client_prefixes=("",),
+    )
+    assert capped.max_payload_bytes < DEFAULT_MAX_PAYLOAD_BYTES
+    assert len("a" * MAX_CORRELATION_ID_LENGTH) == MAX_CORRELATION_ID_LENGTH
     readable: frozenset[str] = config.readable_buckets
     print(readable, always)
     poller = MessagePoller(queue_url, Echo(), offload=config)

@@ -6,8 +6,10 @@ next receive waits on a delete. Unknown or late replies are dropped with a debug
 never reaches the wrong caller.
 
 A reply whose body is in S3 (``_offload.py``) is read from there before it is decoded, and its
-S3 object is deleted once the reply message is deleted, whether the reply settled a call or
-was unknown; a pointer to a bucket not on the allowlist fails the call and is never touched.
+S3 object is deleted once the reply message is deleted. Only a reply that settles a waiting
+call is read, and only an object read is deleted: anyone who can send to the reply queue
+writes its pointers, so the S3 object of an unknown or late reply is never touched (the
+bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the call fails).
 
 When the reply queue is deleted underneath (an operator, an over-eager sweeper), the poller
 reports it once through ``on_lost`` and then waits to be stopped: no hot loop of failing
@@ -27,7 +29,7 @@ from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from sqs_rpc._loop import BackgroundLoop, receive_pause
-from sqs_rpc._offload import PayloadStore, S3Pointer
+from sqs_rpc._offload import Offloaded, PayloadStore
 from sqs_rpc._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
 
 from .pending import PendingCalls, settle
@@ -122,28 +124,30 @@ class ReplyPoller:
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
         messages = response.get("Messages", [])
         for message in messages:
-            self._dispatch(message)
+            read = self._dispatch(message)
             deleted = self._batcher.delete(self._queue_url, message["ReceiptHandle"])
             deleted.add_done_callback(_log_delete_failure)
-            pointer = self._payloads.pointer_of(message)
-            if pointer is not None:
+            if read is not None:
                 # Only once SQS deleted the reply: until then it may come back, with its body.
-                deleted.add_done_callback(functools.partial(self._discard, pointer))
+                deleted.add_done_callback(functools.partial(self._discard, read))
         # Calls still waiting means replies still coming: let them gather for the next receive.
         return receive_pause(
             len(messages), BATCH_SIZE, busy=len(self._pending) > 0, round_trip=round_trip
         )
 
-    def _dispatch(self, message: Mapping[str, Any]) -> None:
+    def _dispatch(self, message: Mapping[str, Any]) -> Offloaded | None:
+        """Settle the call ``message`` answers; return its S3 body's pointer if it was read."""
         if is_wake_message(message):
-            return
+            return None
         correlation_id = correlation_id_of(message)
         future = self._pending.pop(correlation_id) if correlation_id else None
         if future is None:
+            # Not read, not deleted, even with an S3 pointer: no call vouches for it.
             logger.debug("dropping reply for unknown or expired call %s", correlation_id)
-            return
+            return None
+        read: Offloaded | None = None
         try:
-            message, _ = self._payloads.load(message)
+            message, read = self._payloads.load(message, kind="reply")
             reply = decode_reply(message)
             if reply.status == "error":
                 info = ErrorInfo.from_body(reply.body)
@@ -153,7 +157,7 @@ class ReplyPoller:
                         info.type, info.message, info.details, correlation_id=correlation_id
                     ),
                 )
-                return
+                return read
             if reply.content_type != self._codec.content_type:
                 raise DecodeError(
                     f"reply {correlation_id} has content type {reply.content_type!r} but this "
@@ -174,10 +178,11 @@ class ReplyPoller:
             logger.warning("undecodable reply for call %s: %s", correlation_id, exc)
             settle(future, error=exc)
         logger.debug("settled call %s", correlation_id)
+        return read
 
-    def _discard(self, pointer: S3Pointer, deleted: Future[None]) -> None:
+    def _discard(self, read: Offloaded, deleted: Future[None]) -> None:
         if not deleted.cancelled() and deleted.exception() is None:
-            self._payloads.discard(pointer)
+            self._payloads.discard(read)
 
 
 def _log_delete_failure(future: Future[None]) -> None:

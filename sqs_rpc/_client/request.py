@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqs_rpc._errors import ConfigurationError
-from sqs_rpc._wire import AttributeValue, encode_attributes
+from sqs_rpc._wire import MAX_CORRELATION_ID_LENGTH, AttributeValue, encode_attributes
 
 __all__ = ["MAX_DELAY_SECONDS", "RequestMessage", "check_message", "check_timeout"]
 
@@ -65,6 +65,15 @@ def check_message(message: RequestMessage) -> None:
     """Raise :class:`ConfigurationError` when ``message`` cannot be sent as it is."""
     check_queue_url(message.queue_url)
     encode_attributes(message.attributes)
+    correlation_id = message.correlation_id
+    if correlation_id is not None and (
+        not isinstance(correlation_id, str) or len(correlation_id) > MAX_CORRELATION_ID_LENGTH
+    ):
+        raise ConfigurationError(
+            f"correlation_id={str(correlation_id)[:200]!r} must be a string of at most "
+            f"{MAX_CORRELATION_ID_LENGTH} characters (servers refuse longer ids), or None "
+            "for a generated one"
+        )
     delay = message.delay_seconds
     if (
         isinstance(delay, bool)

@@ -1,16 +1,18 @@
 """Handling one received message, start to finish: the server's decision table.
 
-In order: read the body from S3 when it is there (``_offload.py``); decode; refuse a
-``ReplyTo`` the reply policy does not allow (left in the queue); drop a request whose caller's
-deadline has passed (deleted); answer a redelivered request from the reply cache (no second
-run); run the handler under the visibility heartbeat; encode the reply (a large one goes to
-S3); send it; delete the request only after SQS accepted the reply, and only then its S3
-object, if it had one.
+In order: decode the attributes and check an S3 pointer without following it
+(``_offload.py``); refuse a ``ReplyTo`` the reply policy does not allow (left in the queue);
+drop a request whose caller's deadline has passed (deleted); only then read the body from S3,
+when it is there; decode the body; answer a redelivered request from the reply cache (no
+second run); run the handler under the visibility heartbeat; encode the reply (a large one
+goes to S3); send it; delete the request only after SQS accepted the reply, and only then its
+S3 object, if it had one.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -23,7 +25,7 @@ from sqs_rpc._codecs import JSON_CONTENT_TYPE
 from sqs_rpc._errors import DecodeError, EncodeError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
-from sqs_rpc._offload import PayloadStore
+from sqs_rpc._offload import Offloaded, PayloadStore
 from sqs_rpc._options import ResponderOptions
 from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
@@ -108,8 +110,15 @@ class Dispatcher:
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
         try:
-            message, pointer = self._payloads.load(message)
+            # An S3 pointer is checked here, but followed only once the reply policy and the
+            # deadline let the request through: a refused or expired request costs no read.
+            offloaded = self._payloads.pointer(message, kind="request")
             request = decode_request(message)
+            admitted = self._admit(request, offloaded)
+            if admitted is not None:
+                return admitted
+            if offloaded is not None:
+                request = dataclasses.replace(request, body=self._payloads.read(offloaded))
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._reject(message, exc, extra)
@@ -123,12 +132,12 @@ class Dispatcher:
                 exc,
             )
             return Outcome("error", finished=False, counted=False)
-        if pointer is None:
+        if offloaded is None:
             return self._handle(request, body, received, extra)
         # Once SQS has deleted the request, its body in S3 has no other reader; not before:
         # a delete that fails brings the request back, and it must still be readable.
         self._after_delete[request.receipt_handle] = functools.partial(
-            self._payloads.discard, pointer
+            self._payloads.discard, offloaded
         )
         try:
             return self._handle(request, body, received, extra)
@@ -139,8 +148,8 @@ class Dispatcher:
         then = self._after_delete.pop(receipt_handle, None)
         return self._outbox.delete(receipt_handle, then=then)
 
-    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
-        """The decision table after decoding."""
+    def _admit(self, request: Request, offloaded: Offloaded | None) -> Outcome | None:
+        """None when the request may run; else the outcome of refusing it."""
         if request.reply_to is not None and not self._replies.allowed(request.reply_to):
             logger.warning(
                 "request %s names ReplyTo %r, which this server may not reply to (allowed: %s);"
@@ -155,7 +164,17 @@ class Dispatcher:
                 "request %s arrived after its caller's deadline; deleted without running",
                 request.correlation_id or request.message_id,
             )
-            return Outcome("expired", self._delete(request.receipt_handle))
+            # Its S3 body, unread, goes too: once its size is checked against the pointer.
+            then = (
+                None
+                if offloaded is None
+                else functools.partial(self._payloads.discard, offloaded, unread=True)
+            )
+            return Outcome("expired", self._outbox.delete(request.receipt_handle, then=then))
+        return None
+
+    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
+        """The decision table after decoding and admission."""
         key = key_of(request)
         state, cached = self._cache.begin(key)
         if state == "running":

@@ -116,14 +116,16 @@ class MessagePoller:
             longer extended; 0 turns extension off.
         reply_cache_ttl: seconds a finished request's reply is kept to answer a redelivery
             without running the handler again; 0 turns the cache off.
-        reply_cache_bytes: the reply cache's memory bound, in bytes (each entry counts its
-            reply body plus about 1.6 KiB of bookkeeping).
+        reply_cache_bytes: the reply cache's memory bound, in bytes (each entry counts every
+            string it holds, the sender's ReplyTo and CorrelationId included, plus about
+            1.2 KiB of bookkeeping).
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
             under ``reply_queue_prefix``, run in the background while started; off by default.
         offload: an :class:`~sqs_rpc.S3Offload`: requests whose body is in S3 are read from
-            there (allowed buckets only) and replies too large for SQS go through S3.
+            there (only the object the caller wrote for the request, in an allowed bucket)
+            and replies too large for SQS go through S3.
         hooks: ``on_message_handled`` runs for every message (:class:`~sqs_rpc.Hooks`);
             none by default. See docs/observability.md.
     """

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
-from sqs_rpc._errors import DecodeError, PayloadTooLarge, QueueDoesNotExist, SqsError
+from sqs_rpc._errors import (
+    DecodeError,
+    PayloadTooLarge,
+    QueueDoesNotExist,
+    SqsError,
+    is_message_too_long,
+)
 from sqs_rpc._interop import Attributes, reply_destination
 from sqs_rpc._offload import PayloadStore
 from sqs_rpc._trace import TraceContext
@@ -34,11 +40,6 @@ from .reply_policy import ReplyPolicy
 __all__ = ["Replies", "Sender"]
 
 logger = logging.getLogger(__name__)
-
-# What SQS answers when a reply is larger than it accepts.
-_TOO_LONG = frozenset(
-    {"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "MessageTooLong"}
-)
 
 
 class Sender(Protocol):
@@ -134,7 +135,7 @@ class Replies:
                 "reply queue for call %s is gone; dropping the reply", request.correlation_id
             )
         except SqsError as exc:
-            if _refused_as_too_long(exc) and _status(arguments) == "ok":
+            if is_message_too_long(exc) and _status(arguments) == "ok":
                 # Running the handler again cannot make its answer smaller: tell the caller.
                 return self.reply_and_delete(request, _too_long(request, arguments, exc))
             logger.warning(
@@ -151,7 +152,8 @@ class Replies:
     def allowed(self, reply_to: str) -> bool:
         """May this server send to ``reply_to``? (The reply policy, on its queue URL.)"""
         destination = reply_destination(reply_to)
-        return destination is not None and self._policy.allows(destination[0])
+        # The policy gets the raw URL (a Java virtual queue's HOST#NAME whole), as documented.
+        return destination is not None and self._policy.allows(reply_to)
 
     def deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
         """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""
@@ -200,14 +202,6 @@ def reply_arguments(
     )
     arguments["MessageAttributes"].update(extra)
     return arguments
-
-
-def _refused_as_too_long(exc: SqsError) -> bool:
-    # SQS answers an oversized message with InvalidParameterValue ("Message must be shorter
-    # than N bytes"): the queue's MaximumMessageSize may be below what this server allows.
-    return exc.code in _TOO_LONG or (
-        exc.code == "InvalidParameterValue" and "shorter than" in str(exc)
-    )
 
 
 def _status(arguments: dict[str, Any]) -> str | None:

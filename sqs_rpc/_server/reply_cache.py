@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from cachetools import TTLCache
 
@@ -27,11 +28,17 @@ Reply = dict[str, Any] | None  # SendMessage arguments; None for a one-way messa
 # "run": claimed, run the handler; "running": another worker runs it; "finished": the reply.
 State = Literal["run", "running", "finished"]
 
-# An entry costs its reply body's size plus this much: the key's strings, the SendMessage
-# arguments' attribute dicts and the cache's own node. Measured with tracemalloc at about
-# 1.6 KiB for a small reply (tests/test_reply_cache.py keeps it honest); it was 256, which let
-# the default 32 MiB bound hold some 180 MiB, as the soak's server memory showed.
-ENTRY_OVERHEAD = 1600
+# An entry costs the strings it holds (its key's, its reply's body and attribute values: all
+# chosen or echoed by the sender, so counted as they are) plus this much: the tuples, dicts
+# and the cache's own node. Measured with tracemalloc for a small reply (tests/
+# test_reply_cache.py keeps it honest). Counting only the body let 600 requests with 100 KiB
+# correlation ids hold 63 times the bound.
+ENTRY_OVERHEAD = 1200
+
+
+class _Entry(NamedTuple):
+    reply: Reply
+    size: int  # bytes, as counted against the bound
 
 
 def key_of(request: Request) -> Key:
@@ -39,8 +46,22 @@ def key_of(request: Request) -> Key:
     return (request.reply_to or "", request.correlation_id or request.message_id, digest)
 
 
-def _size(value: Reply) -> int:
-    return ENTRY_OVERHEAD + (len(value["MessageBody"]) if value is not None else 0)
+def _size(key: Key, value: Reply) -> int:
+    """The bytes an entry holds: every string of its key and reply, and the structure."""
+    held = ENTRY_OVERHEAD + sum(sys.getsizeof(part) for part in key)
+    if value is not None:
+        held += sys.getsizeof(value["MessageBody"])
+        for attribute in value.get("MessageAttributes", {}).values():
+            held += sum(
+                sys.getsizeof(attribute[name])
+                for name in ("StringValue", "BinaryValue")
+                if name in attribute
+            )
+    return held
+
+
+def _entry_size(entry: _Entry) -> int:
+    return entry.size
 
 
 class ReplyCache:
@@ -48,8 +69,8 @@ class ReplyCache:
 
     def __init__(self, *, ttl: float, max_bytes: int) -> None:
         self._lock = threading.Lock()
-        self._cache: TTLCache[Key, Reply] | None = (
-            TTLCache(maxsize=max_bytes, ttl=ttl, getsizeof=_size) if ttl > 0 else None
+        self._cache: TTLCache[Key, _Entry] | None = (
+            TTLCache(maxsize=max_bytes, ttl=ttl, getsizeof=_entry_size) if ttl > 0 else None
         )
         self._running: set[Key] = set()
 
@@ -59,7 +80,7 @@ class ReplyCache:
         """Claim ``key`` to run it; or say it already finished (with its reply) or is running."""
         with self._lock:
             if self._cache is not None and key in self._cache:
-                return "finished", self._cache[key]
+                return "finished", self._cache[key].reply
             if key in self._running:
                 return "running", None
             self._running.add(key)
@@ -70,8 +91,15 @@ class ReplyCache:
         if self._cache is None:
             return
         # A reply larger than the whole cache raises ValueError: it is simply not kept.
+        entry = _Entry(reply, _size(key, reply))
         with self._lock, contextlib.suppress(ValueError):
-            self._cache[key] = reply
+            self._cache[key] = entry
+
+    @property
+    def bytes(self) -> int:
+        """The bytes the kept replies count against ``max_bytes``."""
+        with self._lock:
+            return int(self._cache.currsize) if self._cache is not None else 0
 
     def done(self, key: Key) -> None:
         """``key`` no longer runs; idempotent."""

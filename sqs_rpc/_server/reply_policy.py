@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._interop import reply_destination
 
 __all__ = ["QueueAddress", "ReplyPolicy", "ReplyToAllowed", "parse_queue_url"]
 
@@ -34,12 +35,40 @@ _URL = re.compile(
     r"/(?P<account>[0-9]{12})"
     r"/(?P<name>[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80})"
 )
-# The AWS endpoint forms that name the region: sqs.REGION.amazonaws.com[.cn] and the legacy
-# REGION.queue.amazonaws.com (and queue.amazonaws.com for us-east-1). All forms of one region
-# are the same place.
+# Every AWS endpoint form of a region names that region, and they are all the same place: a
+# queue URL's host does not choose where a reply goes (the server's own SQS client does), its
+# region, account and name do. So FIPS, dual-stack, legacy and VPC endpoint hosts of one region
+# compare equal; boto3 makes the FIPS or dual-stack form when AWS_USE_FIPS_ENDPOINT or
+# AWS_USE_DUALSTACK_ENDPOINT is set, while SQS writes queue URLs in the standard form.
+_REGION = r"(?P<region>[a-z]+(?:-[a-z]+)+-[0-9]+)"
+# The partitions' DNS suffixes (botocore's partitions.json): standard, then dual-stack.
+_SUFFIXES = (
+    r"amazonaws\.com",
+    r"amazonaws\.com\.cn",
+    r"amazonaws\.eu",
+    r"c2s\.ic\.gov",
+    r"sc2s\.sgov\.gov",
+    r"cloud\.adc-e\.uk",
+    r"csp\.hci\.ic\.gov",
+    r"api\.aws",
+    r"api\.amazonwebservices\.com\.cn",
+    r"api\.amazonwebservices\.eu",
+    r"api\.aws\.ic\.gov",
+    r"api\.aws\.scloud",
+    r"api\.cloud-aws\.adc-e\.uk",
+    r"api\.aws\.hci\.ic\.gov",
+)
+_SUFFIX = "(?:" + "|".join(_SUFFIXES) + ")"
 _AWS_HOSTS = (
-    re.compile(r"sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"),
-    re.compile(r"(?P<region>[a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?"),
+    # sqs.REGION.SUFFIX and sqs-fips.REGION.SUFFIX (standard, FIPS, dual-stack, both).
+    re.compile(rf"sqs(?:-fips)?\.{_REGION}\.{_SUFFIX}"),
+    # The legacy REGION.queue.amazonaws.com (and its China and other partition forms).
+    re.compile(rf"{_REGION}\.queue\.{_SUFFIX}"),
+    # Interface VPC endpoints: vpce-ID[-AZ].sqs.REGION.vpce.amazonaws.com[.cn].
+    re.compile(
+        rf"vpce-[a-z0-9]+(?:-[a-z0-9]+)*\.sqs(?:-fips)?\.{_REGION}\.vpce\.amazonaws\.com"
+        r"(?:\.cn)?"
+    ),
 )
 _US_EAST_1_LEGACY = "queue.amazonaws.com"  # the oldest form, for us-east-1 only
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -82,7 +111,8 @@ class ReplyPolicy:
     ``allowed`` is None (the default rule: same endpoint and account as ``request_queue_url``,
     name starting with ``prefix``, or with one of several prefixes), a sequence of
     :func:`fnmatch.fnmatchcase` patterns matched against well-formed queue URLs, or a callable
-    given the raw URL.
+    given the raw URL. The default rule and patterns judge a Java virtual queue URL
+    (``HOST#NAME``) by its host queue; a callable gets it whole, as the request named it.
     """
 
     def __init__(
@@ -131,7 +161,7 @@ class ReplyPolicy:
             self.description = f"queues matching {list(patterns)}"
 
     def allows(self, reply_to: str) -> bool:
-        """True when a reply may be sent to ``reply_to``."""
+        """True when a reply may be sent to ``reply_to``, the raw ``ReplyTo`` of a request."""
         try:
             return bool(self._check(reply_to))
         except Exception:
@@ -139,8 +169,14 @@ class ReplyPolicy:
             return False
 
 
+def _host_queue(url: str) -> str | None:
+    """The queue a reply to ``url`` goes to: a Java virtual queue's host; None if invalid."""
+    destination = reply_destination(url)
+    return None if destination is None else destination[0]
+
+
 def _same_home(url: str, home: QueueAddress, prefixes: tuple[str, ...]) -> bool:
-    address = parse_queue_url(url)
+    address = parse_queue_url(_host_queue(url))
     return (
         address is not None
         and address.endpoint == home.endpoint
@@ -152,6 +188,9 @@ def _same_home(url: str, home: QueueAddress, prefixes: tuple[str, ...]) -> bool:
 def _matches(url: str, patterns: tuple[str, ...]) -> bool:
     # Patterns apply only to well-formed queue URLs, so "*" cannot stretch over userinfo,
     # a query or extra path segments.
-    return parse_queue_url(url) is not None and any(
-        fnmatch.fnmatchcase(url, pattern) for pattern in patterns
+    host = _host_queue(url)
+    return (
+        host is not None
+        and parse_queue_url(host) is not None
+        and any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
     )
