@@ -36,8 +36,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._client.pending import settle
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
+from ._futures import settle
 from ._loop import BackgroundLoop
 from ._wire import MAX_MESSAGE_BYTES, message_size
 

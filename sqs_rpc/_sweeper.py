@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import boto3
 
 from ._aws import make_sqs_client
-from ._client.reply_queue import DEFAULT_PREFIX, HEARTBEAT_TAG, RETENTION_TAG
 from ._errors import ConfigurationError, QueueDoesNotExist, SqsError, aws_errors, is_throttling
 from ._loop import BackgroundLoop
 
@@ -37,9 +36,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
+    "DEFAULT_PREFIX",
+    "HEARTBEAT_TAG",
     "JAVA_HEARTBEAT_TAG",
     "JAVA_RETENTION_TAG",
     "PeriodicSweep",
+    "RETENTION_TAG",
     "SweepDecision",
     "SweepReport",
     "Sweeper",
@@ -48,6 +50,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The contract between clients and sweepers: reply queue names start with a prefix, and every
+# reply queue carries these two tags (set by _client/reply_queue.py).
+DEFAULT_PREFIX = "sqs-rpc-reply-"
+HEARTBEAT_TAG = "sqs-rpc:heartbeat"
+RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
 JAVA_HEARTBEAT_TAG = "__AmazonSQSIdleQueueDeletingClient.LastHeartbeatTimestamp"
 JAVA_RETENTION_TAG = "__IdleQueueRetentionPeriodSeconds"
 DEFAULT_MAX_DELETIONS = 100

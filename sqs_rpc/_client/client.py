@@ -39,6 +39,7 @@ from sqs_rpc._errors import (
     RpcTimeout,
     SqsError,
 )
+from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._observe import CallObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
@@ -47,7 +48,7 @@ from sqs_rpc._sweeper import PeriodicSweep, check_sweep_interval
 from sqs_rpc._trace import current_trace_context
 from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue, check_max_message_bytes, encode_request
 
-from .pending import PendingCalls, settle
+from .pending import PendingCalls
 from .process import track, untrack
 from .reply_channel import ReplyChannel
 from .reply_poller import WAIT_TIME_SECONDS

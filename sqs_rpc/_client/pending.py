@@ -14,15 +14,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 from cachetools import TLRUCache
 
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
+from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop
 
-__all__ = ["PendingCalls", "settle"]
+__all__ = ["PendingCalls"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +32,6 @@ class _Entry(NamedTuple):
     future: Future[Any]
     deadline: float  # time.monotonic()
     timeout: float
-
-
-def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> bool:
-    """Resolve a future unless it is already done (cancelled, timed out); True if it was set."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        return False
-    return True
 
 
 class _Cache(TLRUCache[str, _Entry]):

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
+from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop, receive_pause
 from sqs_rpc._offload import PayloadStore, S3Pointer
 from sqs_rpc._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
 
-from .pending import PendingCalls, settle
+from .pending import PendingCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from sqs_rpc._errors import ConfigurationError, QueueDoesNotExist, aws_errors
+from sqs_rpc._sweeper import DEFAULT_PREFIX, HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -28,9 +29,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "sqs-rpc-reply-"
-HEARTBEAT_TAG = "sqs-rpc:heartbeat"
-RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
 REPLY_VISIBILITY_TIMEOUT = 5  # seconds; see create()
 
 _MAX_QUEUE_NAME = 80
