@@ -2,23 +2,88 @@
 
 The reply poller, the heartbeat, the timeout timer and the server's receiver are all a
 :class:`BackgroundLoop`. A step returns how long to wait before the next step (``0``: at once;
-``None``: until woken); waits are ``Event.wait`` so that :meth:`BackgroundLoop.wake` and
-:meth:`BackgroundLoop.stop` cut them short.
-An exception in a step is logged and backed off exponentially; it never kills the thread.
+``None``: until woken). Waits are ``Event.wait``, so :meth:`BackgroundLoop.wake` and
+:meth:`BackgroundLoop.stop` cut them short. An exception in a step is logged and backed off
+exponentially; it never kills the thread.
+
+Every activity has the same lifecycle: ``start()``, then ``stop(timeout) -> bool``, True when
+it has ended. :func:`stop_all` stops several in order within one shutdown budget.
+:func:`thread_name` names every library thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-__all__ = ["RECEIVE_LINGER", "BackgroundLoop", "receive_pause"]
+__all__ = [
+    "RECEIVE_LINGER",
+    "THREAD_PREFIX",
+    "BackgroundLoop",
+    "Stoppable",
+    "owner_id",
+    "receive_pause",
+    "stop_all",
+    "thread_name",
+]
 
 logger = logging.getLogger(__name__)
 
 # How long a receive loop pauses after a partly filled receive (see receive_pause).
 RECEIVE_LINGER = 0.04
+THREAD_PREFIX = "sqs-rpc-"
+
+
+def thread_name(role: str, owner: str | None = None) -> str:
+    """The name of a library thread: ``sqs-rpc-<role>-<owner id>``.
+
+    ``role`` says what the thread does (``replies``, ``timeouts``, ``batcher``). ``owner``
+    tells apart the objects that run that role in one process: a client passes
+    ``owner_id(self)`` for all its threads. A process-wide thread has no owner
+    (``sqs-rpc-heartbeat``). A role with several threads numbers them after the name
+    (``sqs-rpc-batcher-<owner id>-0``). Every name starts with :data:`THREAD_PREFIX`.
+
+    Example::
+
+        thread_name("replies", owner_id(client))  # 'sqs-rpc-replies-7f0c2d3e4b10'
+    """
+    return f"{THREAD_PREFIX}{role}" if owner is None else f"{THREAD_PREFIX}{role}-{owner}"
+
+
+def owner_id(owner: object) -> str:
+    """The id that :func:`thread_name` puts after the role: ``id(owner)`` in hex."""
+    return f"{id(owner):x}"
+
+
+class Stoppable(Protocol):
+    """A background activity: ``stop(timeout)`` ends it; True when it ended in time."""
+
+    def stop(self, timeout: float | None = None) -> bool: ...
+
+
+def stop_all(activities: Iterable[Stoppable | None], timeout: float | None) -> bool:
+    """Stop ``activities`` in order within one budget of ``timeout`` seconds; True if all did.
+
+    The list is the shutdown order. Each ``stop`` gets what is left of the budget (``None``:
+    no limit). Once the budget is spent, the rest still get ``stop(0)``: asked, not waited for.
+    ``None`` entries (activities never started) are skipped.
+
+    Example::
+
+        if not stop_all([poller, timer, batcher], timeout=30):
+            logger.warning("some threads did not stop within 30 s")
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stopped = True
+    for activity in activities:
+        if activity is None:
+            continue
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        stopped = activity.stop(left) and stopped
+    return stopped
 
 
 def receive_pause(
