@@ -14,7 +14,7 @@ rest.
 
 *Deletes* are off everyone's critical path (the caller already has its reply), so they may wait
 up to ``delete_delay`` seconds for company: a batch of deletes goes out when it is full, when its
-oldest entry has waited that long, or at :meth:`Batcher.close`. Ten deletes in one request
+oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one request
 instead of ten requests is most of what separates a loaded client from SQS's floor of 0.6
 requests per call.
 
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
 from ._futures import settle
-from ._loop import BackgroundLoop
+from ._loop import BackgroundLoop, stop_all
 from ._wire import MAX_MESSAGE_BYTES, message_size
 
 if TYPE_CHECKING:
@@ -84,8 +84,11 @@ class Batcher:
     """Batches sends and deletes per queue on ``workers`` flusher threads.
 
     ``send`` futures resolve to the SQS message id; ``delete`` futures to None. A delete waits
-    at most ``delete_delay`` seconds for other deletes to share its request; a send waits at
+    at most ``delete_delay`` seconds for other deletes to share its request. A send waits at
     most ``send_linger`` seconds, and only while ``busy()`` is true.
+
+    The flushers are named ``<name>-0``, ``<name>-1``... They start with the first queued
+    entry, or with :meth:`start`. :meth:`stop` sends what is queued, then ends them.
     """
 
     def __init__(
@@ -111,9 +114,10 @@ class Batcher:
         # stays here until both are empty. Flushers take queues round-robin.
         self._waiting: OrderedDict[tuple[Kind, str], _Queue] = OrderedDict()
         self._closed = False
-        self._loops = [
-            BackgroundLoop(f"{name}-batcher-{i}", self._flush_once) for i in range(workers)
-        ]
+        self._loops = [BackgroundLoop(f"{name}-{i}", self._flush_once) for i in range(workers)]
+
+    def start(self) -> None:
+        """Start the flusher threads. Idempotent; a stopped batcher stays stopped."""
         for loop in self._loops:
             loop.start()
 
@@ -156,21 +160,27 @@ class Batcher:
         """Queue a message for deletion."""
         return self._put("delete", queue_url, {"ReceiptHandle": receipt_handle}, 0)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Flush what is queued, then stop the flushers. Idempotent."""
+    def stop(self, timeout: float | None = 30.0) -> bool:
+        """Send what is queued, then stop the flushers; True if all went out and they ended.
+
+        Idempotent. Entries still waiting when ``timeout`` runs out fail with
+        :class:`ClientClosedError`. New entries are refused from the start.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         for loop in self._loops:
             loop.wake()
-        # Shutdown order: flushers drain the queues (they stop taking new entries only once
-        # closed *and* empty), then they are stopped and joined.
+        # Shutdown order, in one budget: the flushers drain the queues (they stop taking
+        # entries only once closed *and* empty), then they are stopped and joined.
         with self._cond:
             drained = self._cond.wait_for(lambda: not self._waiting, timeout)
-        for loop in self._loops:
-            loop.stop(timeout)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        stopped = stop_all(self._loops, left)
         if not drained:
             self._fail_waiting()
+        return drained and stopped
 
     def _put(self, kind: Kind, queue_url: str, entry: dict[str, Any], size: int) -> Future[Any]:
         future: Future[Any] = Future()
@@ -182,6 +192,7 @@ class Batcher:
             queue.size += size
             # A delete joining others that are already waiting changes nobody's deadline.
             wake = kind == "send" or len(queue.items) == 1 or queue.full()
+        self.start()
         if wake:
             for loop in self._loops:
                 loop.wake()
@@ -193,7 +204,7 @@ class Batcher:
         due: float | None = None
         with self._cond:
             if not self._waiting:
-                self._cond.notify_all()  # close() waits for this
+                self._cond.notify_all()  # stop() waits for this
                 return None
             for (kind, queue_url), queue in self._waiting.items():
                 if not queue.items:
@@ -236,7 +247,7 @@ class Batcher:
         """A batch of this queue has returned; forget the queue if nothing else is left."""
         with self._cond:
             queue = self._waiting.get((kind, queue_url))
-            if queue is None:  # close() gave up waiting and failed everything
+            if queue is None:  # stop() gave up waiting and failed everything
                 return
             queue.in_flight -= 1
             if not queue.items and not queue.in_flight:
@@ -322,6 +333,7 @@ class Batcher:
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
             queue.items.appendleft(item)
             queue.size += item.size
+        self.start()  # a retried inline send may be the first entry the flushers see
 
     def _fail_waiting(self) -> None:
         with self._cond:

@@ -393,10 +393,14 @@ class RpcClient:
             self._sweep.stop()
         for old in retired:
             old.join()
-        flush = batcher.close if batcher is not None else None
+
+        def flush() -> None:
+            if batcher is not None:
+                batcher.stop()
+
         if reply is not None:
             reply.close(before_delete=flush)
-        elif flush is not None:
+        else:
             flush()
         self._observer.requests.detach()  # last: the requests of the steps above count
 
@@ -535,7 +539,7 @@ class RpcClient:
         if self._batcher is None:
             self._batcher = Batcher(
                 self._sqs,
-                name=f"sqs-rpc-client-{id(self):x}",
+                name=f"sqs-rpc-client-{id(self):x}-batcher",
                 delete_delay=REPLY_DELETE_DELAY,
                 send_linger=SEND_LINGER,
                 # Other calls in flight: their callers wake together when a batch of replies
