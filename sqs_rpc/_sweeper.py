@@ -341,11 +341,13 @@ class PeriodicSweep:
     together does not sweep in step.
     """
 
-    def __init__(self, sqs: SQSClient, *, prefix: str, interval: float) -> None:
+    def __init__(
+        self, sqs: SQSClient, *, prefix: str, interval: float, name: str = "sqs-rpc-sweeper"
+    ) -> None:
         self._sweeper = Sweeper(sqs_client=sqs, prefix=prefix)
         self._interval = interval
         self._loop = BackgroundLoop(
-            "sqs-rpc-sweeper",
+            name,
             self._step,
             initial_delay=interval * random.uniform(0.1, 1.0),
             min_backoff=min(interval, 10.0),
@@ -356,10 +358,11 @@ class PeriodicSweep:
     def start(self) -> None:
         self._loop.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = 60.0) -> bool:
+        """Stop sweeping; True once the thread has ended."""
         # Shutdown order: cancel the sweep in progress (its backoff waits end), then join.
         self._sweeper.cancel()
-        self._loop.stop(timeout=60)
+        return self._loop.stop(timeout)
 
     def _step(self) -> float:
         report = self._sweeper.sweep()

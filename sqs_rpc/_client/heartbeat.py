@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqs_rpc._errors import QueueDoesNotExist, SqsError, is_throttling
-from sqs_rpc._loop import BackgroundLoop
+from sqs_rpc._loop import BackgroundLoop, thread_name
 
 from .reply_queue import ReplyQueue
 
@@ -34,7 +34,7 @@ __all__ = ["SCHEDULER", "HeartbeatScheduler", "Registration"]
 
 logger = logging.getLogger(__name__)
 
-THREAD_NAME = "sqs-rpc-heartbeat"
+THREAD_NAME = thread_name("heartbeat")  # process-wide: no owner id
 JITTER = 0.1
 # The first retry after a throttling error waits this long (or a tick, if shorter); each
 # further consecutive throttling error doubles it, up to one tick.
@@ -43,13 +43,22 @@ THROTTLE_BACKOFF = 1.0
 
 @dataclass(eq=False)
 class Registration:
-    """One reply queue whose heartbeat the scheduler keeps fresh."""
+    """One reply queue whose heartbeat the scheduler keeps fresh, until :meth:`stop`."""
 
     queue: ReplyQueue
     interval: float
     retention: float
     on_lost: Callable[[], None]
+    scheduler: HeartbeatScheduler = field(repr=False)
     last_beat: float = field(default_factory=time.monotonic)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Leave the heartbeat (idempotent).
+
+        Returns False when the thread, which ends with the last registration, still runs
+        after ``timeout`` seconds.
+        """
+        return self.scheduler.unregister(self, timeout)
 
 
 class HeartbeatScheduler:
@@ -72,8 +81,8 @@ class HeartbeatScheduler:
         retention: float,
         on_lost: Callable[[], None],
     ) -> Registration:
-        """Keep ``queue``'s heartbeat fresh until :meth:`unregister`; starts the thread."""
-        registration = Registration(queue, interval, retention, on_lost)
+        """Keep ``queue``'s heartbeat fresh until ``Registration.stop()``; starts the thread."""
+        registration = Registration(queue, interval, retention, on_lost, self)
         with self._lock:
             self._registrations.append(registration)
             self._warn_if_crowded()
@@ -85,17 +94,21 @@ class HeartbeatScheduler:
                 self._loop.wake()
         return registration
 
-    def unregister(self, registration: Registration) -> None:
-        """Stop refreshing a queue; the thread ends with the last registration. Idempotent."""
+    def unregister(self, registration: Registration, timeout: float | None = None) -> bool:
+        """Stop refreshing a queue (idempotent). The thread ends with the last registration.
+
+        Returns False when that thread still runs after ``timeout`` seconds.
+        """
         with self._lock:
             if registration in self._registrations:
                 self._registrations.remove(registration)
             loop = None
             if not self._registrations:
                 loop, self._loop = self._loop, None
-        if loop is not None:
-            # Outside the lock: the step takes the lock. Joins unless called from the loop.
-            loop.stop(timeout=30)
+        if loop is None:
+            return True
+        # Outside the lock: the step takes the lock. Joins unless called from the loop.
+        return loop.stop(timeout)
 
     def registered(self) -> int:
         with self._lock:
