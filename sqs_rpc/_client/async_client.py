@@ -5,10 +5,10 @@ and timeout timer serve both. Nothing of the protocol is implemented twice and t
 thread per call:
 
 - ``SendMessage`` is a blocking boto3 request, so it runs on a small pool owned by this client
-  (``send_threads`` threads, named ``sqs-rpc-async-send``), never on the event loop. A
-  dedicated pool rather than the loop's default executor: its size is the number of sends in
-  flight, predictable and independent of whatever else the application runs in the default
-  executor, and it is shut down with the client.
+  (``send_threads`` threads, named ``sqs-rpc-async-send-<owner id>_<n>``), never on the
+  event loop. A dedicated pool rather than the loop's default executor: its size is the
+  number of sends in flight, whatever else the application runs in the default executor.
+  It is shut down with the client.
 - Waiting for the reply costs no thread: the ``concurrent.futures.Future`` that
   ``RpcClient.send`` returns is bridged to the loop with :func:`asyncio.wrap_future`, so the
   reply poller's thread resolves the awaiting task through ``call_soon_threadsafe``.
@@ -27,11 +27,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqs_rpc._errors import ClientClosedError, ConfigurationError
+from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._stats import ClientStats
 from sqs_rpc._wire import AttributeValue
 
 from .client import RequestMessage, RpcClient
+from .state import ClientState
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
 
@@ -76,14 +78,16 @@ class AsyncRpcClient:
         self._owns_client = client is None
         self._client = client if client is not None else RpcClient(**options)
         self._send_threads = send_threads
+        # Guards the state and the pool. Every change of state is in _get_pool() or aclose().
         self._lock = threading.Lock()
+        self._state = ClientState.UNOPENED
         self._pool: ThreadPoolExecutor | None = None  # created by the first send
-        self._closed = False
 
     # -- context manager ------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncRpcClient:
-        self._check_usable()
+        with self._lock:
+            self._state = self._state.open("AsyncRpcClient")
         return self
 
     async def __aexit__(
@@ -95,8 +99,7 @@ class AsyncRpcClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<AsyncRpcClient {state} reply_queue={self.reply_queue_url!r}>"
+        return f"<AsyncRpcClient {self._state.value} reply_queue={self.reply_queue_url!r}>"
 
     @property
     def client(self) -> RpcClient:
@@ -105,7 +108,7 @@ class AsyncRpcClient:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is ClientState.CLOSED
 
     @property
     def reply_queue_url(self) -> str | None:
@@ -189,9 +192,9 @@ class AsyncRpcClient:
         deletes the queue) runs on the send pool, so the event loop keeps running meanwhile.
         """
         with self._lock:
-            if self._closed:
+            if self._state is ClientState.CLOSED:
                 return
-            self._closed = True
+            self._state = ClientState.CLOSED
             pool = self._pool
         # Shutdown order: (1) new calls are refused (above); (2) the wrapped client closes,
         # failing the calls still waiting (their tasks see ClientClosedError); (3) the send
@@ -206,16 +209,14 @@ class AsyncRpcClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check_usable(self) -> None:
-        if self._closed:
-            raise ClientClosedError("this AsyncRpcClient is closed; create a new one")
-
     def _get_pool(self) -> ThreadPoolExecutor:
+        """Open the client on first use and return the send pool, created lazily."""
         with self._lock:
-            self._check_usable()
+            self._state = self._state.open("AsyncRpcClient")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
-                    self._send_threads, thread_name_prefix="sqs-rpc-async-send"
+                    self._send_threads,
+                    thread_name_prefix=thread_name("async-send", owner_id(self)),
                 )
             return self._pool
 
