@@ -148,7 +148,7 @@ DOOMED_CLIENT = """
 import sys
 from sqs_rpc import RpcClient
 endpoint, region, prefix, queue_url = sys.argv[1:5]
-client = RpcClient(endpoint_url=endpoint, region_name=region, queue_prefix=prefix,
+client = RpcClient(endpoint_url=endpoint, region_name=region, reply_queue_prefix=prefix,
                    heartbeat_interval=0.5, idle_retention=5)
 for body in ("early", "late"):
     client.call_async(queue_url, body, timeout=600)

@@ -333,8 +333,8 @@ def test_bad_requests_fail_before_any_queue_is_created(
     [
         ({"default_timeout": 0}, "default_timeout"),
         ({"default_timeout": float("inf")}, "default_timeout"),
-        ({"queue_prefix": "bad prefix!"}, "queue_prefix"),
-        ({"queue_prefix": "x" * 49}, "queue_prefix"),
+        ({"reply_queue_prefix": "bad prefix!"}, "reply_queue_prefix"),
+        ({"reply_queue_prefix": "x" * 49}, "reply_queue_prefix"),
         ({"heartbeat_interval": 60, "idle_retention": 100}, "idle_retention"),
         ({"codec": object()}, "codec"),
         ({"endpoint_url": "localhost:4566"}, "http"),
@@ -343,6 +343,12 @@ def test_bad_requests_fail_before_any_queue_is_created(
 def test_invalid_client_options_name_the_fix(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         RpcClient(region_name="us-east-1", **options)
+
+
+def test_the_reply_queue_prefix_has_one_name() -> None:
+    # Renamed from queue_prefix=, so that it reads like the servers' reply prefix options.
+    with pytest.raises(TypeError, match="queue_prefix"):
+        RpcClient(region_name="us-east-1", queue_prefix="orders-reply-")  # type: ignore[call-arg]
 
 
 def test_sqs_client_and_endpoint_together_are_rejected(sqs: Any) -> None:

@@ -86,7 +86,7 @@ class RpcClient:
     Args:
         sqs_client: a ready boto3 SQS client. Otherwise one is built from ``session`` (or the
             default session), ``endpoint_url`` and ``region_name``.
-        queue_prefix: reply queue names are this prefix plus a 32-character id.
+        reply_queue_prefix: reply queue names are this prefix plus a 32-character id.
         default_timeout: seconds a call waits for its reply when it is given no ``timeout``.
         codec: encodes payloads and decodes replies; JSON by default.
         heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag
@@ -99,7 +99,7 @@ class RpcClient:
             larger ones raise :class:`~sqs_rpc.PayloadTooLarge`. SQS's limit by default.
         reply_wait_time_seconds: long-poll wait of the reply poller, 1 to 20.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
-            under ``queue_prefix``, run by this client in the background; off by default.
+            under ``reply_queue_prefix``, run by this client in the background; off by default.
         offload: an :class:`~sqs_rpc.S3Offload`: requests too large for SQS go through S3,
             and replies offloaded by servers are read from S3 (see docs/payloads.md).
         hooks: callbacks on every call's start and end (:class:`~sqs_rpc.Hooks`), for
@@ -113,7 +113,7 @@ class RpcClient:
         session: boto3.session.Session | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        queue_prefix: str = DEFAULT_PREFIX,
+        reply_queue_prefix: str = DEFAULT_PREFIX,
         default_timeout: float = DEFAULT_TIMEOUT,
         codec: Codec | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
@@ -125,7 +125,7 @@ class RpcClient:
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
     ) -> None:
-        prefix = validate_prefix(queue_prefix)
+        prefix = validate_prefix(reply_queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
         heartbeat = check_timeout(heartbeat_interval, "heartbeat_interval")
         if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:

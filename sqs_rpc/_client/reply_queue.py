@@ -41,7 +41,7 @@ def validate_prefix(prefix: str) -> str:
     """Check that ``prefix`` + a 32-character id is a valid SQS queue name."""
     if not prefix or len(prefix) > MAX_PREFIX_LENGTH or not _PREFIX_RE.match(prefix):
         raise ConfigurationError(
-            f"queue_prefix {prefix!r} is invalid: use 1 to {MAX_PREFIX_LENGTH} characters "
+            f"reply_queue_prefix {prefix!r} is invalid: use 1 to {MAX_PREFIX_LENGTH} characters "
             "from A-Z, a-z, 0-9, '-' and '_' (SQS queue names are at most 80 characters and "
             "sqs-rpc appends a 32-character id)"
         )
