@@ -4,25 +4,22 @@ Callers hand an entry to the :class:`Batcher` and get a future. Flusher threads 
 entries for one queue (within SQS's 1 MiB batch limit) and send them in one request.
 
 *Sends* never wait on a timer when nothing else is going on: a lone entry goes out at once.
-While a batch for a queue is in flight, the entries that arrive for that queue wait for it to
-return and then go together, unless a full batch is already waiting (then a second flusher
-sends it in parallel). When the owner says it is ``busy`` (other calls are in flight, whose
-callers are about to send too: they wake together when a batch of replies arrives), a send
-waits for them up to ``send_linger``, or the last ``SendMessageBatch``'s round trip if that was
-shorter, so that a clump of calls stays one batch instead of a lone first entry followed by the
-rest.
+Entries that arrive while a batch for their queue is in flight wait for it, then go together.
+A full batch does not wait: a second flusher sends it in parallel. The owner may say it is
+``busy``: other calls are in flight, and their callers are about to send too, as they wake
+together when a batch of replies arrives. Then a send waits for them, at most
+``send_linger`` or the last ``SendMessageBatch``'s round trip. A clump of calls thus stays
+one batch.
 
-*Deletes* are off everyone's critical path (the caller already has its reply), so they may wait
-up to ``delete_delay`` seconds for company: a batch of deletes goes out when it is full, when its
-oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one request
-instead of ten requests is most of what separates a loaded client from SQS's floor of 0.6
-requests per call.
+*Deletes* are off everyone's critical path, since the caller already has its reply. They may
+wait up to ``delete_delay`` seconds for company. A batch of deletes goes out when it is full,
+when its oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one
+request is most of what separates a loaded client from SQS's floor of 0.6 requests per call.
 
-Partial failures are per entry: an entry SQS rejects for the sender's fault fails its future at
-once; one that failed for SQS's own fault (``SenderFault`` false) is retried, alone, a few times.
-A request that SQS rejects as a whole is retried entry by entry, each alone: SQS validates a
-batch as one request, and one caller's invalid message (a FIFO message without a group id)
-must not fail the messages that happened to share its batch.
+Partial failures are per entry. An entry SQS rejects for the sender's fault fails at once. One
+that failed for SQS's own fault (``SenderFault`` false) is retried alone, a few times. SQS
+validates a batch as one request, so a batch rejected whole is retried entry by entry. One
+caller's invalid message (a FIFO message without a group id) must not fail its batch-mates.
 """
 
 from __future__ import annotations
@@ -117,7 +114,7 @@ class Batcher:
         self._loops = [BackgroundLoop(f"{name}-{i}", self._flush_once) for i in range(workers)]
 
     def start(self) -> None:
-        """Start the flusher threads. Idempotent; a stopped batcher stays stopped."""
+        """Start the flusher threads (idempotent). A stopped batcher stays stopped."""
         for loop in self._loops:
             loop.start()
 
@@ -126,10 +123,10 @@ class Batcher:
     ) -> Future[str]:
         """Queue a message (``SendMessage`` arguments without ``QueueUrl``) for sending.
 
-        With ``inline``, a send that would go at once anyway (nothing waiting or in flight for
-        its queue, the owner not busy) is made on the calling thread, without a hand-off to a
-        flusher thread and back. For a caller that blocks on the result anyway and needs no
-        deadline shorter than botocore's own (a server worker waiting for its reply's send).
+        With ``inline``, a send that would go at once anyway is made on the calling thread,
+        without a hand-off to a flusher and back. It goes at once when nothing waits or is in
+        flight for its queue and the owner is not busy. This suits a caller that blocks on the
+        result and needs no deadline shorter than botocore's own (a server worker's reply).
         """
         entry = dict(arguments)
         size = message_size(entry)
@@ -199,7 +196,7 @@ class Batcher:
         return future
 
     def _take(self) -> tuple[Kind, str, list[_Item]] | float | None:
-        """A batch to send now; else the seconds until one is due (None: until woken)."""
+        """A batch to send now, or else the seconds until one is due (None: until woken)."""
         now = time.monotonic()
         due: float | None = None
         with self._cond:
@@ -244,7 +241,7 @@ class Batcher:
         return self._delays["send"] > 0 and self._busy is not None and self._busy()
 
     def _sent(self, kind: Kind, queue_url: str) -> None:
-        """A batch of this queue has returned; forget the queue if nothing else is left."""
+        """A batch of this queue has returned. Forget the queue if nothing else is left."""
         with self._cond:
             queue = self._waiting.get((kind, queue_url))
             if queue is None:  # stop() gave up waiting and failed everything

@@ -1,10 +1,10 @@
 """One abstraction for every background activity: a named daemon thread running a step.
 
 The reply poller, the heartbeat, the timeout timer and the server's receiver are all a
-:class:`BackgroundLoop`. A step returns how long to wait before the next step (``0``: at once;
-``None``: until woken). Waits are ``Event.wait``, so :meth:`BackgroundLoop.wake` and
+:class:`BackgroundLoop`. A step returns how long to wait before the next step: ``0`` for at
+once, ``None`` for until woken. Waits are ``Event.wait``, so :meth:`BackgroundLoop.wake` and
 :meth:`BackgroundLoop.stop` cut them short. An exception in a step is logged and backed off
-exponentially; it never kills the thread.
+exponentially. It never kills the thread.
 
 Every activity has the same lifecycle: ``start()``, then ``stop(timeout) -> bool``, True when
 it has ended. :func:`stop_all` stops several in order within one shutdown budget.
@@ -59,7 +59,7 @@ def owner_id(owner: object) -> str:
 
 
 class Stoppable(Protocol):
-    """A background activity: ``stop(timeout)`` ends it; True when it ended in time."""
+    """A background activity: ``stop(timeout)`` ends it and returns True if it did in time."""
 
     def stop(self, timeout: float | None = None) -> bool: ...
 
@@ -91,15 +91,15 @@ def receive_pause(
 ) -> float:
     """Seconds to wait before the next ``ReceiveMessage``, given what the last one returned.
 
-    SQS answers a long poll as soon as one message is there, so a loop that receives again at
-    once takes messages in the small clumps in which they arrive, one request per clump. Under
-    load (more than one message came, or ``busy``: more are known to be on their way) a short
-    pause lets the next clumps gather, and the following receive takes them in one request.
+    SQS answers a long poll as soon as one message is there. A loop that receives again at
+    once thus takes messages in the small clumps in which they arrive, one request per clump.
+    Under load, a short pause lets the next clumps gather for one receive. Load means more
+    than one message came, or ``busy``: more are known to be on their way.
     The pause is one ``round_trip`` (how long the last receive took), at most
-    :data:`RECEIVE_LINGER`: the next clump is another request's round trip away, so a fast SQS
-    gets a short pause and a slow one a longer pause.
-    A lone message with nothing else expected (sequential calls), an empty receive, or a full
-    one (the queue is backed up) means no pause: none would gain from it.
+    :data:`RECEIVE_LINGER`. The next clump is another request's round trip away, so a fast
+    SQS gets a short pause and a slow one a longer pause.
+    No pause follows a lone message with nothing else expected (sequential calls), an empty
+    receive, or a full one (the queue is backed up): none would gain from it.
     """
     if 0 < received < asked and (received > 1 or busy):
         return min(RECEIVE_LINGER, max(round_trip, 0.0))
@@ -138,14 +138,14 @@ class BackgroundLoop:
 
     @property
     def stopping(self) -> bool:
-        """True once :meth:`stop` was called; a long step should check it and return."""
+        """True once :meth:`stop` was called. A long step should check it and return."""
         return self._stopping
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        """Start the thread; idempotent, and a stopped loop is not restarted."""
+        """Start the thread (idempotent). A stopped loop is not restarted."""
         with self._lock:
             if self._thread is not None or self._stopping:
                 return

@@ -1,19 +1,18 @@
 """AsyncRpcClient: the asyncio face of :class:`~sqs_rpc.RpcClient`, on the same machinery.
 
 An ``AsyncRpcClient`` wraps one ``RpcClient``: the same reply queue, reply poller, pending map
-and timeout timer serve both. Nothing of the protocol is implemented twice and there is no
-thread per call:
+and timeout timer serve both. Nothing of the protocol is implemented twice, and there is no
+thread per call.
 
-- ``SendMessage`` is a blocking boto3 request, so it runs on a small pool owned by this client
-  (``send_threads`` threads, named ``sqs-rpc-async-send-<owner id>_<n>``), never on the
-  event loop. A dedicated pool rather than the loop's default executor: its size is the
-  number of sends in flight, whatever else the application runs in the default executor.
-  It is shut down with the client.
-- Waiting for the reply costs no thread: the ``concurrent.futures.Future`` that
-  ``RpcClient.send`` returns is bridged to the loop with :func:`asyncio.wrap_future`, so the
-  reply poller's thread resolves the awaiting task through ``call_soon_threadsafe``.
-- Cancelling an awaiting task cancels that future, and a cancelled future removes its entry
-  from the pending map at once (a reply that still arrives is dropped as unknown).
+- ``SendMessage`` is a blocking boto3 request. It runs on a small pool owned by this client
+  (``send_threads`` threads, named ``sqs-rpc-async-send-<owner id>_<n>``), never on the event
+  loop. A dedicated pool's size is the number of sends in flight, whatever else the
+  application runs in the loop's default executor. It is shut down with the client.
+- Waiting for the reply costs no thread. :func:`asyncio.wrap_future` bridges the
+  ``concurrent.futures.Future`` of ``RpcClient.send`` to the loop. The reply poller's thread
+  then resolves the awaiting task through ``call_soon_threadsafe``.
+- Cancelling an awaiting task cancels that future. A cancelled future leaves the pending map
+  at once, and a reply that still arrives is dropped as unknown.
 """
 
 from __future__ import annotations
@@ -53,10 +52,10 @@ class AsyncRpcClient:
             await client.publish(queue_url, {"x": 3})   # one-way
 
     Args:
-        client: an :class:`RpcClient` to wrap; you keep ownership (``aclose`` leaves it
-            open). Without it, one is built from ``options`` and closed by ``aclose``.
+        client: an :class:`RpcClient` to wrap. You keep ownership: ``aclose`` leaves it
+            open. Without it, one is built from ``options`` and closed by ``aclose``.
         send_threads: threads that run the blocking ``SendMessage`` requests, so the event
-            loop never blocks on SQS; at most this many sends are in flight at once.
+            loop never blocks on SQS. At most this many sends are in flight at once.
         **options: keyword options of :class:`RpcClient` (``endpoint_url=``, ``sqs_client=``,
             ``default_timeout=``, ``hooks=``, ...), when no ``client`` is given.
     """
@@ -188,8 +187,8 @@ class AsyncRpcClient:
     async def aclose(self) -> None:
         """Fail pending calls, stop the threads, delete the reply queue. Idempotent.
 
-        The blocking part (:meth:`RpcClient.close`: it wakes and joins the reply poller and
-        deletes the queue) runs on the send pool, so the event loop keeps running meanwhile.
+        The blocking part, :meth:`RpcClient.close`, runs on the send pool, so the event loop
+        keeps running meanwhile. It wakes and joins the reply poller and deletes the queue.
         """
         with self._lock:
             if self._state is ClientState.CLOSED:

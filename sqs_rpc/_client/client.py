@@ -1,4 +1,4 @@
-"""RpcClient: send requests to a queue and wait for their replies; RequestMessage.
+"""RpcClient: send requests to a queue and wait for their replies.
 
 A client owns one temporary reply queue, created on the first call that needs it. A client
 that only publishes never makes one. Its transport (``transport.py``) holds the queue, the
@@ -88,22 +88,22 @@ class RpcClient:
             default session), ``endpoint_url`` and ``region_name``.
         reply_queue_prefix: reply queue names are this prefix plus a 32-character id.
         default_timeout: seconds a call waits for its reply when it is given no ``timeout``.
-        codec: encodes payloads and decodes replies; JSON by default.
-        heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag
-            (the process sends at most one TagQueue per interval, see docs/operations.md).
+        codec: encodes payloads and decodes replies. JSON by default.
+        heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag.
+            The process sends at most one TagQueue per interval (see docs/operations.md).
         idle_retention: seconds without a heartbeat after which a sweeper may delete the
-            reply queue; at least three heartbeat intervals.
+            reply queue. At least three heartbeat intervals.
         max_connections: HTTP connection pool size of the SQS client built here (ignored with
-            ``sqs_client=``); make it at least the number of threads calling concurrently.
-        max_message_bytes: the largest request (body plus attributes) this client sends;
-            larger ones raise :class:`~sqs_rpc.PayloadTooLarge`. SQS's limit by default.
+            ``sqs_client=``). Make it at least the number of threads calling concurrently.
+        max_message_bytes: the largest request (body plus attributes) this client sends.
+            Larger ones raise :class:`~sqs_rpc.PayloadTooLarge`. SQS's limit by default.
         reply_wait_time_seconds: long-poll wait of the reply poller, 1 to 20.
-        sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
-            under ``reply_queue_prefix``, run by this client in the background; off by default.
-        offload: an :class:`~sqs_rpc.S3Offload`: requests too large for SQS go through S3,
+        sweep_interval: seconds (jittered) between sweeps of orphaned reply queues under
+            ``reply_queue_prefix``, run by this client in the background. Off by default.
+        offload: an :class:`~sqs_rpc.S3Offload`. Requests too large for SQS go through S3,
             and replies offloaded by servers are read from S3 (see docs/payloads.md).
         hooks: callbacks on every call's start and end (:class:`~sqs_rpc.Hooks`), for
-            metrics; none by default. See docs/observability.md.
+            metrics. None by default. See docs/observability.md.
     """
 
     def __init__(

@@ -1,18 +1,18 @@
 """The process-wide heartbeat: one thread refreshes the heartbeat tag of every live reply queue.
 
 SQS allows about 30 ``TagQueue`` calls per second per AWS account, shared by every client in it.
-A heartbeat loop per client would multiply that load by the number of clients in a process, so
-a process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``,
-that exists only while at least one reply queue is registered.
+A heartbeat loop per client would multiply that load by the number of clients in a process.
+So a process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``.
+The thread exists only while at least one reply queue is registered.
 
-The rule: **at most one TagQueue call per tick per process**, a tick being the smallest
-``heartbeat_interval`` of the registered clients, jittered by ±10% so that processes do not beat
-in step. Each tick refreshes the registered queue whose heartbeat is the oldest, and only if it
-is due. With N clients in one process, each queue is therefore refreshed every N ticks; a
-client that makes N x tick exceed half its idle retention is logged as a WARNING (share one
-client between threads instead). Throttling errors back off exponentially (with jitter, at
-most one tick) and retry the same queue; they never fail anything. A queue found deleted is
-reported to its owner through ``on_lost``.
+The rule: **at most one TagQueue call per tick per process**. A tick is the smallest
+``heartbeat_interval`` of the registered clients, jittered by ±10% so that processes do not
+beat in step. Each tick refreshes the registered queue whose heartbeat is the oldest, if due.
+With N clients in one process, each queue is thus refreshed every N ticks. When N ticks
+exceed half a client's idle retention, a WARNING says to share one client between threads.
+Throttling errors back off exponentially (with jitter, at most one tick) and retry the same
+queue. They never fail anything. A queue found deleted is reported to its owner through
+``on_lost``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ class HeartbeatScheduler:
         self._loop: BackgroundLoop | None = None
         self._last_call = -float("inf")  # time.monotonic() of the last TagQueue call
         self._throttled = 0  # consecutive throttling errors
-        self.calls = 0  # TagQueue calls made (including throttled ones)
         self.throttles = 0  # throttling errors seen
 
     def register(
@@ -81,7 +80,7 @@ class HeartbeatScheduler:
         retention: float,
         on_lost: Callable[[], None],
     ) -> Registration:
-        """Keep ``queue``'s heartbeat fresh until ``Registration.stop()``; starts the thread."""
+        """Keep ``queue``'s heartbeat fresh until ``Registration.stop()``. Starts the thread."""
         registration = Registration(queue, interval, retention, on_lost, self)
         with self._lock:
             self._registrations.append(registration)
@@ -158,7 +157,6 @@ class HeartbeatScheduler:
         return self._beat(oldest)
 
     def _beat(self, registration: Registration) -> float:
-        self.calls += 1
         try:
             registration.queue.heartbeat()
         except QueueDoesNotExist:

@@ -1,17 +1,17 @@
 """The reply poller: long-polls a client's reply queue and settles pending calls.
 
-One poller per client. It receives replies in batches of up to 10, settles each caller's future
-by correlation id, and hands the deletes to the client's batcher: neither the caller nor the
-next receive waits on a delete. Unknown or late replies are dropped with a debug log: a reply
-never reaches the wrong caller.
+One poller per client. It receives replies in batches of up to 10 and settles each caller's
+future by correlation id. It hands the deletes to the client's batcher, so neither the caller
+nor the next receive waits on a delete. Unknown or late replies are dropped with a debug log:
+a reply never reaches the wrong caller.
 
-A reply whose body is in S3 (``_offload.py``) is read from there before it is decoded, and its
-S3 object is deleted once the reply message is deleted, whether the reply settled a call or
-was unknown; a pointer to a bucket not on the allowlist fails the call and is never touched.
+A reply whose body is in S3 (``_offload.py``) is read from there before it is decoded. Its S3
+object is deleted once the reply message is deleted, whether the reply settled a call or was
+unknown. A pointer to a bucket not on the allowlist fails the call and is never touched.
 
-When the reply queue is deleted underneath (an operator, an over-eager sweeper), the poller
-reports it once through ``on_lost`` and then waits to be stopped: no hot loop of failing
-receives.
+When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
+poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
+failing receives.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The client's temporary reply queue: create it, tag its heartbeat, delete it.
 
-SQS has no idle expiry for queues, so every reply queue carries two tags that let a sweeper
-find the ones whose owner died: the last heartbeat (epoch seconds) and the idle-retention
-period (seconds) after which, without a heartbeat, the queue counts as orphaned.
+SQS has no idle expiry for queues. So every reply queue carries two tags that let a sweeper
+find the ones whose owner died. One is the last heartbeat (epoch seconds). The other is the
+idle-retention period (seconds) after which, without a heartbeat, the queue counts as
+orphaned. Both are defined in ``_sweeper.py``, which reads them.
 """
 
 from __future__ import annotations
