@@ -4,25 +4,22 @@ Callers hand an entry to the :class:`Batcher` and get a future. Flusher threads 
 entries for one queue (within SQS's 1 MiB batch limit) and send them in one request.
 
 *Sends* never wait on a timer when nothing else is going on: a lone entry goes out at once.
-While a batch for a queue is in flight, the entries that arrive for that queue wait for it to
-return and then go together, unless a full batch is already waiting (then a second flusher
-sends it in parallel). When the owner says it is ``busy`` (other calls are in flight, whose
-callers are about to send too: they wake together when a batch of replies arrives), a send
-waits for them up to ``send_linger``, or the last ``SendMessageBatch``'s round trip if that was
-shorter, so that a clump of calls stays one batch instead of a lone first entry followed by the
-rest.
+Entries that arrive while a batch for their queue is in flight wait for it, then go together.
+A full batch does not wait: a second flusher sends it in parallel. The owner may say it is
+``busy``: other calls are in flight, and their callers are about to send too, as they wake
+together when a batch of replies arrives. Then a send waits for them, at most
+``send_linger`` or the last ``SendMessageBatch``'s round trip. A clump of calls thus stays
+one batch.
 
-*Deletes* are off everyone's critical path (the caller already has its reply), so they may wait
-up to ``delete_delay`` seconds for company: a batch of deletes goes out when it is full, when its
-oldest entry has waited that long, or at :meth:`Batcher.close`. Ten deletes in one request
-instead of ten requests is most of what separates a loaded client from SQS's floor of 0.6
-requests per call.
+*Deletes* are off everyone's critical path, since the caller already has its reply. They may
+wait up to ``delete_delay`` seconds for company. A batch of deletes goes out when it is full,
+when its oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one
+request is most of what separates a loaded client from SQS's floor of 0.6 requests per call.
 
-Partial failures are per entry: an entry SQS rejects for the sender's fault fails its future at
-once; one that failed for SQS's own fault (``SenderFault`` false) is retried, alone, a few times.
-A request that SQS rejects as a whole is retried entry by entry, each alone: SQS validates a
-batch as one request, and one caller's invalid message (a FIFO message without a group id)
-must not fail the messages that happened to share its batch.
+Partial failures are per entry. An entry SQS rejects for the sender's fault fails at once. One
+that failed for SQS's own fault (``SenderFault`` false) is retried alone, a few times. SQS
+validates a batch as one request, so a batch rejected whole is retried entry by entry. One
+caller's invalid message (a FIFO message without a group id) must not fail its batch-mates.
 """
 
 from __future__ import annotations
@@ -36,9 +33,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._client.pending import settle
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
-from ._loop import BackgroundLoop
+from ._futures import settle
+from ._loop import BackgroundLoop, stop_all
 from ._wire import MAX_MESSAGE_BYTES, message_size
 
 if TYPE_CHECKING:
@@ -84,8 +81,11 @@ class Batcher:
     """Batches sends and deletes per queue on ``workers`` flusher threads.
 
     ``send`` futures resolve to the SQS message id; ``delete`` futures to None. A delete waits
-    at most ``delete_delay`` seconds for other deletes to share its request; a send waits at
+    at most ``delete_delay`` seconds for other deletes to share its request. A send waits at
     most ``send_linger`` seconds, and only while ``busy()`` is true.
+
+    The flushers are named ``<name>-0``, ``<name>-1``... They start with the first queued
+    entry, or with :meth:`start`. :meth:`stop` sends what is queued, then ends them.
     """
 
     def __init__(
@@ -111,9 +111,10 @@ class Batcher:
         # stays here until both are empty. Flushers take queues round-robin.
         self._waiting: OrderedDict[tuple[Kind, str], _Queue] = OrderedDict()
         self._closed = False
-        self._loops = [
-            BackgroundLoop(f"{name}-batcher-{i}", self._flush_once) for i in range(workers)
-        ]
+        self._loops = [BackgroundLoop(f"{name}-{i}", self._flush_once) for i in range(workers)]
+
+    def start(self) -> None:
+        """Start the flusher threads (idempotent). A stopped batcher stays stopped."""
         for loop in self._loops:
             loop.start()
 
@@ -122,10 +123,10 @@ class Batcher:
     ) -> Future[str]:
         """Queue a message (``SendMessage`` arguments without ``QueueUrl``) for sending.
 
-        With ``inline``, a send that would go at once anyway (nothing waiting or in flight for
-        its queue, the owner not busy) is made on the calling thread, without a hand-off to a
-        flusher thread and back. For a caller that blocks on the result anyway and needs no
-        deadline shorter than botocore's own (a server worker waiting for its reply's send).
+        With ``inline``, a send that would go at once anyway is made on the calling thread,
+        without a hand-off to a flusher and back. It goes at once when nothing waits or is in
+        flight for its queue and the owner is not busy. This suits a caller that blocks on the
+        result and needs no deadline shorter than botocore's own (a server worker's reply).
         """
         entry = dict(arguments)
         size = message_size(entry)
@@ -156,21 +157,27 @@ class Batcher:
         """Queue a message for deletion."""
         return self._put("delete", queue_url, {"ReceiptHandle": receipt_handle}, 0)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Flush what is queued, then stop the flushers. Idempotent."""
+    def stop(self, timeout: float | None = 30.0) -> bool:
+        """Send what is queued, then stop the flushers; True if all went out and they ended.
+
+        Idempotent. Entries still waiting when ``timeout`` runs out fail with
+        :class:`ClientClosedError`. New entries are refused from the start.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         for loop in self._loops:
             loop.wake()
-        # Shutdown order: flushers drain the queues (they stop taking new entries only once
-        # closed *and* empty), then they are stopped and joined.
+        # Shutdown order, in one budget: the flushers drain the queues (they stop taking
+        # entries only once closed *and* empty), then they are stopped and joined.
         with self._cond:
             drained = self._cond.wait_for(lambda: not self._waiting, timeout)
-        for loop in self._loops:
-            loop.stop(timeout)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        stopped = stop_all(self._loops, left)
         if not drained:
             self._fail_waiting()
+        return drained and stopped
 
     def _put(self, kind: Kind, queue_url: str, entry: dict[str, Any], size: int) -> Future[Any]:
         future: Future[Any] = Future()
@@ -182,18 +189,19 @@ class Batcher:
             queue.size += size
             # A delete joining others that are already waiting changes nobody's deadline.
             wake = kind == "send" or len(queue.items) == 1 or queue.full()
+        self.start()
         if wake:
             for loop in self._loops:
                 loop.wake()
         return future
 
     def _take(self) -> tuple[Kind, str, list[_Item]] | float | None:
-        """A batch to send now; else the seconds until one is due (None: until woken)."""
+        """A batch to send now, or else the seconds until one is due (None: until woken)."""
         now = time.monotonic()
         due: float | None = None
         with self._cond:
             if not self._waiting:
-                self._cond.notify_all()  # close() waits for this
+                self._cond.notify_all()  # stop() waits for this
                 return None
             for (kind, queue_url), queue in self._waiting.items():
                 if not queue.items:
@@ -233,10 +241,10 @@ class Batcher:
         return self._delays["send"] > 0 and self._busy is not None and self._busy()
 
     def _sent(self, kind: Kind, queue_url: str) -> None:
-        """A batch of this queue has returned; forget the queue if nothing else is left."""
+        """A batch of this queue has returned. Forget the queue if nothing else is left."""
         with self._cond:
             queue = self._waiting.get((kind, queue_url))
-            if queue is None:  # close() gave up waiting and failed everything
+            if queue is None:  # stop() gave up waiting and failed everything
                 return
             queue.in_flight -= 1
             if not queue.items and not queue.in_flight:
@@ -322,6 +330,7 @@ class Batcher:
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
             queue.items.appendleft(item)
             queue.size += item.size
+        self.start()  # a retried inline send may be the first entry the flushers see
 
     def _fail_waiting(self) -> None:
         with self._cond:

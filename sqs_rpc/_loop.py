@@ -1,24 +1,89 @@
 """One abstraction for every background activity: a named daemon thread running a step.
 
 The reply poller, the heartbeat, the timeout timer and the server's receiver are all a
-:class:`BackgroundLoop`. A step returns how long to wait before the next step (``0``: at once;
-``None``: until woken); waits are ``Event.wait`` so that :meth:`BackgroundLoop.wake` and
-:meth:`BackgroundLoop.stop` cut them short.
-An exception in a step is logged and backed off exponentially; it never kills the thread.
+:class:`BackgroundLoop`. A step returns how long to wait before the next step: ``0`` for at
+once, ``None`` for until woken. Waits are ``Event.wait``, so :meth:`BackgroundLoop.wake` and
+:meth:`BackgroundLoop.stop` cut them short. An exception in a step is logged and backed off
+exponentially. It never kills the thread.
+
+Every activity has the same lifecycle: ``start()``, then ``stop(timeout) -> bool``, True when
+it has ended. :func:`stop_all` stops several in order within one shutdown budget.
+:func:`thread_name` names every library thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-__all__ = ["RECEIVE_LINGER", "BackgroundLoop", "receive_pause"]
+__all__ = [
+    "RECEIVE_LINGER",
+    "THREAD_PREFIX",
+    "BackgroundLoop",
+    "Stoppable",
+    "owner_id",
+    "receive_pause",
+    "stop_all",
+    "thread_name",
+]
 
 logger = logging.getLogger(__name__)
 
 # How long a receive loop pauses after a partly filled receive (see receive_pause).
 RECEIVE_LINGER = 0.04
+THREAD_PREFIX = "sqs-rpc-"
+
+
+def thread_name(role: str, owner: str | None = None) -> str:
+    """The name of a library thread: ``sqs-rpc-<role>-<owner id>``.
+
+    ``role`` says what the thread does (``replies``, ``timeouts``, ``batcher``). ``owner``
+    tells apart the objects that run that role in one process: a client passes
+    ``owner_id(self)`` for all its threads. A process-wide thread has no owner
+    (``sqs-rpc-heartbeat``). A role with several threads numbers them after the name
+    (``sqs-rpc-batcher-<owner id>-0``). Every name starts with :data:`THREAD_PREFIX`.
+
+    Example::
+
+        thread_name("replies", owner_id(client))  # 'sqs-rpc-replies-7f0c2d3e4b10'
+    """
+    return f"{THREAD_PREFIX}{role}" if owner is None else f"{THREAD_PREFIX}{role}-{owner}"
+
+
+def owner_id(owner: object) -> str:
+    """The id that :func:`thread_name` puts after the role: ``id(owner)`` in hex."""
+    return f"{id(owner):x}"
+
+
+class Stoppable(Protocol):
+    """A background activity: ``stop(timeout)`` ends it and returns True if it did in time."""
+
+    def stop(self, timeout: float | None = None) -> bool: ...
+
+
+def stop_all(activities: Iterable[Stoppable | None], timeout: float | None) -> bool:
+    """Stop ``activities`` in order within one budget of ``timeout`` seconds; True if all did.
+
+    The list is the shutdown order. Each ``stop`` gets what is left of the budget (``None``:
+    no limit). Once the budget is spent, the rest still get ``stop(0)``: asked, not waited for.
+    ``None`` entries (activities never started) are skipped.
+
+    Example::
+
+        if not stop_all([poller, timer, batcher], timeout=30):
+            logger.warning("some threads did not stop within 30 s")
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stopped = True
+    for activity in activities:
+        if activity is None:
+            continue
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        stopped = activity.stop(left) and stopped
+    return stopped
 
 
 def receive_pause(
@@ -26,15 +91,15 @@ def receive_pause(
 ) -> float:
     """Seconds to wait before the next ``ReceiveMessage``, given what the last one returned.
 
-    SQS answers a long poll as soon as one message is there, so a loop that receives again at
-    once takes messages in the small clumps in which they arrive, one request per clump. Under
-    load (more than one message came, or ``busy``: more are known to be on their way) a short
-    pause lets the next clumps gather, and the following receive takes them in one request.
+    SQS answers a long poll as soon as one message is there. A loop that receives again at
+    once thus takes messages in the small clumps in which they arrive, one request per clump.
+    Under load, a short pause lets the next clumps gather for one receive. Load means more
+    than one message came, or ``busy``: more are known to be on their way.
     The pause is one ``round_trip`` (how long the last receive took), at most
-    :data:`RECEIVE_LINGER`: the next clump is another request's round trip away, so a fast SQS
-    gets a short pause and a slow one a longer pause.
-    A lone message with nothing else expected (sequential calls), an empty receive, or a full
-    one (the queue is backed up) means no pause: none would gain from it.
+    :data:`RECEIVE_LINGER`. The next clump is another request's round trip away, so a fast
+    SQS gets a short pause and a slow one a longer pause.
+    No pause follows a lone message with nothing else expected (sequential calls), an empty
+    receive, or a full one (the queue is backed up): none would gain from it.
     """
     if 0 < received < asked and (received > 1 or busy):
         return min(RECEIVE_LINGER, max(round_trip, 0.0))
@@ -73,14 +138,14 @@ class BackgroundLoop:
 
     @property
     def stopping(self) -> bool:
-        """True once :meth:`stop` was called; a long step should check it and return."""
+        """True once :meth:`stop` was called. A long step should check it and return."""
         return self._stopping
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        """Start the thread; idempotent, and a stopped loop is not restarted."""
+        """Start the thread (idempotent). A stopped loop is not restarted."""
         with self._lock:
             if self._thread is not None or self._stopping:
                 return

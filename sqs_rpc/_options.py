@@ -35,6 +35,7 @@ __all__ = [
     "check_handler",
     "check_max_message_bytes",
     "check_queue_url",
+    "check_sweep_interval",
     "seconds",
     "whole",
 ]
@@ -43,6 +44,7 @@ DEFAULT_REPLY_QUEUE_PREFIX = "sqs-rpc-reply-"
 DEFAULT_REPLY_CACHE_TTL = 300.0
 DEFAULT_REPLY_CACHE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_VISIBILITY_EXTENSION = 3600.0
+MIN_SWEEP_INTERVAL = 1.0
 MAX_VISIBILITY_SECONDS = 43200  # SQS hides a message at most 12 hours after its receive
 
 
@@ -101,6 +103,23 @@ def check_max_message_bytes(value: object) -> int:
         rule=f"whole bytes from {MIN_MESSAGE_BYTES:,} to {MAX_MESSAGE_BYTES:,} (SQS's range);"
         " set it to the queue's MaximumMessageSize",
     )
+
+
+def check_sweep_interval(interval: float | None) -> float | None:
+    """Validate a ``sweep_interval`` option: None (off) or seconds >= 1."""
+    if interval is None:
+        return None
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not math.isfinite(interval)
+        or interval < MIN_SWEEP_INTERVAL
+    ):
+        raise ConfigurationError(
+            f"sweep_interval={interval!r} must be None (no sweeping) or a finite number of "
+            f"seconds >= {MIN_SWEEP_INTERVAL:g} (an hour, 3600, is a good start)"
+        )
+    return float(interval)
 
 
 @dataclass(frozen=True)

@@ -44,18 +44,18 @@ __all__ = [
     "SweepDecision",
     "SweepReport",
     "Sweeper",
-    "check_sweep_interval",
 ]
 
 logger = logging.getLogger(__name__)
 
+# The contract between clients and sweepers: reply queue names start with a prefix, and every
+# reply queue carries these two tags (set by _client/reply_queue.py).
 JAVA_HEARTBEAT_TAG = "__AmazonSQSIdleQueueDeletingClient.LastHeartbeatTimestamp"
 JAVA_RETENTION_TAG = "__IdleQueueRetentionPeriodSeconds"
 DEFAULT_MAX_DELETIONS = 100
 PAGE_SIZE = 1000  # ListQueues' maximum
 THROTTLE_ATTEMPTS = 6
 THROTTLE_BACKOFF = 0.5  # first retry after a throttling error; doubles each time
-MIN_SWEEP_INTERVAL = 1.0
 _MESSAGE_COUNTS = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -126,23 +126,6 @@ class SweepReport:
             "errors": len(self.errors),
             "decisions": [asdict(d) for d in self.decisions],
         }
-
-
-def check_sweep_interval(interval: float | None) -> float | None:
-    """Validate a ``sweep_interval`` option: None (off) or seconds >= 1."""
-    if interval is None:
-        return None
-    if (
-        isinstance(interval, bool)
-        or not isinstance(interval, int | float)
-        or not math.isfinite(interval)
-        or interval < MIN_SWEEP_INTERVAL
-    ):
-        raise ConfigurationError(
-            f"sweep_interval={interval!r} must be None (no sweeping) or a finite number of "
-            f"seconds >= {MIN_SWEEP_INTERVAL:g} (an hour, 3600, is a good start)"
-        )
-    return float(interval)
 
 
 class Sweeper:
@@ -339,11 +322,18 @@ class PeriodicSweep:
     together does not sweep in step.
     """
 
-    def __init__(self, sqs: SQSClient, *, prefixes: Sequence[str], interval: float) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        *,
+        prefixes: Sequence[str],
+        interval: float,
+        name: str = "sqs-rpc-sweeper",
+    ) -> None:
         self._sweepers = [Sweeper(sqs_client=sqs, reply_queue_prefix=p) for p in prefixes]
         self._interval = interval
         self._loop = BackgroundLoop(
-            "sqs-rpc-sweeper",
+            name,
             self._step,
             initial_delay=interval * random.uniform(0.1, 1.0),
             min_backoff=min(interval, 10.0),
@@ -353,11 +343,12 @@ class PeriodicSweep:
     def start(self) -> None:
         self._loop.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = 60.0) -> bool:
+        """Stop sweeping; True once the thread has ended."""
         # Shutdown order: cancel the sweep in progress (its backoff waits end), then join.
         for sweeper in self._sweepers:
             sweeper.cancel()
-        self._loop.stop(timeout=60)
+        return self._loop.stop(timeout)
 
     def _step(self) -> float:
         for sweeper in self._sweepers:

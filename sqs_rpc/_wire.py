@@ -44,7 +44,6 @@ __all__ = [
     "ErrorInfo",
     "Reply",
     "Request",
-    "check_max_message_bytes",
     "check_message_size",
     "correlation_id_of",
     "decode_reply",
@@ -225,20 +224,6 @@ def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = 
             size=size,
             limit=limit,
         )
-
-
-def check_max_message_bytes(value: int) -> int:
-    """Validate a ``max_message_bytes`` option."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_MESSAGE_BYTES <= value <= MAX_MESSAGE_BYTES
-    ):
-        raise ConfigurationError(
-            f"max_message_bytes={value!r} must be whole bytes from {MIN_MESSAGE_BYTES:,} to "
-            f"{MAX_MESSAGE_BYTES:,} (SQS's range); set it to the queue's MaximumMessageSize"
-        )
-    return value
 
 
 def _string(value: str) -> dict[str, str]:

@@ -182,3 +182,18 @@ def test_bad_options_are_rejected(sqs: Any) -> None:
         AsyncRpcClient(sync_client, default_timeout=3)
     with pytest.raises(ConfigurationError, match="send_threads"):
         AsyncRpcClient(sqs_client=sqs, send_threads=0)
+    with pytest.raises(ConfigurationError, match="reply_queue_prefix"):
+        AsyncRpcClient(sqs_client=sqs, reply_queue_prefix="bad prefix!")
+
+
+def test_the_state_goes_from_unopened_to_opened_to_closed(sqs: Any, queue_url: str) -> None:
+    async def main() -> None:
+        client = AsyncRpcClient(sqs_client=sqs)
+        assert repr(client) == "<AsyncRpcClient unopened reply_queue=None>"
+        async with client:
+            assert repr(client).startswith("<AsyncRpcClient opened ")
+        assert repr(client) == "<AsyncRpcClient closed reply_queue=None>"
+        with pytest.raises(ClientClosedError, match="this AsyncRpcClient is closed; create a new"):
+            await client.publish(queue_url, 1)
+
+    asyncio.run(main())

@@ -41,7 +41,7 @@ def test_a_lone_send_goes_at_once_in_one_request(sqs: Any, queue_url: str) -> No
     try:
         message_id = batcher.send(queue_url, _arguments("one")).result(timeout=10)
     finally:
-        batcher.close()
+        batcher.stop()
     assert message_id
     assert counter.snapshot() == {"SendMessageBatch": 1}
 
@@ -64,7 +64,7 @@ def test_concurrent_sends_share_batches(sqs: Any, queue_url: str) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    batcher.close()
+    batcher.stop()
     assert len(set(ids)) == 40
     assert 4 <= counter.snapshot()["SendMessageBatch"] < 40
     bodies = sorted(int(m["Body"]) for m in _drain(sqs, queue_url, 40))
@@ -86,7 +86,7 @@ def test_batches_respect_the_byte_limit(sqs: Any, make_queue: Callable[..., str]
         for future in futures:
             assert future.result(timeout=30)
     finally:
-        batcher.close()
+        batcher.stop()
     # 3 x 400 kB cannot share one 1 MiB batch: two requests at least.
     assert counter.snapshot()["SendMessageBatch"] >= 2
 
@@ -106,7 +106,7 @@ def test_an_invalid_entry_does_not_fail_its_batch(sqs: Any, make_queue: Callable
         with pytest.raises(SqsError, match="MessageGroupId"):
             bad.result(timeout=10)
     finally:
-        batcher.close()
+        batcher.stop()
     bodies = [m["Body"] for m in _drain(sqs, fifo, 2, delete=True)]
     assert bodies == ["ok", "ok too"]  # order within the group kept
 
@@ -126,7 +126,7 @@ def test_a_failed_entry_fails_alone(sqs: Any, queue_url: str) -> None:
         with pytest.raises(SqsError, match="ReceiptHandleIsInvalid"):
             bad.result(timeout=10)
     finally:
-        batcher.close()
+        batcher.stop()
 
 
 def test_deletes_are_batched(sqs: Any, queue_url: str) -> None:
@@ -141,18 +141,18 @@ def test_deletes_are_batched(sqs: Any, queue_url: str) -> None:
         for future in futures:
             assert future.result(timeout=10) is None
     finally:
-        batcher.close()
+        batcher.stop()
     assert counter.snapshot() == {"DeleteMessageBatch": 1}
 
 
-def test_close_flushes_then_refuses(sqs: Any, queue_url: str) -> None:
+def test_stop_flushes_then_refuses(sqs: Any, queue_url: str) -> None:
     batcher = Batcher(sqs, name="sqs-rpc-test")
     future = batcher.send(queue_url, _arguments("last"))
-    batcher.close()
-    assert future.result(timeout=0)  # already sent by close()
+    batcher.stop()
+    assert future.result(timeout=0)  # already sent by stop()
     with pytest.raises(ClientClosedError):
         batcher.send(queue_url, _arguments("late"))
-    batcher.close()  # idempotent
+    batcher.stop()  # idempotent
 
 
 def test_deletes_wait_for_company_up_to_their_delay(sqs: Any, queue_url: str) -> None:
@@ -165,18 +165,18 @@ def test_deletes_wait_for_company_up_to_their_delay(sqs: Any, queue_url: str) ->
     try:
         futures = [batcher.delete(queue_url, m["ReceiptHandle"]) for m in received]
         for future in futures:
-            assert future.result(timeout=20) is None  # due after the delay, not at close()
+            assert future.result(timeout=20) is None  # due after the delay, not at stop()
     finally:
-        batcher.close()
+        batcher.stop()
     assert counter.snapshot() == {"DeleteMessageBatch": 1}
 
 
-def test_close_sends_delayed_deletes_at_once(sqs: Any, queue_url: str) -> None:
+def test_stop_sends_delayed_deletes_at_once(sqs: Any, queue_url: str) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody="x")
     (message,) = _drain(sqs, queue_url, 1)
     batcher = Batcher(sqs, name="sqs-rpc-test", delete_delay=3600)
     future = batcher.delete(queue_url, message["ReceiptHandle"])
-    batcher.close()
+    batcher.stop()
     assert future.result(timeout=0) is None
 
 
@@ -195,7 +195,7 @@ def test_sends_linger_only_while_the_owner_is_busy(sqs: Any, queue_url: str) -> 
         assert batcher.send(queue_url, _arguments("alone")).result(timeout=20)
         assert all(f.result(timeout=20) for f in futures)
     finally:
-        batcher.close()
+        batcher.stop()
     assert counter.snapshot() == {"SendMessageBatch": 1}
 
 
@@ -209,7 +209,7 @@ def test_a_busy_send_lingers_no_longer_than_the_last_round_trip(sqs: Any, queue_
         # send waits about that long for company, then goes (an hour's wait would time out).
         assert batcher.send(queue_url, _arguments("second")).result(timeout=20)
     finally:
-        batcher.close()
+        batcher.stop()
 
 
 def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_going(
@@ -222,7 +222,7 @@ def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_goi
         assert sent.done()  # sent before send() returned: no flusher thread involved
         assert sent.result(timeout=0)
     finally:
-        idle.close()
+        idle.stop()
     busy = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: True)
     try:
         # The owner is busy: the send waits for company like any other (no round trip
@@ -230,7 +230,7 @@ def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_goi
         waiting = busy.send(queue_url, _arguments("busy"), inline=True)
         assert not waiting.done()
     finally:
-        busy.close()  # sends what waits
+        busy.stop()  # sends what waits
     assert waiting.result(timeout=0)
     assert counter.snapshot() == {"SendMessageBatch": 2}
     assert len(_drain(sqs, queue_url, 2)) == 2

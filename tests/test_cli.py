@@ -19,7 +19,7 @@ import pytest
 
 from sqs_rpc import ExitCode, IncomingMessage, MessageHandler, MessagePoller, RpcClient
 from sqs_rpc._cli.main import main
-from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint, wait_for
 

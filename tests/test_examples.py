@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sqs_rpc._cli.main import _parser
-from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint
 

@@ -375,7 +375,7 @@ from sqs_rpc import RpcClient
 
 endpoint, region, queue_url, prefix = sys.argv[1:5]
 client = RpcClient(
-    endpoint_url=endpoint, region_name=region, queue_prefix=prefix, heartbeat_interval=1,
+    endpoint_url=endpoint, region_name=region, reply_queue_prefix=prefix, heartbeat_interval=1,
     idle_retention=3, reply_wait_time_seconds=1, default_timeout=20,
 )
 for line in sys.stdin:

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from sqs_rpc import ClientClosedError, MessagePoller, ReplyQueueLost, RpcClient
+from sqs_rpc._loop import owner_id, thread_name
 
 from .conftest import Endpoint, wait_for
 from .test_roundtrip import Echo
@@ -180,7 +181,7 @@ def test_a_forked_child_gets_its_own_queue_and_the_parent_keeps_working(
         # The child ran its own poller and heartbeat (the parent's threads do not survive a
         # fork), and close() ended them all.
         assert "sqs-rpc-heartbeat" in threads_in_use
-        assert any(name.endswith("-replies") for name in threads_in_use)
+        assert any(name.startswith("sqs-rpc-replies-") for name in threads_in_use)
         assert threads_after_close == []
         assert child_url != parent_url  # never the parent's queue: no reply stolen
         assert not exists(sqs, child_url)  # the child's close() deleted its own queue
@@ -219,15 +220,15 @@ def test_a_queue_deleted_underneath_fails_waiting_calls_and_is_replaced(
         waiting = client.call_async(silent, "waits", timeout=60)
         lost_url = client.reply_queue_url
         assert lost_url is not None
-        tag = lost_url[-8:]
         sqs.delete_queue(QueueUrl=lost_url)
 
         error = waiting.exception(timeout=30)
         assert isinstance(error, ReplyQueueLost)
         assert "Retrying is safe" in str(error)
         # The old queue's threads end by themselves: no hot loop on a missing queue.
+        queue_threads = {thread_name(role, owner_id(client)) for role in ("replies", "timeouts")}
         wait_for(
-            lambda: not [t for t in threading.enumerate() if tag in t.name and t.is_alive()],
+            lambda: not [t for t in threading.enumerate() if t.name in queue_threads],
             timeout=20,
         )
         assert client.reply_queue_url is None

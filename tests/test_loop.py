@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
+from sqs_rpc._loop import (
+    RECEIVE_LINGER,
+    BackgroundLoop,
+    owner_id,
+    receive_pause,
+    stop_all,
+    thread_name,
+)
 
 from .conftest import wait_for
 
@@ -76,3 +84,40 @@ def test_the_receive_pause_is_one_round_trip_at_most_the_linger() -> None:
     assert receive_pause(1, 10, busy=True, round_trip=0.002) == 0.002
     assert receive_pause(1, 10, round_trip=0.002) == 0  # still no pause without load
     assert receive_pause(3, 10, round_trip=-1.0) == 0  # a clock step never makes it negative
+
+
+def test_stop_all_stops_every_loop() -> None:
+    loops = [BackgroundLoop(f"sqs-rpc-test-{name}", lambda: None) for name in ("a", "b")]
+    for loop in loops:
+        loop.start()
+    assert stop_all([loops[0], None, loops[1]], timeout=5)  # None: never started, skipped
+    assert not any(loop.is_alive() for loop in loops)
+
+
+def test_stop_all_shares_one_budget_and_reports_a_loop_that_did_not_stop() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck() -> None:
+        entered.set()
+        release.wait(30)  # a step that cannot be interrupted, like a long poll
+
+    hung = BackgroundLoop("sqs-rpc-test-hung", stuck)
+    idle = BackgroundLoop("sqs-rpc-test-idle", lambda: None)
+    hung.start()
+    idle.start()
+    assert entered.wait(5)
+    started = time.monotonic()
+    try:
+        assert not stop_all([hung, idle], timeout=0.2)
+        assert time.monotonic() - started < 5  # one budget, not a wait per loop
+        assert idle.stopping  # asked to stop although the budget was spent
+    finally:
+        release.set()
+        assert stop_all([hung, idle], timeout=5)
+
+
+def test_thread_names_follow_one_scheme() -> None:
+    owner = object()
+    assert thread_name("replies", owner_id(owner)) == f"sqs-rpc-replies-{id(owner):x}"
+    assert thread_name("heartbeat") == "sqs-rpc-heartbeat"  # process-wide: no owner

@@ -78,3 +78,30 @@ def test_after_closing_fail_all_a_new_call_fails_at_once(pending: PendingCalls) 
     with pytest.raises(ClientClosedError, match="closed: after"):
         late.result(timeout=0)
     assert len(pending) == 0
+
+
+def test_a_reused_id_keeps_its_own_deadline(pending: PendingCalls) -> None:
+    first: Future[object] = Future()
+    pending.add("c", first, 0.05)
+    assert pending.pop("c") is first
+    first.set_result("replied")
+    again: Future[object] = Future()
+    pending.add("c", again, 3600)  # the id is free again; the old deadline is not its own
+    probe: Future[object] = Future()
+    pending.add("probe", probe, 0.1)
+    with pytest.raises(RpcTimeout):
+        probe.result(timeout=5)  # the timer has passed the first call's deadline by now
+    assert not again.done()
+    assert len(pending) == 1
+
+
+def test_settled_calls_leave_nothing_behind(pending: PendingCalls) -> None:
+    futures: list[Future[object]] = [Future() for _ in range(1000)]
+    for i, future in enumerate(futures):
+        pending.add(str(i), future, 3600)
+    for i, future in enumerate(futures):
+        assert pending.pop(str(i)) is future
+        future.set_result(i)
+    assert len(pending) == 0
+    # The deadline heap follows the live calls, not every call made in the last hour.
+    assert len(pending._deadlines) < 100

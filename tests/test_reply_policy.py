@@ -186,7 +186,7 @@ def test_custom_client_prefix_needs_the_same_server_prefix(
     sqs: Any, queue_url: str, serve: Serve
 ) -> None:
     serve(queue_url, Echo(), reply_queue_prefix="billing-reply-")
-    with RpcClient(sqs_client=sqs, queue_prefix="billing-reply-") as client:
+    with RpcClient(sqs_client=sqs, reply_queue_prefix="billing-reply-") as client:
         assert client.call(queue_url, {"a": 1}, timeout=20) == {"a": 1}
 
 

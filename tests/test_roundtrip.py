@@ -24,6 +24,7 @@ from sqs_rpc import (
     RpcClient,
     RpcTimeout,
 )
+from sqs_rpc._loop import owner_id
 
 from .conftest import wait_for
 
@@ -228,12 +229,26 @@ def test_close_deletes_the_queue_and_stops_threads(sqs: Any, queue_url: str, ser
     rpc.call(queue_url, 1, timeout=10)
     reply_queue = rpc.reply_queue_url
     assert reply_queue is not None
-    names = {t.name for t in threading.enumerate()}
-    tag = reply_queue.rsplit("/", 1)[-1][-8:]
-    assert any(tag in name for name in names)
+    # One naming scheme, sqs-rpc-<role>-<owner id>, for every thread of the client.
+    owner = owner_id(rpc)
+    names = {t.name for t in threading.enumerate() if owner in t.name}
+    assert {f"sqs-rpc-{role}-{owner}" for role in ("replies", "timeouts")} <= names
+    assert f"sqs-rpc-batcher-{owner}-0" in names
     rpc.close()
-    assert not any(tag in t.name for t in threading.enumerate())
+    assert not any(owner in t.name for t in threading.enumerate())
     assert reply_queue not in sqs.list_queues().get("QueueUrls", [])
+
+
+def test_the_state_goes_from_unopened_to_opened_to_closed(sqs: Any, queue_url: str) -> None:
+    rpc = RpcClient(sqs_client=sqs)
+    assert repr(rpc) == "<RpcClient unopened reply_queue=None>"
+    with rpc:
+        assert repr(rpc).startswith("<RpcClient opened ")
+        assert not rpc.closed
+    assert rpc.closed
+    assert repr(rpc) == "<RpcClient closed reply_queue=None>"
+    with pytest.raises(ClientClosedError, match="this RpcClient is closed; create a new one"):
+        rpc.call_async(queue_url, 1)
 
 
 def test_close_fails_pending_calls(sqs: Any, queue_url: str) -> None:
@@ -318,8 +333,8 @@ def test_bad_requests_fail_before_any_queue_is_created(
     [
         ({"default_timeout": 0}, "default_timeout"),
         ({"default_timeout": float("inf")}, "default_timeout"),
-        ({"queue_prefix": "bad prefix!"}, "queue_prefix"),
-        ({"queue_prefix": "x" * 49}, "queue_prefix"),
+        ({"reply_queue_prefix": "bad prefix!"}, "reply_queue_prefix"),
+        ({"reply_queue_prefix": "x" * 49}, "reply_queue_prefix"),
         ({"heartbeat_interval": 60, "idle_retention": 100}, "idle_retention"),
         ({"codec": object()}, "codec"),
         ({"endpoint_url": "localhost:4566"}, "http"),
@@ -328,6 +343,12 @@ def test_bad_requests_fail_before_any_queue_is_created(
 def test_invalid_client_options_name_the_fix(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         RpcClient(region_name="us-east-1", **options)
+
+
+def test_the_reply_queue_prefix_has_one_name() -> None:
+    # Renamed from queue_prefix=, so that it reads like the servers' reply prefix options.
+    with pytest.raises(TypeError, match="queue_prefix"):
+        RpcClient(region_name="us-east-1", queue_prefix="orders-reply-")  # type: ignore[call-arg]
 
 
 def test_sqs_client_and_endpoint_together_are_rejected(sqs: Any) -> None:

@@ -24,8 +24,8 @@ from sqs_rpc import (
     Sweeper,
     SweepReport,
 )
-from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
+from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 from .conftest import Endpoint, wait_for
 from .test_roundtrip import Echo
@@ -228,8 +228,8 @@ def test_lists_every_page_beyond_1000_queues(sqs: Any, endpoint: Endpoint, prefi
 CHILD = """
 import sys
 from sqs_rpc import RpcClient
-client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2], queue_prefix=sys.argv[3],
-                   heartbeat_interval=0.5, idle_retention=5)
+client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2],
+                   reply_queue_prefix=sys.argv[3], heartbeat_interval=0.5, idle_retention=5)
 client.call_async(sys.argv[4], "never answered", timeout=600)
 print(client.reply_queue_url, flush=True)
 sys.stdin.read()  # wait to be killed
@@ -260,7 +260,7 @@ def test_a_sigkilled_clients_queue_is_swept_after_its_retention_a_live_one_is_ke
     assert exists(sqs, dead_url)  # SIGKILL ran no cleanup: only the sweeper can help now
 
     with RpcClient(
-        sqs_client=sqs, queue_prefix=prefix, heartbeat_interval=0.5, idle_retention=5
+        sqs_client=sqs, reply_queue_prefix=prefix, heartbeat_interval=0.5, idle_retention=5
     ) as live:
         live.call_async(queue_url, "also never answered", timeout=600)
         live_url = live.reply_queue_url
@@ -282,7 +282,7 @@ def test_a_client_can_sweep_in_the_background(
     sqs: Any, prefix: str, tagged_queue: TaggedQueue, queue_url: str
 ) -> None:
     orphan = tagged_queue(orphan_tags())
-    with RpcClient(sqs_client=sqs, queue_prefix=prefix, sweep_interval=1) as client:
+    with RpcClient(sqs_client=sqs, reply_queue_prefix=prefix, sweep_interval=1) as client:
         client.call_async(queue_url, "keeps the client busy", timeout=60)
         wait_for(lambda: not exists(sqs, orphan), timeout=30)
         assert client.reply_queue_url is not None

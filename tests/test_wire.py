@@ -5,12 +5,12 @@ from typing import Any
 import pytest
 
 from sqs_rpc import MAX_MESSAGE_BYTES, ConfigurationError, DecodeError, PayloadTooLarge
+from sqs_rpc._options import check_max_message_bytes
 from sqs_rpc._wire import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     ErrorInfo,
-    check_max_message_bytes,
     check_message_size,
     decode_reply,
     decode_request,

@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
 from sqs_rpc._errors import QueueDoesNotExist, SqsError
+from sqs_rpc._options import DEFAULT_REPLY_QUEUE_PREFIX
 from sqs_rpc._sweeper import Sweeper
 
 from .common import add_command, add_common_options, aws_options, print_json, queue_prefix
@@ -58,8 +58,8 @@ def register(commands: Any) -> None:
         "--prefix",
         dest="prefix",
         type=queue_prefix,
-        default=DEFAULT_PREFIX,
-        help=f"queue name prefix (default {DEFAULT_PREFIX})",
+        default=DEFAULT_REPLY_QUEUE_PREFIX,
+        help=f"queue name prefix (default {DEFAULT_REPLY_QUEUE_PREFIX})",
     )
     add_common_options(queues)
     queues.set_defaults(run=_queues)

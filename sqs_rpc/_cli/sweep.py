@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqs_rpc._client.reply_queue import DEFAULT_PREFIX
+from sqs_rpc._options import DEFAULT_REPLY_QUEUE_PREFIX
 from sqs_rpc._sweeper import DEFAULT_MAX_DELETIONS, Sweeper
 
 from .common import add_command, add_common_options, aws_options, print_json, queue_prefix, whole
@@ -42,8 +42,8 @@ def register(commands: Any) -> None:
         "--prefix",
         dest="prefix",
         type=queue_prefix,
-        default=DEFAULT_PREFIX,
-        help=f"queue name prefix (default {DEFAULT_PREFIX})",
+        default=DEFAULT_REPLY_QUEUE_PREFIX,
+        help=f"queue name prefix (default {DEFAULT_REPLY_QUEUE_PREFIX})",
     )
     sweep.add_argument("--dry-run", action="store_true", help="decide, but delete nothing")
     sweep.add_argument(

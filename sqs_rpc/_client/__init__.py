@@ -1,5 +1,7 @@
-"""The calling side: :class:`RpcClient`, :class:`AsyncRpcClient` and their reply channel.
+"""The calling side: :class:`RpcClient`, :class:`AsyncRpcClient` and what serves them.
 
-The reply channel is the reply queue, its heartbeat, the reply poller and the map of pending
-calls; ``process`` keeps them safe across fork and interpreter exit.
+``client`` is the facade and ``state`` its lifecycle. ``request`` encodes requests, and
+``transport`` sends them and owns the reply channel: the reply queue, its heartbeat, the
+reply poller and the pending calls. ``process`` closes clients at exit and resets them in a
+forked child.
 """

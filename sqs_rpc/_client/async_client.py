@@ -1,19 +1,18 @@
 """AsyncRpcClient: the asyncio face of :class:`~sqs_rpc.RpcClient`, on the same machinery.
 
 An ``AsyncRpcClient`` wraps one ``RpcClient``: the same reply queue, reply poller, pending map
-and timeout timer serve both. Nothing of the protocol is implemented twice and there is no
-thread per call:
+and timeout timer serve both. Nothing of the protocol is implemented twice, and there is no
+thread per call.
 
-- ``SendMessage`` is a blocking boto3 request, so it runs on a small pool owned by this client
-  (``send_threads`` threads, named ``sqs-rpc-async-send``), never on the event loop. A
-  dedicated pool rather than the loop's default executor: its size is the number of sends in
-  flight, predictable and independent of whatever else the application runs in the default
-  executor, and it is shut down with the client.
-- Waiting for the reply costs no thread: the ``concurrent.futures.Future`` that
-  ``RpcClient.send`` returns is bridged to the loop with :func:`asyncio.wrap_future`, so the
-  reply poller's thread resolves the awaiting task through ``call_soon_threadsafe``.
-- Cancelling an awaiting task cancels that future, and a cancelled future removes its entry
-  from the pending map at once (a reply that still arrives is dropped as unknown).
+- ``SendMessage`` is a blocking boto3 request. It runs on a small pool owned by this client
+  (``send_threads`` threads, named ``sqs-rpc-async-send-<owner id>_<n>``), never on the event
+  loop. A dedicated pool's size is the number of sends in flight, whatever else the
+  application runs in the loop's default executor. It is shut down with the client.
+- Waiting for the reply costs no thread. :func:`asyncio.wrap_future` bridges the
+  ``concurrent.futures.Future`` of ``RpcClient.send`` to the loop. The reply poller's thread
+  then resolves the awaiting task through ``call_soon_threadsafe``.
+- Cancelling an awaiting task cancels that future. A cancelled future leaves the pending map
+  at once, and a reply that still arrives is dropped as unknown.
 """
 
 from __future__ import annotations
@@ -27,11 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqs_rpc._errors import ClientClosedError, ConfigurationError
+from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._stats import ClientStats
 from sqs_rpc._wire import AttributeValue
 
 from .client import RequestMessage, RpcClient
+from .state import ClientState
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
 
@@ -51,10 +52,10 @@ class AsyncRpcClient:
             await client.publish(queue_url, {"x": 3})   # one-way
 
     Args:
-        client: an :class:`RpcClient` to wrap; you keep ownership (``aclose`` leaves it
-            open). Without it, one is built from ``options`` and closed by ``aclose``.
+        client: an :class:`RpcClient` to wrap. You keep ownership: ``aclose`` leaves it
+            open. Without it, one is built from ``options`` and closed by ``aclose``.
         send_threads: threads that run the blocking ``SendMessage`` requests, so the event
-            loop never blocks on SQS; at most this many sends are in flight at once.
+            loop never blocks on SQS. At most this many sends are in flight at once.
         **options: keyword options of :class:`RpcClient` (``endpoint_url=``, ``sqs_client=``,
             ``default_timeout=``, ``hooks=``, ...), when no ``client`` is given.
     """
@@ -76,14 +77,16 @@ class AsyncRpcClient:
         self._owns_client = client is None
         self._client = client if client is not None else RpcClient(**options)
         self._send_threads = send_threads
+        # Guards the state and the pool. Every change of state is in _get_pool() or aclose().
         self._lock = threading.Lock()
+        self._state = ClientState.UNOPENED
         self._pool: ThreadPoolExecutor | None = None  # created by the first send
-        self._closed = False
 
     # -- context manager ------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncRpcClient:
-        self._check_usable()
+        with self._lock:
+            self._state = self._state.open("AsyncRpcClient")
         return self
 
     async def __aexit__(
@@ -95,8 +98,7 @@ class AsyncRpcClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<AsyncRpcClient {state} reply_queue={self.reply_queue_url!r}>"
+        return f"<AsyncRpcClient {self._state.value} reply_queue={self.reply_queue_url!r}>"
 
     @property
     def client(self) -> RpcClient:
@@ -105,7 +107,7 @@ class AsyncRpcClient:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is ClientState.CLOSED
 
     @property
     def reply_queue_url(self) -> str | None:
@@ -185,13 +187,13 @@ class AsyncRpcClient:
     async def aclose(self) -> None:
         """Fail pending calls, stop the threads, delete the reply queue. Idempotent.
 
-        The blocking part (:meth:`RpcClient.close`: it wakes and joins the reply poller and
-        deletes the queue) runs on the send pool, so the event loop keeps running meanwhile.
+        The blocking part, :meth:`RpcClient.close`, runs on the send pool, so the event loop
+        keeps running meanwhile. It wakes and joins the reply poller and deletes the queue.
         """
         with self._lock:
-            if self._closed:
+            if self._state is ClientState.CLOSED:
                 return
-            self._closed = True
+            self._state = ClientState.CLOSED
             pool = self._pool
         # Shutdown order: (1) new calls are refused (above); (2) the wrapped client closes,
         # failing the calls still waiting (their tasks see ClientClosedError); (3) the send
@@ -206,16 +208,14 @@ class AsyncRpcClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _check_usable(self) -> None:
-        if self._closed:
-            raise ClientClosedError("this AsyncRpcClient is closed; create a new one")
-
     def _get_pool(self) -> ThreadPoolExecutor:
+        """Open the client on first use and return the send pool, created lazily."""
         with self._lock:
-            self._check_usable()
+            self._state = self._state.open("AsyncRpcClient")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
-                    self._send_threads, thread_name_prefix="sqs-rpc-async-send"
+                    self._send_threads,
+                    thread_name_prefix=thread_name("async-send", owner_id(self)),
                 )
             return self._pool
 

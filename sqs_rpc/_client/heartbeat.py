@@ -1,18 +1,18 @@
 """The process-wide heartbeat: one thread refreshes the heartbeat tag of every live reply queue.
 
 SQS allows about 30 ``TagQueue`` calls per second per AWS account, shared by every client in it.
-A heartbeat loop per client would multiply that load by the number of clients in a process, so
-a process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``,
-that exists only while at least one reply queue is registered.
+A heartbeat loop per client would multiply that load by the number of clients in a process.
+So a process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``.
+The thread exists only while at least one reply queue is registered.
 
-The rule: **at most one TagQueue call per tick per process**, a tick being the smallest
-``heartbeat_interval`` of the registered clients, jittered by ±10% so that processes do not beat
-in step. Each tick refreshes the registered queue whose heartbeat is the oldest, and only if it
-is due. With N clients in one process, each queue is therefore refreshed every N ticks; a
-client that makes N x tick exceed half its idle retention is logged as a WARNING (share one
-client between threads instead). Throttling errors back off exponentially (with jitter, at
-most one tick) and retry the same queue; they never fail anything. A queue found deleted is
-reported to its owner through ``on_lost``.
+The rule: **at most one TagQueue call per tick per process**. A tick is the smallest
+``heartbeat_interval`` of the registered clients, jittered by ±10% so that processes do not
+beat in step. Each tick refreshes the registered queue whose heartbeat is the oldest, if due.
+With N clients in one process, each queue is thus refreshed every N ticks. When N ticks
+exceed half a client's idle retention, a WARNING says to share one client between threads.
+Throttling errors back off exponentially (with jitter, at most one tick) and retry the same
+queue. They never fail anything. A queue found deleted is reported to its owner through
+``on_lost``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqs_rpc._errors import QueueDoesNotExist, SqsError, is_throttling
-from sqs_rpc._loop import BackgroundLoop
+from sqs_rpc._loop import BackgroundLoop, thread_name
 
 from .reply_queue import ReplyQueue
 
@@ -34,7 +34,7 @@ __all__ = ["SCHEDULER", "HeartbeatScheduler", "Registration"]
 
 logger = logging.getLogger(__name__)
 
-THREAD_NAME = "sqs-rpc-heartbeat"
+THREAD_NAME = thread_name("heartbeat")  # process-wide: no owner id
 JITTER = 0.1
 # The first retry after a throttling error waits this long (or a tick, if shorter); each
 # further consecutive throttling error doubles it, up to one tick.
@@ -43,13 +43,22 @@ THROTTLE_BACKOFF = 1.0
 
 @dataclass(eq=False)
 class Registration:
-    """One reply queue whose heartbeat the scheduler keeps fresh."""
+    """One reply queue whose heartbeat the scheduler keeps fresh, until :meth:`stop`."""
 
     queue: ReplyQueue
     interval: float
     retention: float
     on_lost: Callable[[], None]
+    scheduler: HeartbeatScheduler = field(repr=False)
     last_beat: float = field(default_factory=time.monotonic)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Leave the heartbeat (idempotent).
+
+        Returns False when the thread, which ends with the last registration, still runs
+        after ``timeout`` seconds.
+        """
+        return self.scheduler.unregister(self, timeout)
 
 
 class HeartbeatScheduler:
@@ -61,7 +70,6 @@ class HeartbeatScheduler:
         self._loop: BackgroundLoop | None = None
         self._last_call = -float("inf")  # time.monotonic() of the last TagQueue call
         self._throttled = 0  # consecutive throttling errors
-        self.calls = 0  # TagQueue calls made (including throttled ones)
         self.throttles = 0  # throttling errors seen
 
     def register(
@@ -72,8 +80,8 @@ class HeartbeatScheduler:
         retention: float,
         on_lost: Callable[[], None],
     ) -> Registration:
-        """Keep ``queue``'s heartbeat fresh until :meth:`unregister`; starts the thread."""
-        registration = Registration(queue, interval, retention, on_lost)
+        """Keep ``queue``'s heartbeat fresh until ``Registration.stop()``. Starts the thread."""
+        registration = Registration(queue, interval, retention, on_lost, self)
         with self._lock:
             self._registrations.append(registration)
             self._warn_if_crowded()
@@ -85,17 +93,21 @@ class HeartbeatScheduler:
                 self._loop.wake()
         return registration
 
-    def unregister(self, registration: Registration) -> None:
-        """Stop refreshing a queue; the thread ends with the last registration. Idempotent."""
+    def unregister(self, registration: Registration, timeout: float | None = None) -> bool:
+        """Stop refreshing a queue (idempotent). The thread ends with the last registration.
+
+        Returns False when that thread still runs after ``timeout`` seconds.
+        """
         with self._lock:
             if registration in self._registrations:
                 self._registrations.remove(registration)
             loop = None
             if not self._registrations:
                 loop, self._loop = self._loop, None
-        if loop is not None:
-            # Outside the lock: the step takes the lock. Joins unless called from the loop.
-            loop.stop(timeout=30)
+        if loop is None:
+            return True
+        # Outside the lock: the step takes the lock. Joins unless called from the loop.
+        return loop.stop(timeout)
 
     def registered(self) -> int:
         with self._lock:
@@ -145,7 +157,6 @@ class HeartbeatScheduler:
         return self._beat(oldest)
 
     def _beat(self, registration: Registration) -> float:
-        self.calls += 1
         try:
             registration.queue.heartbeat()
         except QueueDoesNotExist:

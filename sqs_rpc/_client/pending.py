@@ -1,89 +1,63 @@
 """The calls awaiting a reply: futures keyed by correlation id, each failing at its deadline.
 
-Entries live in a cachetools ``TLRUCache`` whose time-to-use is the call's deadline, so an
-abandoned call can never leak; one timer thread wakes at the earliest deadline and fails the
-expired futures with :class:`~sqs_rpc.RpcTimeout`. Nothing polls: the timer sleeps on an event
-until the next deadline, and a waiting caller blocks on its future.
+A dict maps correlation ids to calls; a heap orders their deadlines. One timer thread sleeps
+until the earliest deadline and fails the expired calls with :class:`~sqs_rpc.RpcTimeout`.
+A call leaves the dict as soon as its future is done, however that happens.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
-from cachetools import TLRUCache
-
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
+from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop
 
-__all__ = ["PendingCalls", "settle"]
+__all__ = ["PendingCalls"]
 
 logger = logging.getLogger(__name__)
 
+# The heap keeps the deadlines of settled calls until they pass. When it grows past twice the
+# live calls plus this, it is rebuilt from the dict: memory follows the calls in flight.
+_HEAP_SLACK = 64
 
-class _Entry(NamedTuple):
+
+class _Call(NamedTuple):
     future: Future[Any]
     deadline: float  # time.monotonic()
     timeout: float
 
 
-def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> bool:
-    """Resolve a future unless it is already done (cancelled, timed out); True if it was set."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        return False
-    return True
-
-
-class _Cache(TLRUCache[str, _Entry]):
-    """A TLRUCache that hands expired entries to its owner instead of dropping them.
-
-    cachetools expires entries on every insert as well as on ``expire()``; both paths end here,
-    so a call's future is failed whichever path removes it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(
-            maxsize=math.inf, ttu=lambda _k, entry, _now: entry.deadline, timer=time.monotonic
-        )
-        self.expired: list[tuple[str, _Entry]] = []
-
-    def expire(self, time: float | None = None) -> list[tuple[str, _Entry]]:
-        expired = list(super().expire(time))
-        self.expired.extend(expired)
-        return expired
-
-
 class PendingCalls:
-    """Thread-safe map of correlation id -> future with per-call deadlines."""
+    """Thread-safe map of correlation id -> future with per-call deadlines.
+
+    ``name`` is the timer thread's name. ``start()`` and ``stop(timeout)`` run the timer.
+    """
 
     def __init__(self, name: str) -> None:
         self._lock = threading.Lock()
-        self._cache = _Cache()
-        self._deadlines: list[float] = []  # heap; may hold deadlines of settled calls
-        self._timer = BackgroundLoop(f"{name}-timeouts", self._expire_due)
-        # Set by close(): a call added afterwards fails at once instead of waiting for a
-        # timer that no longer runs (a send racing with close() or with a lost queue).
+        self._calls: dict[str, _Call] = {}
+        self._deadlines: list[tuple[float, str]] = []  # heap; may hold settled calls
+        self._timer = BackgroundLoop(name, self._expire_due)
+        # Set by fail_all(close=True): a call added afterwards fails at once instead of
+        # waiting for a timer that no longer runs (a send racing with close or a lost queue).
         self._refuse: Callable[[str], BaseException] | None = None
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._cache)
+            return len(self._calls)
 
     def start(self) -> None:
         self._timer.start()
 
     def stop(self, timeout: float | None = None) -> bool:
+        """Stop the timer; True once its thread has ended."""
         return self._timer.stop(timeout)
 
     def add(self, correlation_id: str, future: Future[Any], timeout: float) -> None:
@@ -91,44 +65,31 @@ class PendingCalls:
 
         After ``fail_all(..., close=True)``, the future fails at once with that error.
         """
-        deadline = time.monotonic() + timeout
+        call = _Call(future, time.monotonic() + timeout, timeout)
         with self._lock:
             refuse = self._refuse
             if refuse is None:
-                earliest, expired = self._insert(correlation_id, _Entry(future, deadline, timeout))
+                if correlation_id in self._calls:
+                    raise ConfigurationError(
+                        f"correlation id {correlation_id!r} is already waiting for a reply; "
+                        "give every call its own id (or leave correlation_id=None)"
+                    )
+                self._calls[correlation_id] = call
+                earliest = not self._deadlines or call.deadline < self._deadlines[0][0]
+                heapq.heappush(self._deadlines, (call.deadline, correlation_id))
         if refuse is not None:
             settle(future, error=refuse(correlation_id))
             return
-        # A cancelled or otherwise finished future needs no entry any more.
-        future.add_done_callback(lambda _f: self.discard(correlation_id))
-        self._fail_expired(expired)
+        # Outside the lock: a future already done runs the callback at once.
+        future.add_done_callback(lambda _f: self._forget(correlation_id, call))
         if earliest:
             self._timer.wake()
-
-    def _insert(self, correlation_id: str, entry: _Entry) -> tuple[bool, list[tuple[str, _Entry]]]:
-        """Add an entry (lock held); return whether it is the earliest deadline, and expiries."""
-        if correlation_id in self._cache:
-            raise ConfigurationError(
-                f"correlation id {correlation_id!r} is already waiting for a reply; "
-                "give every call its own id (or leave correlation_id=None)"
-            )
-        self._cache[correlation_id] = entry
-        if correlation_id not in self._cache:
-            # TLRUCache skips an entry already past its deadline (a tiny timeout).
-            self._cache.expired.append((correlation_id, entry))
-        earliest = not self._deadlines or entry.deadline < self._deadlines[0]
-        heapq.heappush(self._deadlines, entry.deadline)
-        return earliest, self._take_expired()
 
     def pop(self, correlation_id: str) -> Future[Any] | None:
         """Remove and return the future for ``correlation_id``; None if unknown or expired."""
         with self._lock:
-            entry = self._cache.pop(correlation_id, None)
-        return entry.future if entry is not None else None
-
-    def discard(self, correlation_id: str) -> None:
-        with self._lock:
-            self._cache.pop(correlation_id, None)
+            call = self._calls.pop(correlation_id, None)
+        return call.future if call is not None else None
 
     def fail_all(self, make_error: Callable[[str], BaseException], *, close: bool = False) -> int:
         """Fail every pending future with ``make_error(correlation_id)``; return how many.
@@ -138,38 +99,40 @@ class PendingCalls:
         with self._lock:
             if close:
                 self._refuse = make_error
-            entries = list(self._cache.items())
-            self._cache.clear()
-        failed = 0
-        for correlation_id, entry in entries:
-            failed += settle(entry.future, error=make_error(correlation_id))
-        return failed
+            calls, self._calls = self._calls, {}
+            self._deadlines = []
+        return sum(settle(call.future, error=make_error(cid)) for cid, call in calls.items())
 
-    def _take_expired(self) -> list[tuple[str, _Entry]]:
-        expired, self._cache.expired = self._cache.expired, []
-        return expired
-
-    def _fail_expired(self, expired: Iterable[tuple[str, _Entry]]) -> None:
-        # Outside the lock: failing a future runs its done-callbacks, which take the lock.
-        for correlation_id, entry in expired:
-            if settle(
-                entry.future,
-                error=RpcTimeout(
-                    f"no reply within {entry.timeout:g}s (correlation id {correlation_id}); "
-                    "the server may be slow, down, or not consuming this queue: raise timeout= "
-                    "or check the server",
-                    correlation_id=correlation_id,
-                ),
-            ):
-                logger.debug("call %s timed out", correlation_id)
+    def _forget(self, correlation_id: str, call: _Call) -> None:
+        """Drop a finished call (unless its id was reused since) and keep the heap small."""
+        with self._lock:
+            if self._calls.get(correlation_id) is call:
+                del self._calls[correlation_id]
+            if len(self._deadlines) > 2 * len(self._calls) + _HEAP_SLACK:
+                self._deadlines = [(c.deadline, cid) for cid, c in self._calls.items()]
+                heapq.heapify(self._deadlines)
 
     def _expire_due(self) -> float | None:
+        """The timer's step: fail the calls whose deadline has passed; wait for the next one."""
         now = time.monotonic()
+        expired: list[tuple[str, _Call]] = []
         with self._lock:
-            self._cache.expire(now)
-            expired = self._take_expired()
-            while self._deadlines and self._deadlines[0] <= now:
-                heapq.heappop(self._deadlines)
-            next_deadline = self._deadlines[0] if self._deadlines else None
-        self._fail_expired(expired)
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, correlation_id = heapq.heappop(self._deadlines)
+                call = self._calls.get(correlation_id)
+                # A reused id has a later deadline of its own, with its own heap entry.
+                if call is not None and call.deadline <= now:
+                    del self._calls[correlation_id]
+                    expired.append((correlation_id, call))
+            next_deadline = self._deadlines[0][0] if self._deadlines else None
+        # Outside the lock: failing a future runs its done-callbacks, which take the lock.
+        for correlation_id, call in expired:
+            error = RpcTimeout(
+                f"no reply within {call.timeout:g}s (correlation id {correlation_id}); the "
+                "server may be slow, down, or not consuming this queue: raise timeout= or "
+                "check the server",
+                correlation_id=correlation_id,
+            )
+            if settle(call.future, error=error):
+                logger.debug("call %s timed out", correlation_id)
         return None if next_deadline is None else max(next_deadline - now, 0.001)

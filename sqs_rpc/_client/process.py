@@ -1,11 +1,11 @@
 """What happens to open clients when the interpreter exits and when the process forks.
 
-* **Exit:** a client that was never closed is closed by an ``atexit`` hook, so its reply queue
-  is deleted even when the program forgot ``close()`` (only a SIGKILL or a crash of the
-  interpreter itself leaves a queue behind, for the sweeper).
+* **Exit:** an ``atexit`` hook closes every client that was never closed. So its reply queue
+  is deleted even when the program forgot ``close()``. Only a SIGKILL or a crash of the
+  interpreter itself leaves a queue behind, for the sweeper.
 * **fork():** the child inherits copies of the parent's clients but not their threads. A hook
-  run in the child, before any other code, gives each copy fresh locks and forgets the parent's
-  reply queue, so the child can never receive (steal) the parent's replies.
+  runs in the child before any other code. It gives each copy fresh locks and forgets the
+  parent's reply queue, so the child can never receive (steal) the parent's replies.
 
 Clients are held weakly: the registry never keeps a client alive.
 """
@@ -19,7 +19,7 @@ import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ProcessBound", "track"]
+__all__ = ["ProcessBound", "track", "untrack"]
 
 logger = logging.getLogger(__name__)
 

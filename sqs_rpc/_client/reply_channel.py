@@ -1,8 +1,9 @@
 """A client's reply channel: its reply queue, pending map, reply poller and heartbeat.
 
-They live and die together. :meth:`ReplyChannel.open` creates them (one CreateQueue, two
-threads, one heartbeat registration); :meth:`ReplyChannel.close` tears them down in order;
-:meth:`ReplyChannel.lose` handles a queue deleted underneath.
+They live and die together. :meth:`ReplyChannel.open` creates them: one CreateQueue, two
+threads and one heartbeat registration. :meth:`ReplyChannel.stop` ends the threads, and
+:meth:`ReplyChannel.delete_queue` then deletes the queue. :meth:`ReplyChannel.lose` handles
+a queue deleted underneath.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ReplyQueueLost
+from sqs_rpc._loop import stop_all, thread_name
 from sqs_rpc._offload import PayloadStore
 
 from .heartbeat import SCHEDULER, Registration
@@ -45,6 +47,7 @@ class ReplyChannel:
         sqs: SQSClient,
         *,
         prefix: str,
+        owner: str,
         codec: Codec,
         payloads: PayloadStore,
         batcher: Batcher,
@@ -53,11 +56,13 @@ class ReplyChannel:
         wait_time_seconds: int,
         on_lost: Callable[[ReplyChannel], None],
     ) -> ReplyChannel:
-        """Create the queue, start the timer and poller, and register the heartbeat."""
+        """Create the queue, start the timer and poller, and register the heartbeat.
+
+        ``owner`` is the client's :func:`~sqs_rpc._loop.owner_id`, for the thread names.
+        """
         queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
         url = queue.create()
-        tag = queue.name[-8:]
-        channel = cls(queue, PendingCalls(f"sqs-rpc-client-{tag}"), url)
+        channel = cls(queue, PendingCalls(thread_name("timeouts", owner)), url)
         channel._poller = ReplyPoller(
             sqs,
             url,
@@ -65,7 +70,7 @@ class ReplyChannel:
             codec,
             batcher,
             payloads=payloads,
-            name=f"sqs-rpc-client-{tag}-replies",
+            name=thread_name("replies", owner),
             wait_time_seconds=wait_time_seconds,
             on_lost=lambda: on_lost(channel),
         )
@@ -79,37 +84,32 @@ class ReplyChannel:
         )
         return channel
 
-    def close(self, before_delete: Callable[[], None] | None = None) -> None:
-        """Fail waiting calls, stop the threads, leave the heartbeat, delete the queue.
+    def stop(self, timeout: float | None = None) -> bool:
+        """Fail waiting calls and stop the threads; True if they ended within ``timeout``.
 
-        ``before_delete`` runs once the poller has stopped, before the queue is deleted: the
-        client flushes its batcher there, so the replies' deletes (and then their S3 objects'
-        deletes) still find their queue.
+        Idempotent. The queue stays: :meth:`delete_queue` deletes it once the client has
+        flushed its batcher, so that the replies' deletes still find their queue.
         """
-        # Shutdown order: (1) waiting callers are failed, so no one waits on a closing
-        # client; (2) the timer stops and the queue leaves the heartbeat; (3) the poller is
-        # woken and joined; (4) ``before_delete``; (5) the queue is deleted last, so the
-        # poller never receives from a queue that is gone.
         failed = self.pending.fail_all(
             lambda cid: ClientClosedError(f"the client was closed while call {cid} waited"),
             close=True,
         )
         if failed:
             logger.info("closing client: failed %d pending calls", failed)
-        self.pending.stop()
-        if self._heartbeat is not None:
-            SCHEDULER.unregister(self._heartbeat)
-        if self._poller is not None:
-            self._poller.stop()
-        if before_delete is not None:
-            before_delete()
+        # Shutdown order: (1) waiting callers fail (above), so no one waits on a closing
+        # client; (2) the timer stops; (3) the queue leaves the heartbeat; (4) the poller is
+        # woken and joined.
+        return stop_all([self.pending, self._heartbeat, self._poller], timeout)
+
+    def delete_queue(self) -> None:
+        """Delete the reply queue. Call after :meth:`stop`: the poller never sees it gone."""
         self.queue.delete()
 
     def lose(self) -> None:
-        """The queue was deleted underneath: fail the waiting calls now; stop, do not join.
+        """The queue was deleted underneath: fail the waiting calls now, and stop.
 
-        Runs on the poller's or the heartbeat's thread, so it only signals the poller to
-        stop; :meth:`join` (from close()) waits for it.
+        Runs on the poller's or the heartbeat's thread, so it only signals the poller.
+        :meth:`stop`, from ``close()``, joins it.
         """
         logger.warning(
             "reply queue %s was deleted while the client was open; failing its waiting calls "
@@ -127,7 +127,7 @@ class ReplyChannel:
         )
         self.pending.stop()
         if self._heartbeat is not None:
-            SCHEDULER.unregister(self._heartbeat)
+            self._heartbeat.stop(30)
         if self._poller is not None:
             self._poller.signal_stop()
         self.queue.url = None  # nothing left to delete
@@ -135,8 +135,3 @@ class ReplyChannel:
     def is_alive(self) -> bool:
         """True while the poller thread runs."""
         return self._poller is not None and self._poller.is_alive()
-
-    def join(self) -> None:
-        """Wait for the poller of a lost channel to end."""
-        if self._poller is not None:
-            self._poller.stop()

@@ -1,9 +1,9 @@
 """The reply poller: long-polls a client's reply queue and settles pending calls.
 
-One poller per client. It receives replies in batches of up to 10, settles each caller's future
-by correlation id, and hands the deletes to the client's batcher: neither the caller nor the
-next receive waits on a delete. Unknown or late replies are dropped with a debug log: a reply
-never reaches the wrong caller.
+One poller per client. It receives replies in batches of up to 10 and settles each caller's
+future by correlation id. It hands the deletes to the client's batcher, so neither the caller
+nor the next receive waits on a delete. Unknown or late replies are dropped with a debug log:
+a reply never reaches the wrong caller.
 
 A reply whose body is in S3 (``_offload.py``) is read from there before it is decoded, and its
 S3 object is deleted once the reply message is deleted. Only a reply that settles a waiting
@@ -11,9 +11,9 @@ call is read, and only an object read is deleted: anyone who can send to the rep
 writes its pointers, so the S3 object of an unknown or late reply is never touched (the
 bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the call fails).
 
-When the reply queue is deleted underneath (an operator, an over-eager sweeper), the poller
-reports it once through ``on_lost`` and then waits to be stopped: no hot loop of failing
-receives.
+When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
+poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
+failing receives.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
+from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop, receive_pause
 from sqs_rpc._offload import Offloaded, PayloadStore
 from sqs_rpc._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
 
-from .pending import PendingCalls, settle
+from .pending import PendingCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

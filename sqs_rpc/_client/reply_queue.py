@@ -1,8 +1,9 @@
 """The client's temporary reply queue: create it, tag its heartbeat, delete it.
 
-SQS has no idle expiry for queues, so every reply queue carries two tags that let a sweeper
-find the ones whose owner died: the last heartbeat (epoch seconds) and the idle-retention
-period (seconds) after which, without a heartbeat, the queue counts as orphaned.
+SQS has no idle expiry for queues. So every reply queue carries two tags that let a sweeper
+find the ones whose owner died. One is the last heartbeat (epoch seconds). The other is the
+idle-retention period (seconds) after which, without a heartbeat, the queue counts as
+orphaned. Both are defined in ``_sweeper.py``, which reads them.
 """
 
 from __future__ import annotations
@@ -14,23 +15,18 @@ import uuid
 from typing import TYPE_CHECKING
 
 from sqs_rpc._errors import ConfigurationError, QueueDoesNotExist, aws_errors
+from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
-    "DEFAULT_PREFIX",
-    "HEARTBEAT_TAG",
-    "RETENTION_TAG",
     "ReplyQueue",
     "validate_prefix",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "sqs-rpc-reply-"
-HEARTBEAT_TAG = "sqs-rpc:heartbeat"
-RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
 REPLY_VISIBILITY_TIMEOUT = 5  # seconds; see create()
 
 _MAX_QUEUE_NAME = 80
@@ -43,7 +39,7 @@ def validate_prefix(prefix: str) -> str:
     """Check that ``prefix`` + a 32-character id is a valid SQS queue name."""
     if not prefix or len(prefix) > MAX_PREFIX_LENGTH or not _PREFIX_RE.match(prefix):
         raise ConfigurationError(
-            f"queue_prefix {prefix!r} is invalid: use 1 to {MAX_PREFIX_LENGTH} characters "
+            f"reply_queue_prefix {prefix!r} is invalid: use 1 to {MAX_PREFIX_LENGTH} characters "
             "from A-Z, a-z, 0-9, '-' and '_' (SQS queue names are at most 80 characters and "
             "sqs-rpc appends a 32-character id)"
         )

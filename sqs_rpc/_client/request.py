@@ -1,4 +1,8 @@
-"""RequestMessage, the lower-level form of a call, and the checks on what a caller passes."""
+"""RequestMessage, the checks on what a caller passes, and the encoding of a request.
+
+:class:`RequestEncoder` turns a :class:`RequestMessage` into ``SendMessage`` arguments. It
+applies the codec, the wire envelope, FIFO ids, the size limit and the S3 offload.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ConfigurationError
-from sqs_rpc._wire import MAX_CORRELATION_ID_LENGTH, AttributeValue, encode_attributes
+from sqs_rpc._offload import PayloadStore
+from sqs_rpc._trace import current_trace_context
+from sqs_rpc._wire import (
+    MAX_CORRELATION_ID_LENGTH,
+    AttributeValue,
+    encode_attributes,
+    encode_request,
+)
 
-__all__ = ["MAX_DELAY_SECONDS", "RequestMessage", "check_message", "check_timeout"]
+__all__ = [
+    "MAX_DELAY_SECONDS",
+    "RequestEncoder",
+    "RequestMessage",
+    "check_message",
+    "check_timeout",
+]
 
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 
@@ -82,4 +100,66 @@ def check_message(message: RequestMessage) -> None:
     ):
         raise ConfigurationError(
             f"delay_seconds={delay!r} must be whole seconds from 0 to {MAX_DELAY_SECONDS}"
+        )
+
+
+class RequestEncoder:
+    """Builds ``SendMessage`` arguments for a client's requests.
+
+    Example::
+
+        encoder = RequestEncoder(JsonCodec(), PayloadStore(None), MAX_MESSAGE_BYTES)
+        body = encoder.body(message)
+        arguments = encoder.arguments(message, body, correlation_id, reply_to=url)
+    """
+
+    def __init__(self, codec: Codec, payloads: PayloadStore, max_message_bytes: int) -> None:
+        self.codec = codec
+        self._payloads = payloads
+        self._max_message_bytes = max_message_bytes
+
+    def body(self, message: RequestMessage) -> str:
+        """Check ``message`` and encode its payload with the codec."""
+        check_message(message)
+        return self.codec.encode(message.body)
+
+    def arguments(
+        self,
+        message: RequestMessage,
+        body: str,
+        correlation_id: str,
+        *,
+        reply_to: str | None = None,
+        deadline_ms: int | None = None,
+        upload: bool = True,
+    ) -> dict[str, Any]:
+        """The ``SendMessage`` arguments (without ``QueueUrl``) of an encoded request.
+
+        Raises :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit.
+        With ``upload=False``, only the size is checked: nothing goes to S3 yet.
+        """
+        arguments = encode_request(
+            body=body,
+            content_type=self.codec.content_type,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            deadline_ms=deadline_ms,
+            attributes=message.attributes,
+            trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
+        )
+        if message.group_id is not None:
+            arguments["MessageGroupId"] = message.group_id
+        if message.deduplication_id is not None:
+            arguments["MessageDeduplicationId"] = message.deduplication_id
+        elif reply_to is not None and message.queue_url.endswith(".fifo"):
+            # Every call is a request of its own. With content-based deduplication, two calls
+            # with the same payload within 5 minutes would be one message, and one would time
+            # out.
+            arguments["MessageDeduplicationId"] = correlation_id
+        if message.delay_seconds:
+            arguments["DelaySeconds"] = message.delay_seconds
+        # The size check. A body over the offload threshold goes to S3 here (_offload.py), so
+        # the batcher only ever sees, and sizes, the small pointer message.
+        return self._payloads.outgoing(
+            arguments, self._max_message_bytes, what="request", upload=upload
         )

@@ -76,7 +76,7 @@ class Outbox:
         if self._background and self._batcher is None:
             self._batcher = Batcher(
                 self._sqs,
-                name=f"{self._name}-outbox",
+                name=f"{self._name}-outbox-batcher",
                 delete_delay=self._delete_delay,
                 send_linger=REPLY_LINGER,
                 busy=self._busy,
@@ -85,7 +85,7 @@ class Outbox:
     def stop(self, timeout: float | None = None) -> bool:
         """Send what is queued, then stop the flusher threads."""
         if self._batcher is not None:
-            self._batcher.close(30.0 if timeout is None else timeout)
+            return self._batcher.stop(30.0 if timeout is None else timeout)
         return True
 
     def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:

@@ -37,11 +37,12 @@ from sqs_rpc._options import (
     Visibility,
     check_handler,
     check_queue_url,
+    check_sweep_interval,
     seconds,
     whole,
 )
 from sqs_rpc._stats import PollerHealth, PollerStats
-from sqs_rpc._sweeper import PeriodicSweep, check_sweep_interval
+from sqs_rpc._sweeper import PeriodicSweep
 from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
 from .dispatcher import Dispatcher
