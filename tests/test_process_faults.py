@@ -421,7 +421,7 @@ def test_both_sides_recover_when_the_sqs_server_restarts_under_load(
         # No thread died: the server's receiver and outbox run on, and the client polls a
         # new reply queue (the old one went with the crash) on a live poller.
         assert poller.health().receiver_alive
-        assert _threads_alive("sqs-rpc-server-requests-outbox")
+        assert _threads_alive(thread_name("outbox", owner_id(poller)))
         assert client.reply_queue_url not in (None, first_queue)
         # One live poller: the new queue's. The lost queue's poller ended by itself.
         replies = thread_name("replies", owner_id(client))

@@ -28,6 +28,7 @@ import boto3
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
+from sqs_rpc._loop import owner_id
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
@@ -281,7 +282,6 @@ class LambdaResponder:
 
     def _make_dispatcher(self, arn: str | None) -> Dispatcher:
         queue_url = self._queue_url or self._url_of(arn)
-        name = "sqs-rpc-lambda-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
         dispatcher = Dispatcher(
             sqs=self._sqs,
             queue_url=queue_url,
@@ -289,7 +289,13 @@ class LambdaResponder:
             options=self._options,
             policy=self._policy(queue_url),
             outbox=_LambdaSender(
-                Outbox(self._sqs, queue_url, name=name, counters=self._counters, background=False),
+                Outbox(
+                    self._sqs,
+                    queue_url,
+                    owner=owner_id(self),
+                    counters=self._counters,
+                    background=False,
+                ),
                 self._counters,
                 self._after_batch,
             ),

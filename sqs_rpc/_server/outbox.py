@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._errors import ClientClosedError, aws_errors
+from sqs_rpc._loop import thread_name
 from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Outbox:
         sqs: SQSClient,
         queue_url: str,
         *,
-        name: str,
+        owner: str,
         counters: Counters,
         busy: Callable[[], bool] | None = None,
         background: bool = True,
@@ -66,7 +67,7 @@ class Outbox:
         self._sqs = sqs
         self._busy = busy
         self._queue_url = queue_url
-        self._name = name
+        self._owner = owner
         self._counters = counters
         self._delete_delay = 0.0 if queue_url.endswith(".fifo") else DELETE_DELAY
         self._background = background
@@ -76,7 +77,7 @@ class Outbox:
         if self._background and self._batcher is None:
             self._batcher = Batcher(
                 self._sqs,
-                name=f"{self._name}-outbox-batcher",
+                name=thread_name("outbox", self._owner),
                 delete_delay=self._delete_delay,
                 send_linger=REPLY_LINGER,
                 busy=self._busy,

@@ -26,6 +26,7 @@ from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
+from sqs_rpc._loop import owner_id, stop_all, thread_name
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
@@ -64,6 +65,8 @@ DEFAULT_CONCURRENCY = 10  # one full receive (SQS returns at most 10 messages) a
 DEFAULT_WAIT_TIME_SECONDS = 20
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_RECEIVE_AGE = 120.0
+# The budget shared by the background threads once the handlers are done (see stop()).
+STOP_TIMEOUT = 30.0
 
 
 def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
@@ -195,13 +198,17 @@ class MessagePoller:
             max_pool_connections=self._concurrency + 4,
         )
         self._payloads = PayloadStore(offload, session=session, region_name=region_name)
-        self._name = "sqs-rpc-server-" + queue_url.rstrip("/").rsplit("/", 1)[-1][:40]
+        self._owner = owner_id(self)  # in every thread name: sqs-rpc-<role>-<owner>
         self._observer = MessageObserver(queue_url, check_hooks(hooks))
         # Other requests being handled: their replies are about to join this one.
         self._outbox = Outbox(
-            self._sqs, queue_url, name=self._name, counters=self._observer.counters, busy=self._busy
+            self._sqs,
+            queue_url,
+            owner=self._owner,
+            counters=self._observer.counters,
+            busy=self._busy,
         )
-        self._event_loop = EventLoopThread(f"{self._name}-asyncio")
+        self._event_loop = EventLoopThread(thread_name("asyncio", self._owner))
         self._sweep = (
             None
             if interval is None
@@ -209,6 +216,7 @@ class MessagePoller:
                 self._sqs,
                 prefixes=(prefix,) if isinstance(prefix, str) else prefix,
                 interval=interval,
+                name=thread_name("sweeper", self._owner),
             )
         )
         # Built by start(), from what the queue's attributes say.
@@ -279,7 +287,7 @@ class MessagePoller:
             self._heartbeat = VisibilityHeartbeat(
                 self._sqs,
                 self.queue_url,
-                name=self._name,
+                owner=self._owner,
                 interval=interval,
                 timeout=timeout,
                 max_extension=self._visibility.max_extension,
@@ -300,7 +308,7 @@ class MessagePoller:
         self._receiver = Receiver(
             self._sqs,
             self.queue_url,
-            name=self._name,
+            owner=self._owner,
             concurrency=self._concurrency,
             wait_time=self._wait_time,
             process=dispatcher.process,
@@ -325,22 +333,37 @@ class MessagePoller:
         # Shutdown order: (1) stop receiving: a receive in progress returns within the
         # long-poll wait and releases what it got (visibility 0); (2) drain: handlers that
         # started finish, bounded by the budget, and their replies and deletes go out through
-        # the outbox, which is still running; (3) stop the worker pool; (4) stop the outbox,
-        # flushing what is left (a late handler flushes its own); (5) stop the heartbeat
-        # (a late handler's message is no longer extended); (6) stop the event loop; (7) stop
-        # the in-process sweeper, if any; (8) stop counting SQS requests.
+        # the outbox, which is still running; (3) stop the outbox, flushing what is left (a
+        # late handler sends its own); (4) stop visibility extension (a late handler's
+        # message is no longer extended); (5) stop the event loop; (6) stop the in-process
+        # sweeper, if any; (7) stop counting SQS requests. Steps 3 to 6 share one budget.
         receiver = self._receiver
         receiver_done = receiver is None or receiver.stop_receiving()
         drained = receiver is None or receiver.drain(budget)
-        self._outbox.stop(30)
-        if self._heartbeat is not None:
-            self._heartbeat.stop(30)
-        self._event_loop.stop(30 if drained else 0)
-        if self._sweep is not None:
-            self._sweep.stop()
+        if not drained:
+            # A handler outlived the budget: its event loop is not waited for either.
+            self._event_loop.stop(0)
+        released = stop_all(
+            [self._outbox, self._heartbeat, self._event_loop, self._sweep], STOP_TIMEOUT
+        )
         self._observer.requests.detach()
-        logger.info("stopped polling %s", self.queue_url)
-        return receiver_done and drained
+        if receiver_done and drained and released:
+            logger.info("stopped polling %s", self.queue_url)
+        else:
+            logger.warning(
+                "stopped polling %s; left running: %s",
+                self.queue_url,
+                ", ".join(
+                    what
+                    for what, done in (
+                        ("the receive in progress", receiver_done),
+                        ("handlers past shutdown_timeout", drained),
+                        ("the outbox, extension, event loop or sweeper threads", released),
+                    )
+                    if not done
+                ),
+            )
+        return receiver_done and drained and released
 
     def run(self) -> None:
         """Start, block until SIGTERM or SIGINT, then :meth:`stop` gracefully.

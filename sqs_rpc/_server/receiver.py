@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._errors import SqsError, aws_errors
-from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
+from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause, thread_name
 from sqs_rpc._observe import Outcome
 from sqs_rpc._stats import Counters
 
@@ -44,7 +44,7 @@ class Receiver:
         sqs: SQSClient,
         queue_url: str,
         *,
-        name: str,
+        owner: str,
         concurrency: int,
         wait_time: int,
         process: Process,
@@ -62,8 +62,10 @@ class Receiver:
         self.last_receive: float | None = None  # time.monotonic() of the last successful receive
         self.errors_in_a_row = 0
         self._loaded = False  # the last receive brought more than one message
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-worker")
-        self._loop = BackgroundLoop(f"{name}-receiver", self._receive_once)
+        self._executor = ThreadPoolExecutor(
+            concurrency, thread_name_prefix=thread_name("worker", owner)
+        )
+        self._loop = BackgroundLoop(thread_name("receiver", owner), self._receive_once)
 
     @property
     def in_flight(self) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqs_rpc._errors import SqsError, aws_errors
-from sqs_rpc._loop import BackgroundLoop
+from sqs_rpc._loop import BackgroundLoop, thread_name
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -47,7 +47,7 @@ class VisibilityHeartbeat:
         sqs: SQSClient,
         queue_url: str,
         *,
-        name: str,
+        owner: str,
         interval: float,
         timeout: int,
         max_extension: float,
@@ -60,7 +60,7 @@ class VisibilityHeartbeat:
         self._lock = threading.Lock()
         self._tracked: dict[int, _Tracked] = {}
         self._ids = itertools.count()
-        self._loop = BackgroundLoop(f"{name}-visibility", self._beat)
+        self._loop = BackgroundLoop(thread_name("visibility", owner), self._beat)
 
     def start(self) -> None:
         self._loop.start()
