@@ -24,7 +24,7 @@ logging.getLogger("sqs_rpc").setLevel(logging.INFO)  # Lambda sends INFO logs to
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Sweep once; return the counts and what was deleted (the full report is logged)."""
     sweeper = Sweeper(
-        prefix=os.environ.get("SQS_RPC_PREFIX", "sqs-rpc-reply-"),
+        reply_queue_prefix=os.environ.get("SQS_RPC_PREFIX", "sqs-rpc-reply-"),
         max_deletions=int(os.environ.get("SQS_RPC_MAX_DELETIONS", "100")),
         dry_run=os.environ.get("SQS_RPC_DRY_RUN") == "1",
         endpoint_url=os.environ.get("SQS_RPC_ENDPOINT_URL") or None,
