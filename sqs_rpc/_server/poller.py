@@ -302,6 +302,7 @@ class MessagePoller:
             wait_time=self._wait_time,
             process=dispatcher.process,
             counters=self._observer.counters,
+            heartbeat=self._heartbeat,
         )
 
     def _busy(self) -> bool:
