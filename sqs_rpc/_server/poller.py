@@ -29,6 +29,7 @@ from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
+    DEFAULT_CLOCK_SKEW_TOLERANCE,
     DEFAULT_MAX_VISIBILITY_EXTENSION,
     DEFAULT_REPLY_CACHE_BYTES,
     DEFAULT_REPLY_CACHE_TTL,
@@ -126,6 +127,9 @@ class MessagePoller:
             there (allowed buckets only) and replies too large for SQS go through S3.
         hooks: ``on_message_handled`` runs for every message (:class:`~sqs_rpc.Hooks`);
             none by default. See docs/observability.md.
+        clock_skew_tolerance: seconds a request may be past its caller's deadline and still
+            run, for clocks that disagree; an expiry that looks like skew is logged at WARNING
+            and counted in ``stats().expired_skewed``.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class MessagePoller:
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
+        clock_skew_tolerance: float = DEFAULT_CLOCK_SKEW_TOLERANCE,
     ) -> None:
         self.queue_url = check_queue_url(queue_url)
         check_handler(handler)
@@ -180,6 +185,7 @@ class MessagePoller:
             reply_cache_bytes=reply_cache_bytes,
             max_message_bytes=max_message_bytes,
             offload=offload,
+            clock_skew_tolerance=clock_skew_tolerance,
         )
         prefix = self._options.reply_queue_prefix
         self._policy = ReplyPolicy(queue_url, prefix=prefix, allowed=reply_to_allowed)
@@ -293,6 +299,7 @@ class MessagePoller:
             payloads=self._payloads,
             heartbeat=self._heartbeat,
             max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
+            exact_receive_time=True,  # the receiver passes the moment of each receive
         )
         self._receiver = Receiver(
             self._sqs,
