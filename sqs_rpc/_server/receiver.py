@@ -238,9 +238,9 @@ class Receiver:
             self._held -= len(rest)
             self._slots.notify_all()
         if rest:
-            why = "an earlier message of their group is not done" if not finished else None
             self._untrack(rest)
-            self._release_unstarted([h.message for h in rest], why or "shutting down")
+            why = "shutting down" if finished else "an earlier message of their group is not done"
+            self._release_unstarted([h.message for h in rest], why)
         return None
 
     def _untrack(self, held: list[_Held]) -> None:
