@@ -5,7 +5,7 @@ option and the fix. Defaults are named constants here, so each has one home.
 
 - :class:`ResponderOptions`: what a :class:`~sqs_rpc.MessagePoller` and a
   :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache,
-  reply size, S3 offload).
+  reply size, S3 offload, clock skew tolerance).
 - :class:`Visibility`: how a server keeps a running request hidden.
 """
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._server.reply_policy import ReplyToAllowed
 
 __all__ = [
+    "DEFAULT_CLOCK_SKEW_TOLERANCE",
     "DEFAULT_REPLY_CACHE_BYTES",
     "DEFAULT_REPLY_CACHE_TTL",
     "DEFAULT_REPLY_QUEUE_PREFIX",
@@ -45,6 +46,10 @@ DEFAULT_REPLY_CACHE_TTL = 300.0
 DEFAULT_REPLY_CACHE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_VISIBILITY_EXTENSION = 3600.0
 MIN_SWEEP_INTERVAL = 1.0
+# NTP keeps clocks within milliseconds; seconds of slack cost little (a request whose caller
+# gave up just now runs for nothing) and spare calls from a clock that drifted.
+DEFAULT_CLOCK_SKEW_TOLERANCE = 5.0
+MAX_CLOCK_SKEW_TOLERANCE = 3600.0
 MAX_VISIBILITY_SECONDS = 43200  # SQS hides a message at most 12 hours after its receive
 
 
@@ -137,6 +142,7 @@ class ResponderOptions:
     reply_cache_bytes: int
     max_message_bytes: int
     offload: S3Offload | None
+    clock_skew_tolerance: float
 
     @classmethod
     def create(
@@ -150,6 +156,7 @@ class ResponderOptions:
         reply_cache_bytes: int,
         max_message_bytes: int,
         offload: S3Offload | None,
+        clock_skew_tolerance: float,
     ) -> ResponderOptions:
         """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
         prefix = reply_queue_prefix
@@ -170,6 +177,15 @@ class ResponderOptions:
             ),
             max_message_bytes=check_max_message_bytes(max_message_bytes),
             offload=offload,
+            clock_skew_tolerance=seconds(
+                clock_skew_tolerance,
+                "clock_skew_tolerance",
+                low=0,
+                high=MAX_CLOCK_SKEW_TOLERANCE,
+                rule=f"seconds from 0 to {MAX_CLOCK_SKEW_TOLERANCE:g} by which a request may be "
+                "past its caller's deadline and still run; keep clocks in sync (NTP) rather "
+                "than raise it",
+            ),
         )
 
 

@@ -113,6 +113,8 @@ class PollerStats:
         failed: handler runs that raised (``Retry`` included).
         retried: handler runs that raised ``Retry``: the message was left for redelivery.
         expired: requests not run because their caller's deadline had passed (deleted).
+        expired_skewed: the ``expired`` whose deadline passed longer ago than SQS says the
+            request existed: the caller's clock, or this server's, is off (logged at WARNING).
         duplicates: redelivered requests answered from the reply cache without running.
         rejected: requests not run because their ``ReplyTo`` is not allowed (left in queue).
         undecodable: messages that could not be decoded (left for redrive).
@@ -131,6 +133,7 @@ class PollerStats:
     failed: int = 0
     retried: int = 0
     expired: int = 0
+    expired_skewed: int = 0
     duplicates: int = 0
     rejected: int = 0
     undecodable: int = 0

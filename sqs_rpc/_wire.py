@@ -160,6 +160,9 @@ class Request:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     trace: TraceContext | None = None
     group_id: str | None = None  # MessageGroupId, on FIFO queues
+    # SQS's clock (epoch ms): when SQS accepted the request, and when it first handed it out.
+    sent_ms: int | None = None
+    first_receive_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -373,7 +376,17 @@ def decode_request(message: SqsMessage) -> Request:
             }
         ),
         group_id=message.get("Attributes", {}).get("MessageGroupId"),
+        sent_ms=_timestamp(message, "SentTimestamp"),
+        first_receive_ms=_timestamp(message, "ApproximateFirstReceiveTimestamp"),
     )
+
+
+def _timestamp(message: SqsMessage, name: str) -> int | None:
+    """A system attribute in epoch milliseconds; None when absent or not a number."""
+    try:
+        return int(message.get("Attributes", {})[name])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def decode_reply(message: SqsMessage) -> Reply:

@@ -263,7 +263,13 @@ def test_message_hook_reports_each_outcome(
     with pytest.raises(RpcTimeout):
         client.call(queue_url, {"x": 0}, timeout=0.2)
     recorder = Recorder()
-    serve(queue_url, Calculator(), hooks=Hooks(on_message_handled=recorder))
+    # No skew tolerance: the request expired a moment ago, and must count as expired.
+    serve(
+        queue_url,
+        Calculator(),
+        hooks=Hooks(on_message_handled=recorder),
+        clock_skew_tolerance=0,
+    )
     assert client.call(queue_url, {"x": 5}) == 10
     with pytest.raises(RemoteError):
         client.call(queue_url, {"fail": True})

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import datetime
 import functools
 import inspect
 import logging
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,6 +30,7 @@ from sqs_rpc._options import ResponderOptions
 from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
 
+from .deadline import Expiry, expiry_of
 from .handler import IncomingMessage, MessageHandler, Retry
 from .replies import Replies, Sender
 from .reply_cache import Key, ReplyCache, key_of
@@ -69,6 +70,7 @@ class Dispatcher:
         payloads: PayloadStore,
         heartbeat: VisibilityHeartbeat | None,
         max_receive_count: int | None,
+        exact_receive_time: bool = False,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -82,6 +84,10 @@ class Dispatcher:
         self._payloads = payloads
         self._heartbeat = heartbeat
         self._max_receive_count = max_receive_count  # from the queue's redrive policy
+        self._skew_tolerance = options.clock_skew_tolerance
+        # True when process() gets the moment SQS handed the message out (a poller): a first
+        # delivery then tells SQS's clock. A Lambda record is handed over later.
+        self._exact_receive_time = exact_receive_time
         self._cache = ReplyCache(ttl=options.reply_cache_ttl, max_bytes=options.reply_cache_bytes)
         self._replies = Replies(
             policy=policy,
@@ -114,7 +120,7 @@ class Dispatcher:
             # deadline let the request through: a refused or expired request costs no read.
             offloaded = self._payloads.pointer(message, kind="request")
             request = decode_request(message)
-            admitted = self._admit(request, offloaded)
+            admitted = self._admit(request, offloaded, received)
             if admitted is not None:
                 return admitted
             if offloaded is not None:
@@ -148,7 +154,9 @@ class Dispatcher:
         then = self._after_delete.pop(receipt_handle, None)
         return self._outbox.delete(receipt_handle, then=then)
 
-    def _admit(self, request: Request, offloaded: Offloaded | None) -> Outcome | None:
+    def _admit(
+        self, request: Request, offloaded: Offloaded | None, received: float
+    ) -> Outcome | None:
         """None when the request may run; else the outcome of refusing it."""
         if request.reply_to is not None and not self._replies.allowed(request.reply_to):
             logger.warning(
@@ -159,11 +167,11 @@ class Dispatcher:
                 self._policy.description,
             )
             return Outcome("rejected", finished=False)
-        if request.deadline_ms is not None and request.deadline_ms < time.time() * 1000:
-            logger.info(
-                "request %s arrived after its caller's deadline; deleted without running",
-                request.correlation_id or request.message_id,
-            )
+        expired = expiry_of(
+            request, received if self._exact_receive_time else None, self._skew_tolerance
+        )
+        if expired is not None:
+            self._log_expiry(request, expired)
             # Its S3 body, unread, goes too: once its size is checked against the pointer.
             then = (
                 None
@@ -294,6 +302,28 @@ class Dispatcher:
         if exc.delay is not None:
             self._set_visibility(request.receipt_handle, exc.delay)
 
+    def _log_expiry(self, request: Request, expired: Expiry) -> None:
+        name = request.correlation_id or request.message_id
+        if not expired.skewed:
+            logger.info(
+                "request %s arrived after its caller's deadline; deleted without running", name
+            )
+            return
+        self._observer.counters.add("expired_skewed")
+        logger.warning(
+            "request %s arrived after its caller's deadline; deleted without running. Its "
+            "deadline (%s, by the caller's clock) passed %.1fs ago by this server's clock (now "
+            "%s), but SQS accepted it at %s (SQS's clock now: %s): the caller's clock or this "
+            "server's is off by more than clock_skew_tolerance=%gs; sync them (NTP)",
+            name,
+            _utc(request.deadline_ms),
+            expired.overdue,
+            _utc(expired.server_ms),
+            _utc(expired.sent_ms),
+            _utc(expired.sqs_ms),
+            self._skew_tolerance,
+        )
+
     # -- bad input ---------------------------------------------------------------------------
 
     def _decode_body(self, request: Request) -> Any:
@@ -344,3 +374,10 @@ class Dispatcher:
                 )
         except SqsError as exc:
             logger.warning("could not delay the retry: %s", exc)
+
+
+def _utc(epoch_ms: int | None) -> str:
+    if epoch_ms is None:
+        return "unknown"
+    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")

@@ -32,6 +32,7 @@ from sqs_rpc._loop import owner_id
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
+    DEFAULT_CLOCK_SKEW_TOLERANCE,
     DEFAULT_REPLY_CACHE_BYTES,
     DEFAULT_REPLY_CACHE_TTL,
     DEFAULT_REPLY_QUEUE_PREFIX,
@@ -139,7 +140,7 @@ class LambdaResponder:
         queue_url: the request queue's URL. By default it is built from the records'
             ``eventSourceARN`` and the SQS client's endpoint, which is right on AWS.
         codec, include_traceback, reply_queue_prefix, reply_to_allowed, reply_cache_ttl,
-            reply_cache_bytes, max_message_bytes, offload: as for
+            reply_cache_bytes, max_message_bytes, offload, clock_skew_tolerance: as for
             :class:`~sqs_rpc.MessagePoller`. With ``offload``, a request's S3 object is
             deleted when its batch is done, just before Lambda deletes the record.
         min_remaining_time: seconds; a record is started only while the invocation has more
@@ -165,6 +166,7 @@ class LambdaResponder:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         min_remaining_time: float = DEFAULT_MIN_REMAINING_TIME,
         offload: S3Offload | None = None,
+        clock_skew_tolerance: float = DEFAULT_CLOCK_SKEW_TOLERANCE,
     ) -> None:
         check_handler(handler)
         if queue_url is not None:
@@ -178,6 +180,7 @@ class LambdaResponder:
             reply_cache_bytes=reply_cache_bytes,
             max_message_bytes=max_message_bytes,
             offload=offload,
+            clock_skew_tolerance=clock_skew_tolerance,
         )
         self._min_remaining_ms = 1000 * seconds(
             min_remaining_time,

@@ -9,8 +9,10 @@ deletes and leaves in a ``DeleteMessageBatch``, so the worker is free for the ne
 request at once. A delete that fails is logged; the request comes back after its visibility
 timeout and the reply cache answers it (see :mod:`sqs_rpc._reply_cache`).
 
-FIFO request queues delete at once: SQS holds a FIFO group's next message back until the ones
-in flight are deleted, so a delayed delete would delay the group.
+FIFO request queues delete at once, and the worker waits for SQS's answer: SQS holds a FIFO
+group's next message back until the ones in flight are deleted, so a delayed delete would delay
+the group; and the group's next message, if already received, must not start before this one
+is gone (were the delete lost, this one would come back after it).
 
 After :meth:`Outbox.stop`, a late worker (one that outlived the shutdown budget) sends its
 reply and delete itself, one request each.
@@ -69,7 +71,8 @@ class Outbox:
         self._queue_url = queue_url
         self._owner = owner
         self._counters = counters
-        self._delete_delay = 0.0 if queue_url.endswith(".fifo") else DELETE_DELAY
+        self._fifo = queue_url.endswith(".fifo")
+        self._delete_delay = 0.0 if self._fifo else DELETE_DELAY
         self._background = background
         self._batcher: Batcher | None = None
 
@@ -124,6 +127,8 @@ class Outbox:
                 pass  # stopped meanwhile: delete it here (below)
             else:
                 future.add_done_callback(functools.partial(self._deleted, then))
+                if self._fifo:
+                    return self._wait_deleted(future)
                 return True
         try:
             with aws_errors("DeleteMessage", self._queue_url):
@@ -132,6 +137,18 @@ class Outbox:
             self._not_deleted(exc)
             return False
         self._done(then)
+        return True
+
+    @staticmethod
+    def _wait_deleted(future: Future[None]) -> bool:
+        """Wait for a FIFO delete; False (logged by ``_deleted``) if SQS did not delete it."""
+        try:
+            future.result(RESULT_TIMEOUT)
+        except FutureTimeout:
+            logger.warning("no answer from SQS for a delete within %.0fs", RESULT_TIMEOUT)
+            return False
+        except Exception:
+            return False
         return True
 
     def _deleted(self, then: Callable[[], object] | None, future: Future[None]) -> None:

@@ -30,6 +30,7 @@ from sqs_rpc._loop import owner_id, stop_all, thread_name
 from sqs_rpc._observe import MessageObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
+    DEFAULT_CLOCK_SKEW_TOLERANCE,
     DEFAULT_MAX_VISIBILITY_EXTENSION,
     DEFAULT_REPLY_CACHE_BYTES,
     DEFAULT_REPLY_CACHE_TTL,
@@ -102,7 +103,8 @@ class MessagePoller:
     Args:
         queue_url: the request queue.
         handler: your :class:`MessageHandler` (``handle`` may be ``async def``).
-        concurrency: handler threads; also the most messages held at once.
+        concurrency: handler threads; also the most messages handled at once (FIFO messages
+            waiting behind their group's running one are held besides, on no thread).
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
         wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` may wait this long for the
@@ -132,6 +134,9 @@ class MessagePoller:
             and replies too large for SQS go through S3.
         hooks: ``on_message_handled`` runs for every message (:class:`~sqs_rpc.Hooks`);
             none by default. See docs/observability.md.
+        clock_skew_tolerance: seconds a request may be past its caller's deadline and still
+            run, for clocks that disagree; an expiry that looks like skew is logged at WARNING
+            and counted in ``stats().expired_skewed``.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class MessagePoller:
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
+        clock_skew_tolerance: float = DEFAULT_CLOCK_SKEW_TOLERANCE,
     ) -> None:
         self.queue_url = check_queue_url(queue_url)
         check_handler(handler)
@@ -186,6 +192,7 @@ class MessagePoller:
             reply_cache_bytes=reply_cache_bytes,
             max_message_bytes=max_message_bytes,
             offload=offload,
+            clock_skew_tolerance=clock_skew_tolerance,
         )
         prefix = self._options.reply_queue_prefix
         self._policy = ReplyPolicy(queue_url, prefix=prefix, allowed=reply_to_allowed)
@@ -304,6 +311,7 @@ class MessagePoller:
             payloads=self._payloads,
             heartbeat=self._heartbeat,
             max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
+            exact_receive_time=True,  # the receiver passes the moment of each receive
         )
         self._receiver = Receiver(
             self._sqs,
@@ -313,6 +321,7 @@ class MessagePoller:
             wait_time=self._wait_time,
             process=dispatcher.process,
             counters=self._observer.counters,
+            heartbeat=self._heartbeat,
         )
 
     def _busy(self) -> bool:

@@ -1,10 +1,13 @@
 """The receive loop: long-polls for free workers only, and keeps FIFO groups in order.
 
-The receiver asks SQS for at most as many messages as there are free workers (a message held
-but not started would sit out its visibility timeout for nothing), and hands each unit of work
-to the worker pool: one standard message, or all messages of one FIFO group from one receive,
-handled in order by one worker. If one of a group's messages is not finished (left for
-redelivery), the rest of the group is released unstarted, so SQS redelivers the group in order.
+The receiver asks SQS for at most as many messages as there are free workers, and starts
+each message on a worker, except one whose FIFO group already has a message running: that one
+is *held*. A held message takes no worker, so other groups run in parallel whatever the order
+SQS returned them in. The worker that finishes a group's message starts the group's next
+held one, so a group runs strictly in order: the next starts only once the previous is deleted.
+Held messages stay hidden: the visibility heartbeat extends them from their receive. If one
+of a group's messages is not finished (left for redelivery), the group's held messages are
+released (visibility 0), so SQS redelivers the group in order.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._errors import SqsError, aws_errors
 from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause, thread_name
 from sqs_rpc._observe import Outcome
 from sqs_rpc._stats import Counters
+
+from .visibility import VisibilityHeartbeat
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -29,8 +36,24 @@ __all__ = ["Receiver"]
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10
+# What the dispatcher reads: redelivery count, FIFO group, and SQS's clock (deadline checks).
+RECEIVE_ATTRIBUTES: list[Any] = [
+    "ApproximateReceiveCount",
+    "MessageGroupId",
+    "SentTimestamp",
+    "ApproximateFirstReceiveTimestamp",
+]
 
 Process = Callable[[Mapping[str, Any], float], Outcome]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A FIFO message waiting for its group's running message to finish."""
+
+    message: Mapping[str, Any]
+    received: float  # time.monotonic() of its receive
+    token: int | None  # the visibility heartbeat's, while held
 
 
 class Receiver:
@@ -49,6 +72,7 @@ class Receiver:
         wait_time: int,
         process: Process,
         counters: Counters,
+        heartbeat: VisibilityHeartbeat | None = None,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -56,8 +80,18 @@ class Receiver:
         self._wait_time = wait_time
         self._process_one = process
         self._counters = counters
-        self._slots = threading.Condition()
+        self._heartbeat = heartbeat
+        # Standard queues accept MessageGroupId too (fair queues), with no order to keep.
+        self._fifo = queue_url.endswith(".fifo")
+        self._slots = threading.Condition()  # guards _free, _held and _groups
         self._free = concurrency
+        self._held = 0
+        # A FIFO group with a message running -> its held messages, in receive order.
+        self._groups: dict[str, deque[_Held]] = {}
+        # SQS locks a FIFO group while any of its messages is in flight, so held messages come
+        # from one receive per running group (at most 9 each). This bound is for an endpoint
+        # that does not lock groups: receiving stops until held messages start.
+        self._max_held = MAX_BATCH * concurrency
         self.waiting_for_workers = False
         self.last_receive: float | None = None  # time.monotonic() of the last successful receive
         self.errors_in_a_row = 0
@@ -71,7 +105,7 @@ class Receiver:
     def in_flight(self) -> int:
         """Messages held: being handled, or waiting in a FIFO group for their turn."""
         with self._slots:
-            return self._concurrency - self._free
+            return self._concurrency - self._free + self._held
 
     def is_alive(self) -> bool:
         return self._loop.is_alive()
@@ -89,7 +123,9 @@ class Receiver:
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for running work; then stop the worker pool."""
         with self._slots:
-            drained = self._slots.wait_for(lambda: self._free == self._concurrency, timeout)
+            drained = self._slots.wait_for(
+                lambda: self._free == self._concurrency and not self._held, timeout
+            )
         if not drained:
             logger.warning(
                 "%d handlers still running after %.0fs; their messages will be redelivered",
@@ -104,7 +140,9 @@ class Receiver:
             # Receive only what a free worker can start at once: a message held but not
             # started would sit out its visibility timeout for nothing.
             self.waiting_for_workers = True
-            self._slots.wait_for(lambda: self._free > 0 or self._loop.stopping)
+            self._slots.wait_for(
+                lambda: (self._free > 0 and self._held < self._max_held) or self._loop.stopping
+            )
             wanted = min(MAX_BATCH, self._concurrency)
             if self._loaded and self._free < wanted:
                 # Under load, workers free up within milliseconds; a receive for one or two
@@ -124,7 +162,7 @@ class Receiver:
                     MaxNumberOfMessages=count,
                     WaitTimeSeconds=self._wait_time,
                     MessageAttributeNames=["All"],
-                    MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+                    MessageSystemAttributeNames=RECEIVE_ATTRIBUTES,
                 )
         except SqsError:
             # Logged and backed off by the BackgroundLoop; counted for health().
@@ -139,37 +177,91 @@ class Receiver:
         if self._loop.stopping:
             self._release(messages)
             return 0
-        with self._slots:
-            self._free -= len(messages)
-        for group in _groups_in_order(messages):
-            self._executor.submit(self._process_group, group, received)
+        for group_id, message in self._admit(messages, received):
+            self._executor.submit(self._run, group_id, message, received)
         # Under load (this receive or the last brought several messages), let more gather.
         busy, self._loaded = self._loaded, len(messages) > 1
         return receive_pause(len(messages), count, busy=busy, round_trip=received - asked)
 
-    def _process_group(self, messages: list[Mapping[str, Any]], received: float) -> None:
-        """Handle messages of one FIFO group (or one standard message) in order."""
-        for index, message in enumerate(messages):
-            if index and self._loop.stopping:
-                self._release_unstarted(messages[index:], "shutting down")
-                return
-            if not self._process(message, received):
-                rest = messages[index + 1 :]
-                if rest:
-                    self._release_unstarted(rest, "an earlier message of their group is not done")
-                return
+    def _admit(
+        self, messages: list[Any], received: float
+    ) -> list[tuple[str | None, Mapping[str, Any]]]:
+        """Take a worker for each message that may start now; hold the others."""
+        starts: list[tuple[str | None, Mapping[str, Any]]] = []
+        with self._slots:
+            for message in messages:
+                group_id = message.get("Attributes", {}).get("MessageGroupId")
+                if not self._fifo or group_id is None:
+                    starts.append((None, message))
+                elif group_id in self._groups:
+                    # Its group has a message running: it waits, hidden, on no worker.
+                    self._groups[group_id].append(self._hold(message, received))
+                    self._held += 1
+                    continue
+                else:
+                    self._groups[group_id] = deque()
+                    starts.append((group_id, message))
+                self._free -= 1
+        return starts
+
+    def _hold(self, message: Mapping[str, Any], received: float) -> _Held:
+        # Tracked from the receive, not from the start of its handler: the group's earlier
+        # handlers may together outlast the visibility timeout, and SQS would redeliver it.
+        heartbeat = self._heartbeat
+        token = None if heartbeat is None else heartbeat.track(message["ReceiptHandle"], received)
+        return _Held(message, received, token)
+
+    def _run(self, group_id: str | None, message: Mapping[str, Any], received: float) -> None:
+        """Handle a message; then, on this worker, its FIFO group's held messages in order."""
+        try:
+            while True:
+                finished = self._process(message, received)
+                if group_id is None:
+                    return
+                held = self._next_of(group_id, finished)
+                if held is None:
+                    return
+                self._untrack([held])  # its handler's own tracking takes over
+                message, received = held.message, held.received
+        finally:
+            with self._slots:
+                self._free += 1
+                self._slots.notify_all()
+
+    def _next_of(self, group_id: str, finished: bool) -> _Held | None:
+        """The group's next held message, or None: the group is done (or released)."""
+        with self._slots:
+            waiting = self._groups[group_id]
+            if waiting and finished and not self._loop.stopping:
+                self._held -= 1
+                return waiting.popleft()
+            del self._groups[group_id]
+            rest = list(waiting)
+            self._held -= len(rest)
+            self._slots.notify_all()
+        if rest:
+            self._untrack(rest)
+            why = "shutting down" if finished else "an earlier message of their group is not done"
+            self._release_unstarted([h.message for h in rest], why)
+        return None
+
+    def _untrack(self, held: list[_Held]) -> None:
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            for one in held:
+                if one.token is not None:
+                    heartbeat.untrack(one.token)
 
     def _release_unstarted(self, messages: list[Mapping[str, Any]], why: str) -> None:
         logger.info("releasing %d messages unstarted: %s", len(messages), why)
         self._release(messages)
-        with self._slots:
-            self._free += len(messages)
-            self._slots.notify_all()
 
     def _release(self, messages: list[Any]) -> None:
         """Make received-but-unstarted messages visible again at once."""
-        if not messages:
-            return
+        for start in range(0, len(messages), MAX_BATCH):
+            self._release_batch(messages[start : start + MAX_BATCH])
+
+    def _release_batch(self, messages: list[Any]) -> None:
         entries = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
             for i, m in enumerate(messages)
@@ -195,23 +287,3 @@ class Receiver:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))
             return False
-        finally:
-            with self._slots:
-                self._free += 1
-                self._slots.notify_all()
-
-
-def _groups_in_order(messages: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Split a receive into units of work: one per FIFO message group, one per other message."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    units: list[list[Mapping[str, Any]]] = []
-    for message in messages:
-        group_id = message.get("Attributes", {}).get("MessageGroupId")
-        if group_id is None:
-            units.append([message])
-        elif group_id in groups:
-            groups[group_id].append(message)
-        else:
-            groups[group_id] = [message]
-            units.append(groups[group_id])
-    return units

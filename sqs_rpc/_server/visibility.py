@@ -6,7 +6,8 @@ thread extends the visibility of its message (``ChangeMessageVisibilityBatch``) 
 ``interval`` seconds, each time to ``timeout`` seconds from now, up to ``max_extension``
 seconds after the receive in total; past that cap the message is let go (a stuck handler must
 not hold a message for ever). A worker untracks its message in ``finally`` *before* deleting
-it, and untracking waits for a beat in progress, so no extension races the delete.
+it, and untracking waits for an extension of *that* message on the wire, so none races the
+delete. No lock is held during a request: a slow SQS delays no other worker.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ BATCH = 10
 
 @dataclass
 class _Tracked:
+    token: int
     receipt_handle: str
     received: float  # time.monotonic()
     next_beat: float
     capped: bool = False
+    sending: bool = False  # an extension of this message is on the wire
 
 
 class VisibilityHeartbeat:
@@ -57,7 +60,8 @@ class VisibilityHeartbeat:
         self.interval = interval
         self.timeout = timeout
         self.max_extension = max_extension
-        self._lock = threading.Lock()
+        # Guards _tracked and each entry's fields; never held during a request to SQS.
+        self._lock = threading.Condition()
         self._tracked: dict[int, _Tracked] = {}
         self._ids = itertools.count()
         self._loop = BackgroundLoop(thread_name("visibility", owner), self._beat)
@@ -72,48 +76,69 @@ class VisibilityHeartbeat:
         """Start extending a message received at ``received`` (monotonic); return a token."""
         token = next(self._ids)
         with self._lock:
-            self._tracked[token] = _Tracked(receipt_handle, received, received + self.interval)
+            self._tracked[token] = _Tracked(
+                token, receipt_handle, received, received + self.interval
+            )
         self._loop.wake()
         return token
 
     def untrack(self, token: int) -> None:
-        """Stop extending; returns after any beat in progress, so none follows."""
+        """Stop extending; returns after an extension of this message on the wire, if any."""
         with self._lock:
-            self._tracked.pop(token, None)
+            tracked = self._tracked.pop(token, None)
+            if tracked is not None:
+                # Only this message's own extension is waited for: the delete that follows
+                # must not race it. Other messages' extensions are none of its business.
+                self._lock.wait_for(lambda: not tracked.sending)
 
     def _beat(self) -> float | None:
-        # The lock is held across the request on purpose: untrack() must not return while an
-        # extension for its message is on the wire (it would race the delete that follows).
         with self._lock:
             now = time.monotonic()
             due = [t for t in self._tracked.values() if not t.capped and t.next_beat <= now]
-            for start in range(0, len(due), BATCH):
-                self._extend(due[start : start + BATCH], now)
+        for start in range(0, len(due), BATCH):
+            self._extend(due[start : start + BATCH], now)
+        with self._lock:
             upcoming = [t.next_beat for t in self._tracked.values() if not t.capped]
         return None if not upcoming else max(min(upcoming) - time.monotonic(), 0.0)
 
     def _extend(self, batch: list[_Tracked], now: float) -> None:
-        entries = []
-        for i, tracked in enumerate(batch):
-            held = now - tracked.received
-            seconds = self.timeout
-            if held + seconds >= self.max_extension:
-                seconds = max(int(self.max_extension - held), 0)
-                tracked.capped = True
-                logger.warning(
-                    "a handler has held its message for %.0fs; not extending past the "
-                    "max_visibility_extension of %.0fs: it will be redelivered",
-                    held,
-                    self.max_extension,
-                )
-            tracked.next_beat = now + self.interval
-            entries.append(
-                {
-                    "Id": str(i),
-                    "ReceiptHandle": tracked.receipt_handle,
-                    "VisibilityTimeout": seconds,
-                }
+        # Snapshot under the lock, send outside it: track() and untrack() of other messages
+        # go on while the request is on the wire (an endpoint may take seconds to answer).
+        with self._lock:
+            batch = [t for t in batch if self._tracked.get(t.token) is t]  # still tracked
+            entries = [self._entry(i, tracked, now) for i, tracked in enumerate(batch)]
+            for tracked in batch:
+                tracked.sending = True
+        if not entries:
+            return
+        try:
+            self._send(entries)
+        finally:
+            with self._lock:
+                for tracked in batch:
+                    tracked.sending = False
+                self._lock.notify_all()
+
+    def _entry(self, index: int, tracked: _Tracked, now: float) -> dict[str, object]:
+        held = now - tracked.received
+        seconds = self.timeout
+        if held + seconds >= self.max_extension:
+            seconds = max(int(self.max_extension - held), 0)
+            tracked.capped = True
+            logger.warning(
+                "a message has been held for %.0fs; not extending past the "
+                "max_visibility_extension of %.0fs: it will be redelivered",
+                held,
+                self.max_extension,
             )
+        tracked.next_beat = now + self.interval
+        return {
+            "Id": str(index),
+            "ReceiptHandle": tracked.receipt_handle,
+            "VisibilityTimeout": seconds,
+        }
+
+    def _send(self, entries: list[dict[str, object]]) -> None:
         try:
             with aws_errors("ChangeMessageVisibilityBatch", self._queue_url):
                 response = self._sqs.change_message_visibility_batch(
