@@ -17,6 +17,7 @@ import boto3
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._errors import aws_errors
+from sqs_rpc._options import DEFAULT_REPLY_QUEUE_PREFIX
 
 from .errors import ExitCode, UsageError, exit_codes_epilog
 
@@ -27,6 +28,7 @@ __all__ = [
     "VERBOSE_HELP",
     "HelpFormatter",
     "add_command",
+    "add_prefix_option",
     "add_common_options",
     "add_verbose",
     "aws_options",
@@ -89,6 +91,18 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse prefixes with the option --
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    """``--reply-queue-prefix`` (alias ``--prefix``), as ``args.prefix``."""
+    parser.add_argument(
+        "--reply-queue-prefix",
+        "--prefix",
+        dest="prefix",
+        type=queue_prefix,
+        default=DEFAULT_REPLY_QUEUE_PREFIX,
+        help=f"queue name prefix (default {DEFAULT_REPLY_QUEUE_PREFIX})",
+    )
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:

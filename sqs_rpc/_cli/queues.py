@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sqs_rpc._errors import QueueDoesNotExist, SqsError
-from sqs_rpc._options import DEFAULT_REPLY_QUEUE_PREFIX
 from sqs_rpc._sweeper import Sweeper
 
-from .common import add_command, add_common_options, aws_options, print_json, queue_prefix
+from .common import add_command, add_common_options, add_prefix_option, aws_options, print_json
 from .errors import ExitCode
 
 __all__ = ["register"]
@@ -53,14 +52,7 @@ def register(commands: Any) -> None:
             ExitCode.INTERRUPTED,
         ),
     )
-    queues.add_argument(
-        "--reply-queue-prefix",
-        "--prefix",
-        dest="prefix",
-        type=queue_prefix,
-        default=DEFAULT_REPLY_QUEUE_PREFIX,
-        help=f"queue name prefix (default {DEFAULT_REPLY_QUEUE_PREFIX})",
-    )
+    add_prefix_option(queues)
     add_common_options(queues)
     queues.set_defaults(run=_queues)
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqs_rpc._options import DEFAULT_REPLY_QUEUE_PREFIX
 from sqs_rpc._sweeper import DEFAULT_MAX_DELETIONS, Sweeper
 
-from .common import add_command, add_common_options, aws_options, print_json, queue_prefix, whole
+from .common import (
+    add_command,
+    add_common_options,
+    add_prefix_option,
+    aws_options,
+    print_json,
+    whole,
+)
 from .errors import ExitCode
 
 __all__ = ["register"]
@@ -37,14 +43,7 @@ def register(commands: Any) -> None:
         "touched.",
         exit_codes=EXIT_CODES,
     )
-    sweep.add_argument(
-        "--reply-queue-prefix",
-        "--prefix",
-        dest="prefix",
-        type=queue_prefix,
-        default=DEFAULT_REPLY_QUEUE_PREFIX,
-        help=f"queue name prefix (default {DEFAULT_REPLY_QUEUE_PREFIX})",
-    )
+    add_prefix_option(sweep)
     sweep.add_argument("--dry-run", action="store_true", help="decide, but delete nothing")
     sweep.add_argument(
         "--include-nonempty",

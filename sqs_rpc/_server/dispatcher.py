@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,11 +41,28 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["AwaitableRunner", "Dispatcher"]
+__all__ = ["AwaitableRunner", "Dispatcher", "max_receive_count"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
+    """The ``maxReceiveCount`` of a queue's ``RedrivePolicy`` attribute; None (warned) if none."""
+    count: int | None = None
+    if redrive_policy:
+        try:
+            count = int(json.loads(redrive_policy)["maxReceiveCount"])
+        except (ValueError, KeyError, TypeError):
+            logger.warning("cannot read the RedrivePolicy of %s", queue_url)
+    if count is None:
+        logger.warning(
+            "request queue %s has no redrive policy: a message that keeps failing comes "
+            "back until its retention period ends; give it a dead-letter queue",
+            queue_url,
+        )
+    return count
 
 
 class AwaitableRunner(Protocol):

@@ -44,11 +44,10 @@ from sqs_rpc._options import (
 from sqs_rpc._stats import Counters, PollerStats
 from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, max_receive_count
 from .handler import MessageHandler
 from .lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
 from .outbox import Outbox
-from .poller import max_receive_count
 from .reply_policy import ReplyPolicy, ReplyToAllowed
 
 if TYPE_CHECKING:

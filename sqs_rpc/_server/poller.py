@@ -11,7 +11,6 @@ outcomes and every option.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -47,7 +46,7 @@ from sqs_rpc._stats import PollerHealth, PollerStats
 from sqs_rpc._sweeper import PeriodicSweep
 from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, max_receive_count
 from .event_loop import EventLoopThread
 from .handler import IncomingMessage, MessageHandler, Retry
 from .outbox import Outbox
@@ -68,23 +67,6 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_RECEIVE_AGE = 120.0
 # The budget shared by the background threads once the handlers are done (see stop()).
 STOP_TIMEOUT = 30.0
-
-
-def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
-    """The ``maxReceiveCount`` of a queue's ``RedrivePolicy`` attribute; None (warned) if none."""
-    count: int | None = None
-    if redrive_policy:
-        try:
-            count = int(json.loads(redrive_policy)["maxReceiveCount"])
-        except (ValueError, KeyError, TypeError):
-            logger.warning("cannot read the RedrivePolicy of %s", queue_url)
-    if count is None:
-        logger.warning(
-            "request queue %s has no redrive policy: a message that keeps failing comes "
-            "back until its retention period ends; give it a dead-letter queue",
-            queue_url,
-        )
-    return count
 
 
 class MessagePoller:
