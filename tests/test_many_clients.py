@@ -127,8 +127,10 @@ def test_refreshes_are_spread_and_each_queue_is_refreshed_within_its_interval(
         beats = [t for t, u in calls if u == url]
         gaps = [b - a for a, b in itertools.pairwise(beats)]
         assert len(beats) >= 4
-        # Within its interval, give or take request latency and the loop's wake-up.
-        assert max(gaps) <= interval + 0.2, gaps
+        # Within its interval, plus the cap's spacing behind the other queues due at the
+        # same moment, plus request latency. (One TagQueue per interval for the process
+        # refreshed each queue every 3 intervals.)
+        assert max(gaps) <= interval + (len(urls) - 1) / MAX_TAG_RATE + 0.15, gaps
     # One process never exceeds its own cap, whatever the number of clients.
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(calls)]
     assert min(gaps) >= 1 / MAX_TAG_RATE - 0.02, gaps
