@@ -132,6 +132,7 @@ class HeartbeatScheduler:
         self._lock = threading.Lock()
         self._registrations = []
         self._loop = None
+        self._not_before = -float("inf")
         self._throttled = 0
 
     def _warn_if_crowded(self) -> None:
