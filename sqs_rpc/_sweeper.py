@@ -8,7 +8,10 @@ A queue is deleted only when **all** of these hold, checked in this order (cheap
    (``__AmazonSQSIdleQueueDeletingClient.LastHeartbeatTimestamp`` in epoch milliseconds,
    ``__IdleQueueRetentionPeriodSeconds``). A queue without them is never touched;
 3. its last heartbeat is older than its own retention period;
-4. it holds no message, visible, in flight or delayed (unless ``include_nonempty``).
+4. for the Java client's queues only: it holds no message, visible, in flight or delayed
+   (unless ``include_nonempty``). That is the Java client's own sweeper's rule: its queues
+   may host the virtual queues of live owners. An sqs-rpc reply queue is deleted whatever it
+   holds: its messages can only be replies to its dead owner, which nobody will ever read.
 
 Races are expected: a queue deleted meanwhile is reported as ``gone``. Throttling errors are
 retried with exponential backoff. One queue's failure is reported and the sweep goes on.
@@ -63,6 +66,7 @@ _MESSAGE_COUNTS = (
 )
 
 Action = Literal["deleted", "would_delete", "kept", "gone", "error"]
+Owner = Literal["sqs-rpc", "java"]  # whose heartbeat tags a queue carries
 T = TypeVar("T")
 
 
@@ -141,7 +145,8 @@ class Sweeper:
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         reply_queue_prefix: only queues whose name starts with this are considered (not empty).
         dry_run: decide, but delete nothing (decisions say ``would_delete``).
-        include_nonempty: also delete idle queues that still hold messages.
+        include_nonempty: also delete idle queues of the Java client that still hold
+            messages. Idle sqs-rpc reply queues are deleted whatever they hold.
         max_deletions: at most this many deletions per :meth:`sweep`; the rest wait for the
             next run.
     """
@@ -238,22 +243,30 @@ class Sweeper:
 
         None when the queue has neither sqs-rpc's nor the Java client's heartbeat tags.
         """
+        liveness = self._liveness_of(url)
+        return None if liveness is None else liveness[:2]
+
+    def _liveness_of(self, url: str) -> tuple[float, float, Owner] | None:
         tags = self._retry(
             "ListQueueTags", url, lambda: self._sqs.list_queue_tags(QueueUrl=url)
         ).get("Tags", {})
         return _liveness(tags)
 
     def _decide(self, url: str, *, capped: bool) -> SweepDecision:
-        liveness = self.liveness_of(url)
+        liveness = self._liveness_of(url)
         if liveness is None:
             return SweepDecision(url, "kept", "no heartbeat/retention tags: not a reply queue")
-        heartbeat, retention = liveness
+        heartbeat, retention, owner = liveness
         idle = time.time() - heartbeat
         if idle <= retention:
             return SweepDecision(
                 url, "kept", f"alive: heartbeat {idle:.0f}s old, retention {retention:g}s", idle
             )
-        if not self.include_nonempty:
+        # What a dead sqs-rpc client's queue holds are replies to calls that died with it (a
+        # reply's delete waits up to 0.2 s to share a batch, and the replies of calls in
+        # flight keep coming): garbage, so the queue goes whatever it holds. The Java
+        # client's own sweeper keeps a non-empty queue, and so does this one for its queues.
+        if owner == "java" and not self.include_nonempty:
             response = self._retry(
                 "GetQueueAttributes",
                 url,
@@ -297,12 +310,13 @@ class Sweeper:
                     raise
 
 
-def _liveness(tags: Mapping[str, str]) -> tuple[float, float] | None:
-    """(last heartbeat in epoch seconds, retention in seconds) from either tag set, or None."""
-    for heartbeat_tag, retention_tag, scale in (
-        (HEARTBEAT_TAG, RETENTION_TAG, 1.0),
-        (JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG, 1000.0),
-    ):
+def _liveness(tags: Mapping[str, str]) -> tuple[float, float, Owner] | None:
+    """(last heartbeat in epoch seconds, retention in seconds, whose tags), or None."""
+    tag_sets: tuple[tuple[str, str, float, Owner], ...] = (
+        (HEARTBEAT_TAG, RETENTION_TAG, 1.0, "sqs-rpc"),
+        (JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG, 1000.0, "java"),
+    )
+    for heartbeat_tag, retention_tag, scale, owner in tag_sets:
         if heartbeat_tag in tags and retention_tag in tags:
             try:
                 heartbeat = float(tags[heartbeat_tag]) / scale
@@ -311,7 +325,7 @@ def _liveness(tags: Mapping[str, str]) -> tuple[float, float] | None:
                 return None  # not tags we wrote: hands off
             if not (math.isfinite(heartbeat) and math.isfinite(retention) and retention > 0):
                 return None
-            return heartbeat, retention
+            return heartbeat, retention, owner
     return None
 
 

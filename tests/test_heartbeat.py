@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from contextlib import ExitStack
@@ -36,9 +35,7 @@ def test_reply_queue_is_created_with_both_tags(sqs: Any, queue_url: str) -> None
         assert int(tags[HEARTBEAT_TAG]) >= before
 
 
-def test_many_clients_share_one_thread_and_one_tag_call_per_interval(
-    endpoint: Endpoint, queue_url: str
-) -> None:
+def test_many_clients_share_one_thread(endpoint: Endpoint, queue_url: str) -> None:
     interval = 0.5
     sqs = endpoint.client()
     calls: list[tuple[float, str]] = []
@@ -62,10 +59,7 @@ def test_many_clients_share_one_thread_and_one_tag_call_per_interval(
         # Every queue gets its turn: the oldest heartbeat goes first.
         wait_for(lambda: {url for _, url in calls} == urls, timeout=30)
     wait_for(lambda: not heartbeat_threads(), timeout=10)  # gone with the last client
-    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(calls)]
-    # At most one TagQueue per interval (-10% jitter, minus request-latency noise), however
-    # many clients there are; without the shared rate, three clients would beat in bursts.
-    assert min(gaps) >= interval * 0.9 - 0.05, gaps
+    # How often each queue is refreshed: tests/test_many_clients.py.
 
 
 def test_throttled_heartbeats_back_off_and_retry(endpoint: Endpoint, queue_url: str) -> None:
@@ -113,9 +107,9 @@ def test_a_crowded_process_warns(
     sqs: Any, queue_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with ExitStack() as stack:
-        for _ in range(2):
+        for _ in range(2):  # each needs 10 TagQueue calls a second: together over the cap
             client = stack.enter_context(
-                RpcClient(sqs_client=sqs, heartbeat_interval=1.0, idle_retention=3)
+                RpcClient(sqs_client=sqs, heartbeat_interval=0.1, idle_retention=1)
             )
             client.call_async(queue_url, "x", timeout=60)
     assert "Share one RpcClient between threads" in caplog.text

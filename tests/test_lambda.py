@@ -428,9 +428,9 @@ def test_a_client_frozen_past_its_retention_replaces_its_swept_queue_before_call
         assert first["reply"] == {"echo": 1}
         child.send_signal(signal.SIGSTOP)
         try:
-            # include_nonempty: the freeze may come before the reply's delete went out (as in
-            # Lambda, which freezes as soon as the handler returns); the queue then holds it.
-            sweeper = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix, include_nonempty=True)
+            # The freeze may come before the reply's delete went out (as in Lambda, which
+            # freezes as soon as the handler returns): the queue then holds it, and goes anyway.
+            sweeper = Sweeper(sqs_client=sqs, reply_queue_prefix=prefix)
             swept = wait_for(lambda: sweeper.sweep().deleted, timeout=30, interval=0.5)
         finally:
             child.send_signal(signal.SIGCONT)

@@ -48,7 +48,8 @@ def register(commands: Any) -> None:
     sweep.add_argument(
         "--include-nonempty",
         action="store_true",
-        help="also delete idle queues that still hold messages",
+        help="also delete idle queues of the Java temporary-queues client that still hold "
+        "messages (idle sqs-rpc reply queues go whatever they hold)",
     )
     sweep.add_argument(
         "--max-deletions",

@@ -96,7 +96,8 @@ class RpcClient:
         default_timeout: seconds a call waits for its reply when it is given no ``timeout``.
         codec: encodes payloads and decodes replies. JSON by default.
         heartbeat_interval: seconds between refreshes of the reply queue's heartbeat tag.
-            The process sends at most one TagQueue per interval (see docs/operations.md).
+            Every queue is refreshed within its interval, by one thread per process
+            (see docs/operations.md).
         idle_retention: seconds without a heartbeat after which a sweeper may delete the
             reply queue. At least three heartbeat intervals.
         max_connections: HTTP connection pool size of the SQS client built here (ignored with

@@ -1,18 +1,26 @@
 """The process-wide heartbeat: one thread refreshes the heartbeat tag of every live reply queue.
 
-SQS allows about 30 ``TagQueue`` calls per second per AWS account, shared by every client in it.
-A heartbeat loop per client would multiply that load by the number of clients in a process.
-So a process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``.
-The thread exists only while at least one reply queue is registered.
+A process has one scheduler (:data:`SCHEDULER`) and one daemon thread, ``sqs-rpc-heartbeat``,
+which exists only while at least one reply queue is registered. The rules:
 
-The rule: **at most one TagQueue call per tick per process**. A tick is the smallest
-``heartbeat_interval`` of the registered clients, jittered by ±10% so that processes do not
-beat in step. Each tick refreshes the registered queue whose heartbeat is the oldest, if due.
-With N clients in one process, each queue is thus refreshed every N ticks. When N ticks
-exceed half a client's idle retention, a WARNING says to share one client between threads.
-Throttling errors back off exponentially (with jitter, at most one tick) and retry the same
-queue. They never fail anything. A queue found deleted is reported to its owner through
-``on_lost``.
+* **Every queue is refreshed within its own** ``heartbeat_interval``, however many clients the
+  process has: a sweeper judges each queue by its own tag. Each queue has a due time; the
+  thread refreshes the queue due first (earliest deadline first).
+* **Spread, with jitter.** A queue's first refresh is due at a random point in the second
+  half of its interval (it was created with a fresh tag), so clients created together do not
+  beat together. Each refresh sets the next due time ``interval * uniform(0.9, 1.0)`` later: never
+  late, and processes drift out of step.
+* **A cap per process**: TagQueue calls at least ``1 / MAX_TAG_RATE`` seconds apart (10 a
+  second). SQS allows about 30 TagQueue calls a second per account, shared by every process
+  in it; a burst (many clients created together, the catch-up after throttling) is smoothed,
+  and one process never takes more than a third. When the registered queues need more than
+  the cap (the sum of 1/interval), a WARNING says to share clients or beat less often.
+* **Throttling backs off** the whole process: no TagQueue for 1 s, doubling on each
+  consecutive throttling error up to the smallest interval, jittered. The throttled queue
+  stays due, so it goes first afterwards. Throttling never fails anything.
+* Another error is logged, and that queue is tried again half an interval later: the
+  retention (at least three intervals) covers a few misses. A queue found deleted is
+  reported to its owner through ``on_lost``.
 """
 
 from __future__ import annotations
@@ -30,14 +38,16 @@ from sqs_rpc._loop import BackgroundLoop, thread_name
 
 from .reply_queue import ReplyQueue
 
-__all__ = ["SCHEDULER", "HeartbeatScheduler", "Registration"]
+__all__ = ["MAX_TAG_RATE", "SCHEDULER", "HeartbeatScheduler", "Registration"]
 
 logger = logging.getLogger(__name__)
 
 THREAD_NAME = thread_name("heartbeat")  # process-wide: no owner id
 JITTER = 0.1
-# The first retry after a throttling error waits this long (or a tick, if shorter); each
-# further consecutive throttling error doubles it, up to one tick.
+# At most this many TagQueue calls per second from one process (see the module docstring).
+MAX_TAG_RATE = 10.0
+# The first wait after a throttling error (or the smallest interval, if shorter); each further
+# consecutive throttling error doubles it, up to that interval.
 THROTTLE_BACKOFF = 1.0
 
 
@@ -47,10 +57,14 @@ class Registration:
 
     queue: ReplyQueue
     interval: float
-    retention: float
     on_lost: Callable[[], None]
     scheduler: HeartbeatScheduler = field(repr=False)
-    last_beat: float = field(default_factory=time.monotonic)
+    due: float = field(init=False)  # time.monotonic() at which the next refresh is due
+
+    def __post_init__(self) -> None:
+        # The queue was created with a fresh tag: its first refresh comes at a random point
+        # in the second half of its interval, so clients created together beat apart.
+        self.due = time.monotonic() + self.interval * random.uniform(0.5, 1.0)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Leave the heartbeat (idempotent).
@@ -68,7 +82,8 @@ class HeartbeatScheduler:
         self._lock = threading.Lock()
         self._registrations: list[Registration] = []
         self._loop: BackgroundLoop | None = None
-        self._last_call = -float("inf")  # time.monotonic() of the last TagQueue call
+        # time.monotonic() before which no TagQueue call may go: the cap, or a backoff.
+        self._not_before = -float("inf")
         self._throttled = 0  # consecutive throttling errors
         self.throttles = 0  # throttling errors seen
 
@@ -77,11 +92,10 @@ class HeartbeatScheduler:
         queue: ReplyQueue,
         *,
         interval: float,
-        retention: float,
         on_lost: Callable[[], None],
     ) -> Registration:
         """Keep ``queue``'s heartbeat fresh until ``Registration.stop()``. Starts the thread."""
-        registration = Registration(queue, interval, retention, on_lost, self)
+        registration = Registration(queue, interval, on_lost, self)
         with self._lock:
             self._registrations.append(registration)
             self._warn_if_crowded()
@@ -89,7 +103,7 @@ class HeartbeatScheduler:
                 self._loop = BackgroundLoop(THREAD_NAME, self._step)
                 self._loop.start()
             else:
-                # The tick may have become shorter; let the loop recompute its wait.
+                # The new queue may be due first; let the loop recompute its wait.
                 self._loop.wake()
         return registration
 
@@ -118,43 +132,34 @@ class HeartbeatScheduler:
         self._lock = threading.Lock()
         self._registrations = []
         self._loop = None
+        self._not_before = -float("inf")
         self._throttled = 0
 
     def _warn_if_crowded(self) -> None:
-        count = len(self._registrations)
-        tick = min(r.interval for r in self._registrations)
-        for registration in self._registrations:
-            if count * tick > registration.retention / 2:
-                logger.warning(
-                    "%d reply queues in process %d share one heartbeat (one TagQueue per "
-                    "%.3gs), so each is refreshed every %.3gs, more than half of idle_retention "
-                    "(%.3gs): a sweeper could delete a live queue. Share one RpcClient between "
-                    "threads, or raise idle_retention",
-                    count,
-                    os.getpid(),
-                    tick,
-                    count * tick,
-                    registration.retention,
-                )
-                return
+        needed = sum(1 / r.interval for r in self._registrations)
+        if needed > MAX_TAG_RATE:
+            logger.warning(
+                "%d reply queues in process %d need %.3g TagQueue calls per second to keep "
+                "their heartbeats, over the cap of %g per process: each is refreshed late, "
+                "and a sweeper could delete a live queue. Share one RpcClient between "
+                "threads, or raise heartbeat_interval (and idle_retention)",
+                len(self._registrations),
+                os.getpid(),
+                needed,
+                MAX_TAG_RATE,
+            )
 
     def _step(self) -> float | None:
         now = time.monotonic()
         with self._lock:
             if not self._registrations:
                 return None
-            tick = min(r.interval for r in self._registrations)
-            if self._throttled:
-                backoff = min(tick, THROTTLE_BACKOFF * 2.0 ** (self._throttled - 1))
-                next_call = self._last_call + backoff * random.uniform(0.5, 1.0)
-            else:
-                next_call = self._last_call + tick * random.uniform(1 - JITTER, 1 + JITTER)
-            oldest = min(self._registrations, key=lambda r: r.last_beat)
-            due = max(next_call, oldest.last_beat + oldest.interval)
-            if due > now:
-                return due - now
-            self._last_call = now
-        return self._beat(oldest)
+            first = min(self._registrations, key=lambda r: r.due)
+            ready = max(first.due, self._not_before)
+            if ready > now:
+                return ready - now
+            self._not_before = now + 1 / MAX_TAG_RATE
+        return self._beat(first)
 
     def _beat(self, registration: Registration) -> float:
         try:
@@ -173,14 +178,23 @@ class HeartbeatScheduler:
                 self.throttles += 1
                 with self._lock:
                     self._throttled += 1
+                    smallest = min((r.interval for r in self._registrations), default=1.0)
+                    backoff = min(smallest, THROTTLE_BACKOFF * 2.0 ** (self._throttled - 1))
+                    # The queue stays due: it goes first when the backoff ends.
+                    self._not_before = time.monotonic() + backoff * random.uniform(0.5, 1.0)
                 logger.info("heartbeat throttled (%s); backing off", exc.code)
                 return 0
-            # Not fatal: the next tick tries again, and the retention covers a few misses.
+            # Not fatal: the retention covers a few misses. Retry this queue a little later,
+            # not in a loop.
+            with self._lock:
+                registration.due = time.monotonic() + registration.interval / 2
             logger.warning("heartbeat of %s failed: %s", registration.queue.name, exc)
             return 0
         with self._lock:
             self._throttled = 0
-            registration.last_beat = time.monotonic()
+            registration.due = time.monotonic() + registration.interval * random.uniform(
+                1 - JITTER, 1.0
+            )
         logger.debug("heartbeat for %s", registration.queue.name)
         return 0
 

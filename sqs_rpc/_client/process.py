@@ -3,6 +3,11 @@
 * **Exit:** an ``atexit`` hook closes every client that was never closed. So its reply queue
   is deleted even when the program forgot ``close()``. Only a SIGKILL or a crash of the
   interpreter itself leaves a queue behind, for the sweeper.
+* **Exit of a multiprocessing child** (every start method, ``Pool`` and
+  ``ProcessPoolExecutor`` workers): such a child ends with ``os._exit()``, so ``atexit`` never
+  runs there; multiprocessing runs its *finalizers* instead. The same closing is registered
+  as one (:func:`_hook_exit`), in every process: at import, and again in each
+  multiprocessing child, whose finalizers are cleared as it starts.
 * **fork():** the child inherits copies of the parent's clients but not their threads. A hook
   runs in the child before any other code. It gives each copy fresh locks and forgets the
   parent's reply queue, so the child can never receive (steal) the parent's replies.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import weakref
@@ -22,6 +28,12 @@ from typing import Protocol
 __all__ = ["ProcessBound", "track", "untrack"]
 
 logger = logging.getLogger(__name__)
+
+# The exit priority of the closing finalizer in multiprocessing children. Negative: it runs
+# after multiprocessing's own finalizers (a Queue's feeder thread flushes at -5), with the
+# rest, so that a user's finalizer of higher priority that still makes a call finds the
+# client open.
+EXIT_PRIORITY = -10
 
 
 class ProcessBound(Protocol):
@@ -36,6 +48,7 @@ class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.open: weakref.WeakSet[ProcessBound] = weakref.WeakSet()
+        self.exit_finalizer: multiprocessing.util.Finalize[None] | None = None
 
 
 _registry = _Registry()
@@ -63,6 +76,20 @@ def _close_all_at_exit() -> None:
             logger.warning("could not close %r at exit", owner, exc_info=True)
 
 
+def _hook_exit(_: object = None) -> None:
+    """Make sure :func:`_close_all_at_exit` runs when a multiprocessing child ends.
+
+    A finalizer runs only in the process that registered it, and a multiprocessing child
+    clears the ones it inherited before its target runs: so register one per process, unless
+    this process has one still waiting.
+    """
+    finalizer = _registry.exit_finalizer
+    if finalizer is None or not finalizer.still_active():
+        _registry.exit_finalizer = multiprocessing.util.Finalize(
+            None, _close_all_at_exit, exitpriority=EXIT_PRIORITY
+        )
+
+
 def _after_fork_in_child() -> None:
     # The parent may have held the lock in another thread at fork time: the child has only
     # this thread, so a held lock would never be released.
@@ -75,3 +102,7 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_close_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
+_hook_exit()
+# Runs in every multiprocessing child after it cleared the finalizers it inherited (or, in a
+# spawned child that imported sqs-rpc while unpickling its target, the one of that import).
+multiprocessing.util.register_after_fork(_registry, _hook_exit)

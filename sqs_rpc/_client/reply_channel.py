@@ -79,7 +79,6 @@ class ReplyChannel:
         channel._heartbeat = SCHEDULER.register(
             queue,
             interval=heartbeat_interval,
-            retention=idle_retention,
             on_lost=lambda: on_lost(channel),
         )
         return channel

@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ReplyQueue",
+    "message_retention",
     "validate_prefix",
 ]
 
 logger = logging.getLogger(__name__)
 
 REPLY_VISIBILITY_TIMEOUT = 5  # seconds; see create()
+# SQS's bounds for MessageRetentionPeriod, in seconds: one minute to 14 days.
+MIN_MESSAGE_RETENTION = 60
+MAX_MESSAGE_RETENTION = 1_209_600
 
 _MAX_QUEUE_NAME = 80
 _ID_LENGTH = 32  # uuid4().hex
@@ -44,6 +48,16 @@ def validate_prefix(prefix: str) -> str:
             "sqs-rpc appends a 32-character id)"
         )
     return prefix
+
+
+def message_retention(idle_retention: int) -> int:
+    """A reply queue's ``MessageRetentionPeriod``: its idle retention, within SQS's bounds.
+
+    A reply that waits that long was never read by a live client (its poller receives at
+    once): its caller is gone. So it need not outlive the queue's idle retention, and a dead
+    client's leftovers expire by themselves rather than after SQS's default 4 days.
+    """
+    return min(max(idle_retention, MIN_MESSAGE_RETENTION), MAX_MESSAGE_RETENTION)
 
 
 class ReplyQueue:
@@ -66,9 +80,11 @@ class ReplyQueue:
                 # Long polling is the default for every receive on this queue. A short
                 # visibility timeout: a receive whose response is lost on the way (connection
                 # reset, read timeout) hides its replies only this long, not SQS's default 30 s.
+                # Replies are kept no longer than the idle retention (see message_retention).
                 Attributes={
                     "ReceiveMessageWaitTimeSeconds": "20",
                     "VisibilityTimeout": str(REPLY_VISIBILITY_TIMEOUT),
+                    "MessageRetentionPeriod": str(message_retention(self.retention_seconds)),
                 },
                 tags={
                     HEARTBEAT_TAG: str(int(self.last_heartbeat)),
