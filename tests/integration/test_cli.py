@@ -26,10 +26,9 @@ from sqs_rpc._cli.main import (
     main,
 )
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from tests.support.helpers import Endpoint, wait_for
 
-from .conftest import Endpoint, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 Serve = Callable[..., MessagePoller]
 

@@ -17,10 +17,9 @@ import yaml
 
 from sqs_rpc._cli.main import _parser
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from tests.support.helpers import Endpoint
 
-from .conftest import Endpoint
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _env() -> dict[str, str]:

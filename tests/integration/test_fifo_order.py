@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
-
-from .conftest import wait_for
+from tests.support.helpers import wait_for
 
 
 class Recorder(MessageHandler):

@@ -12,8 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, PollerHealth, RpcClient
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 

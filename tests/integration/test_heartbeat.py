@@ -14,8 +14,7 @@ from botocore.exceptions import ClientError
 from sqs_rpc import ConfigurationError, RpcClient
 from sqs_rpc._client.heartbeat import SCHEDULER, THREAD_NAME
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 
 def heartbeat_of(sqs: Any, url: str) -> int:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller
+from tests.support.helpers import wait_for
 
-from .conftest import wait_for
 from .test_processing import receive_replies
 
 Serve = Callable[..., MessagePoller]

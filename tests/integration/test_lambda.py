@@ -25,7 +25,6 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reliability.faultproxy import Fault, FaultProxy
 from sqs_rpc import (
     ConfigurationError,
     IncomingMessage,
@@ -38,8 +37,8 @@ from sqs_rpc import (
 from sqs_rpc._server.lambda_event import message_from_record, parse_queue_arn, record_from_message
 from sqs_rpc._wire import decode_request, encode_request
 from sqs_rpc.aws_lambda import LambdaResponder, delete_succeeded, receive_event
-
-from .conftest import Endpoint, messages_in, wait_for
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.helpers import Endpoint, messages_in, wait_for
 
 pytestmark = pytest.mark.known_deviation(
     "fauxqs",

@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from sqs_rpc import ClientClosedError, MessagePoller, ReplyQueueLost, RpcClient
+from tests.support.helpers import Endpoint, wait_for
 
-from .conftest import Endpoint, wait_for
 from .test_roundtrip import Echo
 
 

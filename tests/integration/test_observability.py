@@ -27,8 +27,7 @@ from sqs_rpc import (
     RpcTimeout,
 )
 from sqs_rpc._stats import LatencyWindow, percentile
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 

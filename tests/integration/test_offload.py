@@ -34,8 +34,7 @@ from sqs_rpc import (
 )
 from sqs_rpc._offload import POINTER_CLASS, PayloadStore, S3Pointer
 from sqs_rpc.aws_lambda import LambdaResponder, receive_event
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 MiB = 1024 * 1024
@@ -516,7 +515,7 @@ needs_extended_client = pytest.mark.skipif(
     importlib.util.find_spec("sqs_extended_client") is None,
     reason="install the test extra: amazon-sqs-extended-client",
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def peer(endpoint: Endpoint, *args: str) -> subprocess.Popen[str]:
@@ -525,7 +524,7 @@ def peer(endpoint: Endpoint, *args: str) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "tests.extended_client_peer",
+            "tests.support.extended_client_peer",
             args[0],
             endpoint.endpoint_url,
             *args[1:],

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RequestCounter, RpcClient
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RemoteError, Retry, RpcClient
-
-from .conftest import messages_in, wait_for
+from tests.support.helpers import messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
 

@@ -16,8 +16,7 @@ from sqs_rpc import (
     RpcClient,
 )
 from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
-
-from .conftest import wait_for
+from tests.support.helpers import wait_for
 
 Serve = Callable[..., MessagePoller]
 

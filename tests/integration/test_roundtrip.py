@@ -24,8 +24,7 @@ from sqs_rpc import (
     RpcClient,
     RpcTimeout,
 )
-
-from .conftest import wait_for
+from tests.support.helpers import wait_for
 
 Serve = Callable[..., MessagePoller]
 

@@ -24,11 +24,10 @@ from sqs_rpc import (
     QueueDoesNotExist,
     RpcClient,
 )
-
-from .conftest import Endpoint, messages_in, wait_for
+from tests.support.helpers import Endpoint, messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Echo(MessageHandler):

@@ -14,8 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from sqs_rpc import IncomingMessage, MessageHandler, RemoteError, Retry
 from sqs_rpc.testing import rpc_test_server
-
-from .conftest import Endpoint, wait_for
+from tests.support.helpers import Endpoint, wait_for
 
 
 class Orders(MessageHandler):

@@ -1,10 +1,10 @@
 """A peer that speaks SQS through AWS's own Python extended client (amazon-sqs-extended-client).
 
-Run as a subprocess by tests/test_offload.py: importing ``sqs_extended_client`` replaces
+Run as a subprocess by tests/integration/test_offload.py: importing ``sqs_extended_client`` replaces
 ``boto3.Session`` for the whole process, which must not happen inside the test process.
 
-    python -m tests.extended_client_peer call  ENDPOINT BUCKET REQUEST_QUEUE REPLY_QUEUE < JSON
-    python -m tests.extended_client_peer serve ENDPOINT BUCKET REQUEST_QUEUE
+    python -m tests.support.extended_client_peer call  ENDPOINT BUCKET REQUEST_QUEUE REPLY_QUEUE
+    python -m tests.support.extended_client_peer serve ENDPOINT BUCKET REQUEST_QUEUE
 
 ``call`` sends the JSON on its standard input as a request through S3 (always), then receives
 the reply through the extended client, prints its body, and deletes it (the extended client
@@ -33,7 +33,8 @@ def clients(endpoint: str, bucket: str) -> Any:
     session = boto3.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
-    sqs = session.client("sqs", endpoint_url=endpoint)
+    # The extended client's settings are attributes its session adds to the SQS client.
+    sqs: Any = session.client("sqs", endpoint_url=endpoint)
     sqs.s3_client = session.client(
         "s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"})
     )

@@ -6,8 +6,8 @@ system Node nor Docker is needed.
 
 Usage::
 
-    python -m reliability.fauxqs install            # npm install into reliability/fauxqs/
-    python -m reliability.fauxqs run -- python -m pytest -m "not embedded_server"
+    python -m tests.support.fauxqs install            # npm install into tests/support/fauxqs/
+    python -m tests.support.fauxqs run -- python -m pytest -m "not embedded_server"
 
 ``run`` starts the server on a free port, runs the command with ``SQS_RPC_TEST_ENDPOINT``,
 ``SQS_RPC_TEST_SERVER=fauxqs`` and ``SQS_RPC_TEST_SERVER_PID`` set, stops the server, and exits
@@ -35,7 +35,7 @@ def _node() -> Path:
 
 
 def install() -> None:
-    """``npm install`` fauxqs and Node 22 into ``reliability/fauxqs/node_modules``."""
+    """``npm install`` fauxqs and Node 22 into ``tests/support/fauxqs/node_modules``."""
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not on PATH; install Node.js and npm (any version) first")
@@ -73,7 +73,9 @@ class FauxqsServer:
 
     def start(self) -> None:
         if not _node().exists():
-            raise RuntimeError("fauxqs is not installed: run python -m reliability.fauxqs install")
+            raise RuntimeError(
+                "fauxqs is not installed: run python -m tests.support.fauxqs install"
+            )
         process = subprocess.Popen(
             [str(_node()), "--no-warnings", str(FAUXQS_DIR / "launch.mjs")],
             cwd=FAUXQS_DIR,

@@ -1,12 +1,12 @@
 """A test-only server: records every execution, holds it a while, then echoes with its pid.
 
-    python tests/recording_server.py QUEUE_URL EXECUTIONS_FILE --endpoint-url URL --region R
+    python tests/support/recording_server.py QUEUE_URL EXECUTIONS_FILE --endpoint-url URL --region R
         [--hold SECONDS] [--concurrency N]
 
 Each execution appends ``BODY PID RECEIVE_COUNT`` to EXECUTIONS_FILE before the handler does
 anything else, so a test can wait for it (and, say, SIGKILL this process mid-handler). The
 reply is ``{"body": BODY, "pid": PID}``. Prints ``ready`` once polling; stops gracefully on
-SIGTERM. Used by tests/test_process_faults.py and tests/test_shutdown.py.
+SIGTERM. Used by tests/system/test_process_faults.py and tests/system/test_shutdown.py.
 """
 
 from __future__ import annotations

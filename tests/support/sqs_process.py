@@ -1,11 +1,11 @@
 """moto's SQS-compatible server (sqs-rpc's EmbeddedSqs) in a process of its own.
 
-    python -m reliability.moto_process [--port PORT]
+    python -m tests.support.sqs_process [--port PORT]
 
-Prints its endpoint URL on stdout and serves until its stdin closes (or it is killed). The soak
-runs it apart so that it does not share a GIL with the orchestrator and its memory is measured
-apart; the restart test kills it and starts a new one on the same port, which is what an SQS
-server that restarts and loses its state looks like.
+Prints its endpoint URL on stdout and serves until its stdin closes (or it is killed). The soak,
+receive_race and the benchmarks run it apart so that it does not share a GIL with the callers
+and its CPU and memory are measured apart; the restart test kills it and starts a new one on
+the same port, which is what an SQS server that restarts and loses its state looks like.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Client and server ride through injected faults: reliability/faultproxy.py sits between them
+"""Client and server ride through injected faults: tests/support/faultproxy.py sits between them
 and the SQS server (whichever the ``endpoint`` fixture points at).
 
 Both sides build their boto3 clients the way sqs-rpc does for users (standard retry mode, five
@@ -19,7 +19,6 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reliability.faultproxy import Fault, FaultKind, FaultProxy
 from sqs_rpc import (
     IncomingMessage,
     MessageHandler,
@@ -29,8 +28,8 @@ from sqs_rpc import (
     SqsError,
     SqsRpcError,
 )
-
-from .conftest import Endpoint, messages_in, wait_for
+from tests.support.faultproxy import Fault, FaultKind, FaultProxy
+from tests.support.helpers import Endpoint, messages_in, wait_for
 
 # Short, so that a request whose reply or delete failed comes back quickly.
 VISIBILITY = "2"
@@ -279,7 +278,7 @@ def test_an_outage_without_state_loss_loses_no_call(
     rig: Rig, make_queue: Callable[..., str], sqs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SQS unreachable for a window (every connection reset, every operation), under load;
-    # unlike a restart (tests/test_process_faults.py), its queues and messages survive.
+    # unlike a restart (tests/system/test_process_faults.py), its queues and messages survive.
     proxy = rig.proxy
     caplog.set_level(logging.WARNING)
     queue_url = make_queue(VisibilityTimeout=VISIBILITY)

@@ -24,8 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
-
-from .conftest import wait_for
+from tests.support.helpers import wait_for
 
 # Text SQS accepts: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD and beyond #x10000.
 sqs_text = st.text(

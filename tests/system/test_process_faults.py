@@ -29,14 +29,14 @@ from sqs_rpc import (
     Sweeper,
 )
 from sqs_rpc._aws import make_sqs_client
+from tests.support.helpers import Endpoint, messages_in, wait_for
 
-from .conftest import Endpoint, messages_in, wait_for
-
-RECORDING_SERVER = Path(__file__).resolve().parent / "recording_server.py"
+RECORDING_SERVER = Path(__file__).resolve().parents[1] / "support" / "recording_server.py"
 
 
 class ServerProcess:
-    """tests/recording_server.py in a subprocess, its output in files (a pipe could fill up)."""
+    """tests/support/recording_server.py in a subprocess, its output in files (a pipe could
+    fill up)."""
 
     def __init__(
         self, endpoint: Endpoint, queue_url: str, executions: Path, logs: Path, hold: float
@@ -246,7 +246,7 @@ def test_a_killed_clients_replies_go_to_its_queue_until_swept_then_are_dropped(
 
 # -- the SQS server restarted under load ------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 5.0
 OUTAGE = 15.0  # long enough for the receive loops to back off to seconds between steps
 
@@ -259,14 +259,14 @@ def _free_port() -> int:
 
 
 class MotoProcess:
-    """moto's server in its own process (reliability/moto_process.py) on a chosen port: killing
+    """moto's server in its own process (tests/support/sqs_process.py) on a chosen port: killing
     it loses every queue and message, as a restarted SQS server without persistence would."""
 
     def __init__(self, port: int, logs: Path) -> None:
         self.out = logs.with_suffix(".out")
         with self.out.open("w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "reliability.moto_process", "--port", str(port)],
+                [sys.executable, "-m", "tests.support.sqs_process", "--port", str(port)],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=out,

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from sqs_rpc import RpcClient
+from tests.support.helpers import Endpoint, wait_for
 
-from .conftest import Endpoint, wait_for
-
-SERVER = Path(__file__).resolve().parent / "recording_server.py"
+SERVER = Path(__file__).resolve().parents[1] / "support" / "recording_server.py"
 
 
 def _start(endpoint: Endpoint, queue_url: str, executions: Path) -> subprocess.Popen[str]:

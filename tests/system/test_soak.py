@@ -1,4 +1,4 @@
-"""The soak (reliability/soak.py): a short run passes, and its checks can fail.
+"""The soak (tools/soak/run.py): a short run passes, and its checks can fail.
 
 The short run uses the suite's SQS endpoint (moto's server, or SQS_RPC_TEST_ENDPOINT), two
 server processes and four client processes, like the full 50,000-call run recorded in
@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
-from reliability.faultproxy import Fault
-from reliability.soak import parse_args
-from reliability.soak_memory import flatness
-from reliability.soak_mix import EXPECTED, KINDS, MIX, kind_of, payload
-from reliability.soak_report import analyse
+from tests.support.faultproxy import Fault
+from tests.support.helpers import Endpoint
+from tools.soak.memory import flatness
+from tools.soak.mix import EXPECTED, KINDS, MIX, kind_of, payload
+from tools.soak.report import analyse
+from tools.soak.run import parse_args
 
-from .conftest import Endpoint
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -34,7 +33,7 @@ def test_a_short_soak_keeps_every_invariant(endpoint: Endpoint, tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "reliability.soak",
+            "tools.soak",
             "--calls",
             "1000",
             # Short, so that the servers' reply caches are full (warm) within seconds and the

@@ -5,8 +5,7 @@ import threading
 import pytest
 
 from sqs_rpc._loop import RECEIVE_LINGER, BackgroundLoop, receive_pause
-
-from .conftest import wait_for
+from tests.support.helpers import wait_for
 
 
 def test_runs_until_stopped_and_stop_is_idempotent() -> None:

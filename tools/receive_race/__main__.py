@@ -1,7 +1,7 @@
 """Do concurrent ReceiveMessage requests ever return the same message? A check of the SQS server.
 
-    python -m reliability.receive_race [--messages 20000] [--receivers 8]
-    python -m reliability.fauxqs run -- python -m reliability.receive_race
+    python -m tools.receive_race [--messages 20000] [--receivers 8]
+    python -m tests.support.fauxqs run -- python -m tools.receive_race
 
 One thread sends messages to a standard queue while several others receive them in batches of
 10 and delete them; the visibility timeout is far longer than the run. SQS hides a message from
@@ -28,7 +28,7 @@ from typing import Any
 
 import boto3
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _client(endpoint: str) -> Any:
@@ -93,7 +93,7 @@ def check(endpoint: str, messages: int, receivers: int) -> Counter[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python -m tools.receive_race")
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--receivers", type=int, default=8)
     args = parser.parse_args()
@@ -101,7 +101,7 @@ def main() -> int:
     server = None
     if not endpoint:
         server = subprocess.Popen(
-            [sys.executable, "-m", "reliability.moto_process"],
+            [sys.executable, "-m", "tests.support.sqs_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,9 +1,9 @@
 """A soak client process: threads making calls, some with ``call()``, some with ``call_async()``.
 
-    python -m reliability.soak_client QUEUE_URL WORKDIR --index N --calls C ...
+    python -m tools.soak.client QUEUE_URL WORKDIR --index N --calls C ...
 
 Call ``k`` of client ``N`` (of ``M``) is the run's call number ``N + M * k``: its id is
-``RUN-N-k`` and its kind comes from :mod:`reliability.soak_mix`. Every outcome is checked
+``RUN-N-k`` and its kind comes from :mod:`tools.soak.mix`. Every outcome is checked
 against the request (the reply or the remote error must name the call's id) and appended to
 ``WORKDIR/outcomes-client-N.txt`` as ``id kind outcome end-time`` (epoch seconds). At the end
 it writes ``WORKDIR/client-N.json``: counts by kind and outcome, calls started and finished,
@@ -27,8 +27,8 @@ from typing import Any
 
 from sqs_rpc import RemoteError, RpcClient, RpcTimeout, SqsRpcError
 
-from .soak_memory import Sampler
-from .soak_mix import Kind, kind_of, payload
+from .memory import Sampler
+from .mix import Kind, kind_of, payload
 
 # A future must settle by its deadline (the library's timer fails it); this much later, the
 # call counts as lost.

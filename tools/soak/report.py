@@ -15,7 +15,7 @@ Invariants (each must hold for exit status 0):
 - **flat memory**: every client and server process's RSS grew less than 10 % between the first
   and the last quarter of the call phase after warm-up (at least the servers'
   ``reply_cache_ttl``, during which their reply caches fill); see
-  :mod:`reliability.soak_memory`.
+  :mod:`tools.soak.memory`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .soak_memory import FLAT_GROWTH, flatness
-from .soak_mix import EXPECTED, KINDS, MIX
+from .memory import FLAT_GROWTH, flatness
+from .mix import EXPECTED, KINDS, MIX
 
 __all__ = ["analyse", "render"]
 

@@ -1,14 +1,14 @@
 """The soak: many calls through several server and client processes, and the invariants checked.
 
-    python -m reliability.soak --calls 50000 --servers 2 --clients 4 [--rate 30] [--json out.json]
+    python -m tools.soak --calls 50000 --servers 2 --clients 4 [--rate 30] [--json out.json]
 
 Processes: an SQS-compatible server (moto's, in its own process; or the endpoint named by
 ``--endpoint-url`` / ``SQS_RPC_TEST_ENDPOINT``), ``--servers`` server processes
-(:mod:`reliability.soak_server`, a ``MessagePoller`` with 8 workers each) and ``--clients``
-client processes (:mod:`reliability.soak_client`, ``--threads`` threads each, half on
+(:mod:`tools.soak.server`, a ``MessagePoller`` with 8 workers each) and ``--clients``
+client processes (:mod:`tools.soak.client`, ``--threads`` threads each, half on
 ``call()``, half on windows of ``call_async()``). Calls are a mix of fast, slow, failing and
-timing-out handlers (:mod:`reliability.soak_mix`). At the end it prints the figures and the
-verdict (:mod:`reliability.soak_report`).
+timing-out handlers (:mod:`tools.soak.mix`). At the end it prints the figures and the
+verdict (:mod:`tools.soak.report`).
 
 Exit status: 0 every invariant held; 1 an invariant failed; 2 bad arguments; 3 the duration
 limit stopped the run before every call was made (the invariants held for the calls made).
@@ -34,17 +34,17 @@ from typing import IO, Any
 import boto3
 
 from sqs_rpc._server.poller import DEFAULT_REPLY_CACHE_TTL
+from tests.support.faultproxy import Fault, FaultProxy
 
-from .faultproxy import Fault, FaultProxy
-from .soak_memory import Sampler
-from .soak_report import analyse, render
+from .memory import Sampler
+from .report import analyse, render
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120.0  # a process importing boto3 on a loaded machine can take a while
 DRAIN_TIMEOUT = 120.0
 STOP_TIMEOUT = 90.0
@@ -53,7 +53,7 @@ MAX_RECEIVE_COUNT = "5"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m reliability.soak", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.soak", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--calls", type=int, default=50000, help="total calls (default 50000)")
     parser.add_argument("--servers", type=int, default=2, help="server processes (default 2)")
@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         type=_fault,
         metavar="KIND:RATE[:OPERATION,...]",
-        help="put reliability/faultproxy.py between every process and SQS and inject this "
+        help="put tests/support/faultproxy.py between every process and SQS and inject this "
         "fault (repeatable), for example reset-before:0.5:DeleteMessageBatch",
     )
     parser.add_argument(
@@ -159,7 +159,7 @@ class Soak:
             [sys.executable, "-m", module, *argv],
             cwd=ROOT,
             env=self.env,
-            stdin=subprocess.PIPE if module == "reliability.moto_process" else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if module == "tests.support.sqs_process" else subprocess.DEVNULL,
             stdout=stdout,
             text=True,
         )
@@ -167,7 +167,7 @@ class Soak:
     def start_sqs(self) -> str:
         if self.args.endpoint_url:
             return str(self.args.endpoint_url)
-        self.sqs_process = self._spawn("reliability.moto_process", stdout=subprocess.PIPE)
+        self.sqs_process = self._spawn("tests.support.sqs_process", stdout=subprocess.PIPE)
         url = _first_line(self.sqs_process, "the SQS server")
         self.sqs_sampler = Sampler(self.args.sample_interval, pid=self.sqs_process.pid)
         self.sqs_sampler.start()
@@ -202,7 +202,7 @@ class Soak:
         try:
             for i in range(args.servers):
                 process = self._spawn(
-                    "reliability.soak_server",
+                    "tools.soak.server",
                     queue,
                     str(self.workdir),
                     "--index",
@@ -241,7 +241,7 @@ class Soak:
             # The servers' reply caches fill for reply_cache_ttl by design: that is warm-up.
             warm_up=args.reply_cache_ttl,
         )
-        report["command"] = "python -m reliability.soak " + " ".join(sys.argv[1:])
+        report["command"] = "python -m tools.soak " + " ".join(sys.argv[1:])
         report["machine"] = (
             f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
             f"{os.cpu_count()} CPUs, load average {_load()}"
@@ -265,7 +265,7 @@ class Soak:
         started: list[tuple[int, subprocess.Popen[str]]] = []
         for i, calls in enumerate(per_client):
             process = self._spawn(
-                "reliability.soak_client",
+                "tools.soak.client",
                 queue,
                 str(self.workdir),
                 "--index",

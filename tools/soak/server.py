@@ -1,6 +1,6 @@
 """A soak server process: a MessagePoller whose handler behaves as each payload asks.
 
-    python -m reliability.soak_server QUEUE_URL WORKDIR --index N --endpoint-url URL --region R
+    python -m tools.soak.server QUEUE_URL WORKDIR --index N --endpoint-url URL --region R
 
 Every execution is appended to ``WORKDIR/executions-server-N.txt``, one line each: call id,
 start time (epoch seconds) and SQS receive count, line-buffered so the record survives even a
@@ -23,7 +23,7 @@ from typing import Any
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller
 from sqs_rpc._server.poller import DEFAULT_REPLY_CACHE_TTL
 
-from .soak_memory import Sampler
+from .memory import Sampler
 
 CONCURRENCY = 8
 
