@@ -13,35 +13,14 @@ from sqs_rpc import (
     AsyncRpcClient,
     ClientClosedError,
     ConfigurationError,
-    IncomingMessage,
-    MessageHandler,
     MessagePoller,
     RemoteError,
     RpcClient,
     RpcTimeout,
 )
+from tests.support.handlers import Echo, Gate
 
 Serve = Callable[..., MessagePoller]
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        if message.body == "fail":
-            raise ValueError("asked to fail")
-        return {"echo": message.body}
-
-
-class Gate(MessageHandler):
-    """Blocks every handler until released, so a test controls when replies go out."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-
-    def handle(self, message: IncomingMessage) -> Any:
-        self.started.set()
-        self.release.wait(30)
-        return message.body
 
 
 async def until(condition: Callable[[], Any], timeout: float = 15.0) -> None:

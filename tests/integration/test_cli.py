@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+from sqs_rpc import MessagePoller, RpcClient
 from sqs_rpc._cli.main import (
     EXIT_OK,
     EXIT_REMOTE_ERROR,
@@ -26,18 +26,12 @@ from sqs_rpc._cli.main import (
     main,
 )
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
+from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 Serve = Callable[..., MessagePoller]
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        if message.body == "fail":
-            raise ValueError("asked to fail")
-        return {"echo": message.body}
 
 
 @pytest.fixture(autouse=True)

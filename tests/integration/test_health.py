@@ -11,15 +11,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
 
-from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, PollerHealth, RpcClient
+from sqs_rpc import MessagePoller, PollerHealth, RpcClient
+from tests.support.handlers import EchoBody
 from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        return message.body
 
 
 def _client_without_retries(endpoint: Endpoint) -> Any:
@@ -48,7 +44,7 @@ def test_poller_survives_connection_resets_and_recovers(
             raise ConnectionClosedError(endpoint_url=request.url)
 
     server_sqs.meta.events.register("before-send.sqs.ReceiveMessage", reset_connection)
-    poller = serve(queue_url, Echo(), sqs_client=server_sqs)
+    poller = serve(queue_url, EchoBody(), sqs_client=server_sqs)
     wait_for(lambda: poller.health().consecutive_receive_errors >= 3, timeout=30)
     health = poller.health(max_receive_age=0.001)
     assert health.receiver_alive
@@ -64,7 +60,7 @@ def test_poller_survives_connection_resets_and_recovers(
 
 
 def test_stats_count_what_happened(client: RpcClient, queue_url: str, serve: Serve) -> None:
-    poller = serve(queue_url, Echo())
+    poller = serve(queue_url, EchoBody())
     for i in range(3):
         assert client.call(queue_url, i, timeout=20) == i
     wait_for(lambda: poller.stats().deleted == 3)
@@ -74,7 +70,7 @@ def test_stats_count_what_happened(client: RpcClient, queue_url: str, serve: Ser
 
 
 def test_health_of_a_stopped_poller(sqs: Any, queue_url: str) -> None:
-    poller = MessagePoller(queue_url, Echo(), sqs_client=sqs, wait_time_seconds=1)
+    poller = MessagePoller(queue_url, EchoBody(), sqs_client=sqs, wait_time_seconds=1)
     assert poller.health() == PollerHealth(
         healthy=False,
         running=False,

@@ -15,9 +15,8 @@ import boto3
 import pytest
 
 from sqs_rpc import ClientClosedError, MessagePoller, ReplyQueueLost, RpcClient
+from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, wait_for
-
-from .test_roundtrip import Echo
 
 
 def exists(sqs: Any, url: str) -> bool:

@@ -34,6 +34,7 @@ from sqs_rpc import (
 )
 from sqs_rpc._offload import POINTER_CLASS, PayloadStore, S3Pointer
 from sqs_rpc.aws_lambda import LambdaResponder, receive_event
+from tests.support.handlers import EchoBody
 from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
@@ -46,11 +47,6 @@ class Reverse(MessageHandler):
 
     def handle(self, message: IncomingMessage) -> Any:
         return {"size": len(message.body["data"]), "data": message.body["data"][::-1]}
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        return message.body
 
 
 # -- configuration (no server) -----------------------------------------------------------------
@@ -277,7 +273,7 @@ def test_a_request_we_offload_has_the_extended_client_format(
 def test_a_reply_we_offload_has_the_extended_client_format(
     *, sqs: Any, s3: Any, bucket: str, queue_url: str, reply_queue: str, serve: Serve
 ) -> None:
-    serve(queue_url, Echo(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
+    serve(queue_url, EchoBody(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
     correlation_id = uuid.uuid4().hex
     sqs.send_message(
         QueueUrl=queue_url,
@@ -393,7 +389,7 @@ def test_the_client_refuses_a_reply_from_a_bucket_off_its_allowlist(
     sqs: Any, s3: Any, make_bucket: Callable[[], str], queue_url: str, serve: Serve
 ) -> None:
     mine, theirs = make_bucket(), make_bucket()
-    serve(queue_url, Echo(), offload=S3Offload(bucket=theirs, s3_client=s3, threshold="always"))
+    serve(queue_url, EchoBody(), offload=S3Offload(bucket=theirs, s3_client=s3, threshold="always"))
     with RpcClient(sqs_client=sqs, offload=S3Offload(bucket=mine, s3_client=s3)) as client:
         with pytest.raises(S3PayloadError, match="allowlist") as info:
             client.call(queue_url, {"a": 1}, timeout=30)
@@ -410,7 +406,7 @@ def test_the_client_refuses_a_reply_from_a_bucket_off_its_allowlist(
 def test_a_client_without_offload_fails_an_offloaded_reply_clearly(
     sqs: Any, s3: Any, bucket: str, queue_url: str, serve: Serve
 ) -> None:
-    serve(queue_url, Echo(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
+    serve(queue_url, EchoBody(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
     with RpcClient(sqs_client=sqs) as client, pytest.raises(S3PayloadError, match="S3Offload"):
         client.call(queue_url, {"a": 1}, timeout=30)
 
@@ -426,7 +422,7 @@ def test_a_failed_delete_is_logged_and_the_reply_still_arrives(
     serve: Serve,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    serve(queue_url, Echo(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
+    serve(queue_url, EchoBody(), offload=S3Offload(bucket=bucket, s3_client=s3, threshold="always"))
     refusing = endpoint.s3_client()
     # botocore answers DeleteObject itself, with AccessDenied: S3 never sees the request.
     refusing.meta.events.register("before-send.s3.DeleteObject", _deny)

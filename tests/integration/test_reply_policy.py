@@ -10,27 +10,17 @@ import pytest
 
 from sqs_rpc import (
     ConfigurationError,
-    IncomingMessage,
-    MessageHandler,
     MessagePoller,
     RpcClient,
 )
 from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
+from tests.support.handlers import EchoBody
 from tests.support.helpers import wait_for
 
 Serve = Callable[..., MessagePoller]
 
 HOME = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"
 GOOD = "https://sqs.eu-west-1.amazonaws.com/123456789012/sqs-rpc-reply-0123abcd"
-
-
-class Echo(MessageHandler):
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def handle(self, message: IncomingMessage) -> Any:
-        self.calls += 1
-        return message.body
 
 
 @pytest.mark.parametrize(
@@ -128,7 +118,7 @@ def test_bad_policy_options_are_rejected(
     sqs: Any, queue_url: str, options: dict[str, Any], match: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        MessagePoller(queue_url, Echo(), sqs_client=sqs, **options)
+        MessagePoller(queue_url, EchoBody(), sqs_client=sqs, **options)
 
 
 def _send(sqs: Any, queue_url: str, reply_to: str) -> None:
@@ -164,7 +154,7 @@ def test_injected_reply_to_is_not_run_and_is_left_for_redrive(
 ) -> None:
     reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
     victim = make_queue()
-    handler = Echo()
+    handler = EchoBody()
     poller = serve(queue_url, handler, reply_cache_ttl=0)
     injections = _injections(endpoint.endpoint_url, reply_queue, victim)
     for reply_to in injections:
@@ -183,7 +173,7 @@ def test_injected_reply_to_is_not_run_and_is_left_for_redrive(
 def test_custom_client_prefix_needs_the_same_server_prefix(
     sqs: Any, queue_url: str, serve: Serve
 ) -> None:
-    serve(queue_url, Echo(), reply_prefix="billing-reply-")
+    serve(queue_url, EchoBody(), reply_prefix="billing-reply-")
     with RpcClient(sqs_client=sqs, queue_prefix="billing-reply-") as client:
         assert client.call(queue_url, {"a": 1}, timeout=20) == {"a": 1}
 
@@ -194,7 +184,7 @@ def test_allowlist_patterns_let_other_queues_through(
     other = make_queue(f"other-{uuid.uuid4().hex[:8]}")
     # The pattern's host is the one the server puts in queue URLs (not always the endpoint's).
     host = other.rsplit("/", 2)[0]
-    serve(queue_url, Echo(), reply_to_allowed=[f"{host}/*/other-*"])
+    serve(queue_url, EchoBody(), reply_to_allowed=[f"{host}/*/other-*"])
     _send(sqs, queue_url, other)
     reply = sqs.receive_message(QueueUrl=other, WaitTimeSeconds=10)
     assert reply["Messages"][0]["Body"] == "1"

@@ -24,38 +24,15 @@ from sqs_rpc import (
     RpcClient,
     RpcTimeout,
 )
+from tests.support.handlers import Echo, Gate
 from tests.support.helpers import wait_for
 
 Serve = Callable[..., MessagePoller]
 
 
-class Echo(MessageHandler):
-    def __init__(self) -> None:
-        self.seen: list[IncomingMessage] = []
-        self.lock = threading.Lock()
-
-    def handle(self, message: IncomingMessage) -> Any:
-        with self.lock:
-            self.seen.append(message)
-        return {"echo": message.body}
-
-
 class Failing(MessageHandler):
     def handle(self, message: IncomingMessage) -> Any:
         raise KeyError("missing-thing")
-
-
-class Slow(MessageHandler):
-    """Blocks until released, so tests control when replies are sent."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Event()
-
-    def handle(self, message: IncomingMessage) -> Any:
-        self.started.set()
-        self.release.wait(30)
-        return message.body
 
 
 def test_call_returns_the_reply(client: RpcClient, queue_url: str, serve: Serve) -> None:
@@ -160,7 +137,7 @@ def test_late_reply_is_dropped_and_does_not_reach_the_next_call(
     client: RpcClient, queue_url: str, serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG", logger="sqs_rpc")
-    slow = Slow()
+    slow = Gate()
     serve(queue_url, slow)
     with pytest.raises(RpcTimeout):
         client.call(queue_url, "first", timeout=0.5)
@@ -274,7 +251,7 @@ def test_context_manager_closes_on_exception(sqs: Any, queue_url: str, serve: Se
 
 
 def test_waiting_caller_uses_no_cpu(client: RpcClient, queue_url: str, serve: Serve) -> None:
-    slow = Slow()
+    slow = Gate()
     serve(queue_url, slow)
     future = client.call_async(queue_url, "x", timeout=30)
     assert slow.started.wait(10)

@@ -24,19 +24,11 @@ from sqs_rpc import (
     QueueDoesNotExist,
     RpcClient,
 )
+from tests.support.handlers import EchoBody
 from tests.support.helpers import Endpoint, messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Echo(MessageHandler):
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def handle(self, message: IncomingMessage) -> Any:
-        self.calls += 1
-        return message.body
 
 
 @pytest.mark.parametrize(
@@ -50,7 +42,7 @@ class Echo(MessageHandler):
 )
 def test_invalid_options_are_rejected(sqs: Any, options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        MessagePoller("http://q/x", Echo(), sqs_client=sqs, **options)
+        MessagePoller("http://q/x", EchoBody(), sqs_client=sqs, **options)
 
 
 def test_handler_without_handle_is_rejected(sqs: Any) -> None:
@@ -60,18 +52,18 @@ def test_handler_without_handle_is_rejected(sqs: Any) -> None:
 
 def test_queue_name_instead_of_url_is_rejected(sqs: Any) -> None:
     with pytest.raises(ConfigurationError, match="URL"):
-        MessagePoller("my-queue", Echo(), sqs_client=sqs)
+        MessagePoller("my-queue", EchoBody(), sqs_client=sqs)
 
 
 def test_start_fails_fast_on_a_missing_queue(sqs: Any, queue_url: str) -> None:
-    poller = MessagePoller(queue_url + "-missing", Echo(), sqs_client=sqs)
+    poller = MessagePoller(queue_url + "-missing", EchoBody(), sqs_client=sqs)
     with pytest.raises(QueueDoesNotExist):
         poller.start()
     poller.stop()
 
 
 def test_start_and_stop_are_idempotent(sqs: Any, queue_url: str) -> None:
-    poller = MessagePoller(queue_url, Echo(), sqs_client=sqs, wait_time_seconds=1)
+    poller = MessagePoller(queue_url, EchoBody(), sqs_client=sqs, wait_time_seconds=1)
     poller.start()
     poller.start()
     assert poller.running
@@ -111,7 +103,7 @@ def test_garbage_request_gets_an_error_reply_and_stays_for_redrive(
     queue_url: str, make_queue: Callable[..., str], serve: Serve, sqs: Any
 ) -> None:
     reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
-    handler = Echo()
+    handler = EchoBody()
     poller = serve(queue_url, handler)
     sqs.send_message(
         QueueUrl=queue_url,
@@ -136,7 +128,7 @@ def test_garbage_request_gets_an_error_reply_and_stays_for_redrive(
 def test_undecodable_one_way_message_is_left_for_redrive(
     queue_url: str, serve: Serve, sqs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler = Echo()
+    handler = EchoBody()
     poller = serve(queue_url, handler)
     sqs.send_message(QueueUrl=queue_url, MessageBody="{not json")
     wait_for(lambda: "left for redrive" in caplog.text)
@@ -169,7 +161,7 @@ def test_request_whose_reply_queue_is_gone_is_deleted(
     caplog.set_level("INFO", logger="sqs_rpc")
     gone = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")
     sqs.delete_queue(QueueUrl=gone)
-    handler = Echo()
+    handler = EchoBody()
     poller = serve(queue_url, handler)
     sqs.send_message(
         QueueUrl=queue_url,
@@ -261,9 +253,9 @@ def test_run_stops_gracefully_on_sigterm(endpoint: Endpoint, queue_url: str, sqs
 @pytest.mark.parametrize("value", [float("inf"), "10", True])
 def test_shutdown_timeout_must_be_finite_seconds(sqs: Any, value: Any) -> None:
     with pytest.raises(ConfigurationError, match="shutdown_timeout"):
-        MessagePoller("http://q/x", Echo(), sqs_client=sqs, shutdown_timeout=value)
+        MessagePoller("http://q/x", EchoBody(), sqs_client=sqs, shutdown_timeout=value)
 
 
 def test_codec_is_checked(sqs: Any) -> None:
     with pytest.raises(ConfigurationError, match="codec"):
-        MessagePoller("http://q/x", Echo(), sqs_client=sqs, codec=object())  # type: ignore[arg-type]
+        MessagePoller("http://q/x", EchoBody(), sqs_client=sqs, codec=object())  # type: ignore[arg-type]

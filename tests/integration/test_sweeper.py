@@ -26,9 +26,8 @@ from sqs_rpc import (
 )
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
+from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, wait_for
-
-from .test_roundtrip import Echo
 
 TaggedQueue = Callable[..., str]
 

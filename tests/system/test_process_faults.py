@@ -29,6 +29,7 @@ from sqs_rpc import (
     Sweeper,
 )
 from sqs_rpc._aws import make_sqs_client
+from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, messages_in, wait_for
 
 RECORDING_SERVER = Path(__file__).resolve().parents[1] / "support" / "recording_server.py"
@@ -326,7 +327,7 @@ class Load:
             started = time.monotonic()
             try:
                 reply = self._client.call(self._queue_url, payload, timeout=CALL_TIMEOUT)
-                outcome = "ok" if reply == {"n": payload} else f"wrong {reply!r}"
+                outcome = "ok" if reply == {"echo": payload} else f"wrong {reply!r}"
             except SqsRpcError as exc:
                 outcome = type(exc).__name__
             with self._lock:
@@ -347,11 +348,6 @@ class Load:
         for thread in self._threads:
             thread.join(CALL_TIMEOUT + 30)
             assert not thread.is_alive(), "a caller is stuck past its call's timeout"
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        return {"n": message.body}
 
 
 def _threads_alive(fragment: str) -> list[str]:
