@@ -71,22 +71,36 @@ def test_concurrent_sends_share_batches(sqs: Any, queue_url: str) -> None:
     assert bodies == list(range(40))
 
 
+def waiting_for_company(sqs: Any) -> Batcher:
+    """A batcher whose entries wait for company until close(), which sends them together.
+
+    Its owner is always busy and no round trip is measured yet, so a send lingers up to the
+    hour-long ``send_linger`` and a delete up to its hour-long ``delete_delay``: nothing goes
+    out before close() unless a whole batch (10 entries, or 1 MiB) is waiting.
+    """
+    return Batcher(
+        sqs,
+        name="sqs-rpc-test",
+        workers=1,
+        send_linger=3600,
+        delete_delay=3600,
+        busy=lambda: True,
+    )
+
+
 def test_batches_respect_the_byte_limit(sqs: Any, make_queue: Callable[..., str]) -> None:
     queue_url = make_queue(MaximumMessageSize=str(MAX_BATCH_BYTES))
     counter = RequestCounter.attach(sqs)
-    batcher = Batcher(sqs, name="sqs-rpc-test", workers=1)
+    batcher = waiting_for_company(sqs)
     body = "x" * 400_000
     try:
-        # Queued while closed for business? No: queue all three before the flusher runs by
-        # holding the lock the flusher needs.
-        with batcher._cond:
-            futures = [
-                batcher._put("send", queue_url, _arguments(body), len(body)) for _ in range(3)
-            ]
-        for future in futures:
-            assert future.result(timeout=30)
+        # The three wait for each other: together (1.2 MB) they are more than one batch may
+        # hold, so they go at once, and the batcher must split them.
+        futures = [batcher.send(queue_url, _arguments(body)) for _ in range(3)]
     finally:
         batcher.close()
+    for future in futures:
+        assert future.result(timeout=0)
     # 3 x 400 kB cannot share one 1 MiB batch: two requests at least.
     assert counter.snapshot()["SendMessageBatch"] >= 2
 
@@ -95,18 +109,18 @@ def test_an_invalid_entry_does_not_fail_its_batch(sqs: Any, make_queue: Callable
     fifo = make_queue(
         f"test-{uuid.uuid4().hex[:12]}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
     )
-    batcher = Batcher(sqs, name="sqs-rpc-test", workers=1)
+    batcher = waiting_for_company(sqs)
     try:
-        with batcher._cond:  # all three in one batch, which SQS rejects as a whole
-            good = batcher.send(fifo, {"MessageBody": "ok", "MessageGroupId": "g"})
-            bad = batcher.send(fifo, {"MessageBody": "no group id"})
-            also_good = batcher.send(fifo, {"MessageBody": "ok too", "MessageGroupId": "g"})
-        assert good.result(timeout=10)
-        assert also_good.result(timeout=10)
-        with pytest.raises(SqsError, match="MessageGroupId"):
-            bad.result(timeout=10)
+        # All three in one batch, which SQS rejects as a whole.
+        good = batcher.send(fifo, {"MessageBody": "ok", "MessageGroupId": "g"})
+        bad = batcher.send(fifo, {"MessageBody": "no group id"})
+        also_good = batcher.send(fifo, {"MessageBody": "ok too", "MessageGroupId": "g"})
     finally:
         batcher.close()
+    assert good.result(timeout=0)
+    assert also_good.result(timeout=0)
+    with pytest.raises(SqsError, match="MessageGroupId"):
+        bad.result(timeout=0)
     bodies = [m["Body"] for m in _drain(sqs, fifo, 2, delete=True)]
     assert bodies == ["ok", "ok too"]  # order within the group kept
 
@@ -117,16 +131,15 @@ def test_an_invalid_entry_does_not_fail_its_batch(sqs: Any, make_queue: Callable
 def test_a_failed_entry_fails_alone(sqs: Any, queue_url: str) -> None:
     sqs.send_message(QueueUrl=queue_url, MessageBody="x")
     (message,) = _drain(sqs, queue_url, 1)
-    batcher = Batcher(sqs, name="sqs-rpc-test", workers=1)
+    batcher = waiting_for_company(sqs)
     try:
-        with batcher._cond:
-            good = batcher.delete(queue_url, message["ReceiptHandle"])
-            bad = batcher.delete(queue_url, "not-a-receipt-handle")
-        assert good.result(timeout=10) is None
-        with pytest.raises(SqsError, match="ReceiptHandleIsInvalid"):
-            bad.result(timeout=10)
+        good = batcher.delete(queue_url, message["ReceiptHandle"])
+        bad = batcher.delete(queue_url, "not-a-receipt-handle")
     finally:
-        batcher.close()
+        batcher.close()  # sends both in one batch
+    assert good.result(timeout=0) is None
+    with pytest.raises(SqsError, match="ReceiptHandleIsInvalid"):
+        bad.result(timeout=0)
 
 
 def test_deletes_are_batched(sqs: Any, queue_url: str) -> None:
@@ -134,10 +147,10 @@ def test_deletes_are_batched(sqs: Any, queue_url: str) -> None:
         sqs.send_message(QueueUrl=queue_url, MessageBody=str(i))
     received = _drain(sqs, queue_url, 10)
     counter = RequestCounter.attach(sqs)
-    batcher = Batcher(sqs, name="sqs-rpc-test", workers=1)
+    batcher = waiting_for_company(sqs)
     try:
-        with batcher._cond:
-            futures = [batcher.delete(queue_url, m["ReceiptHandle"]) for m in received]
+        # The tenth makes a whole batch, which goes at once: no need to wait for close().
+        futures = [batcher.delete(queue_url, m["ReceiptHandle"]) for m in received]
         for future in futures:
             assert future.result(timeout=10) is None
     finally:
