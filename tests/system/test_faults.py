@@ -7,6 +7,7 @@ attempts), so these tests exercise the retry policy users get, not the test fixt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -253,14 +254,33 @@ def test_the_proxy_answers_throttling_as_botocore_expects(rig: Rig, queue_url: s
     assert raw.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
 
 
-def test_faults_are_reproducible_per_operation(endpoint: Endpoint) -> None:
-    def pattern(seed: int) -> list[bool]:
+def test_faults_are_reproducible_per_operation(endpoint: Endpoint, queue_url: str) -> None:
+    def pattern(seed: int, *, interleaved: bool = False) -> list[bool]:
+        """Which of 40 SendMessage requests through the proxy got the injected 503."""
         with FaultProxy(endpoint.endpoint_url, seed=seed) as proxy:
             proxy.set_faults(Fault("503", rate=0.5))
-            return [proxy._decide("SendMessage") is not None for _ in range(40)]
+            once = Config(retries={"total_max_attempts": 1})  # no retry: each fault shows
+            raw = endpoint.session().client("sqs", endpoint_url=proxy.endpoint_url, config=once)
+            codes = []
+            for i in range(40):
+                if interleaved:  # another operation's requests, faulted or not, in between
+                    with contextlib.suppress(raw.exceptions.ClientError):
+                        raw.get_queue_attributes(QueueUrl=queue_url)
+                try:
+                    raw.send_message(QueueUrl=queue_url, MessageBody=str(i))
+                    codes.append("")
+                except raw.exceptions.ClientError as exc:
+                    codes.append(exc.response["Error"]["Code"])
+            assert set(codes) <= {"", "ServiceUnavailable"}
+            faulted = [code != "" for code in codes]
+            assert proxy.injected()[("SendMessage", "503")] == sum(faulted)
+            return faulted
 
-    assert pattern(1) == pattern(1)
-    assert pattern(1) != pattern(2)
+    first = pattern(1)
+    assert 0 < sum(first) < 40
+    assert pattern(1) == first
+    assert pattern(1, interleaved=True) == first  # each operation draws on its own
+    assert pattern(2) != first
 
 
 def test_fault_validation() -> None:
