@@ -1,16 +1,14 @@
-"""The sweeper against the SQS server over HTTP: what it deletes, what it never touches."""
+"""The sweeper against the SQS server over HTTP: what it deletes, what it never touches.
+
+A thousand queues and a SIGKILLed client process: tests/system/test_sweeper.py.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from botocore.exceptions import ClientError
 from sqs_rpc import (
     ConfigurationError,
     MessagePoller,
-    RequestCounter,
     RpcClient,
     Sweeper,
     SweepReport,
@@ -27,7 +24,7 @@ from sqs_rpc import (
 from sqs_rpc._client.reply_queue import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint, wait_for
+from tests.support.helpers import Endpoint, queue_listed, wait_for
 
 TaggedQueue = Callable[..., str]
 
@@ -60,11 +57,6 @@ def orphan_tags(idle: float = 3600, retention: int = 60) -> dict[str, str]:
     return {HEARTBEAT_TAG: str(int(time.time() - idle)), RETENTION_TAG: str(retention)}
 
 
-def exists(sqs: Any, url: str) -> bool:
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    return url in sqs.list_queues(QueueNamePrefix=name).get("QueueUrls", [])
-
-
 def actions(report: SweepReport) -> dict[str, str]:
     return {d.queue_url: d.action for d in report.decisions}
 
@@ -76,8 +68,8 @@ def test_deletes_an_idle_empty_queue_and_keeps_a_fresh_one(
     fresh = tagged_queue(orphan_tags(idle=0))
     report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
     assert actions(report) == {idle: "deleted", fresh: "kept"}
-    assert not exists(sqs, idle)
-    assert exists(sqs, fresh)
+    assert not queue_listed(sqs, idle)
+    assert queue_listed(sqs, fresh)
     assert report.to_dict()["deleted"] == 1
 
 
@@ -86,7 +78,7 @@ def test_dry_run_deletes_nothing(sqs: Any, prefix: str, tagged_queue: TaggedQueu
     report = Sweeper(sqs_client=sqs, prefix=prefix, dry_run=True).sweep()
     assert actions(report) == {idle: "would_delete"}
     assert report.deleted[0].queue_url == idle
-    assert exists(sqs, idle)
+    assert queue_listed(sqs, idle)
 
 
 def test_foreign_queues_under_the_prefix_are_never_touched(
@@ -100,7 +92,7 @@ def test_foreign_queues_under_the_prefix_are_never_touched(
     assert set(actions(report).values()) == {"kept"}
     assert report.checked == 4
     for url in (untagged, half_tagged, garbage, other_tags):
-        assert exists(sqs, url)
+        assert queue_listed(sqs, url)
 
 
 def test_non_empty_idle_queues_are_kept_unless_asked(
@@ -130,7 +122,7 @@ def test_java_temporary_queue_tags_are_recognised(
     alive = tagged_queue({JAVA_HEARTBEAT_TAG: str(now_ms), JAVA_RETENTION_TAG: "300"})
     report = Sweeper(sqs_client=sqs, prefix=prefix).sweep()
     assert actions(report) == {dead: "deleted", alive: "kept"}
-    assert not exists(sqs, dead)
+    assert not queue_listed(sqs, dead)
 
 
 def test_deletions_per_run_are_capped(sqs: Any, prefix: str, tagged_queue: TaggedQueue) -> None:
@@ -139,7 +131,7 @@ def test_deletions_per_run_are_capped(sqs: Any, prefix: str, tagged_queue: Tagge
     assert len(report.deleted) == 2
     (kept,) = report.kept
     assert "max_deletions=2" in kept.reason
-    assert sum(exists(sqs, url) for url in urls) == 1
+    assert sum(queue_listed(sqs, url) for url in urls) == 1
     assert len(Sweeper(sqs_client=sqs, prefix=prefix).sweep().deleted) == 1
 
 
@@ -204,88 +196,15 @@ def test_options_are_validated(sqs: Any) -> None:
         RpcClient(sqs_client=sqs, sweep_interval=0.1)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-def test_lists_every_page_beyond_1000_queues(sqs: Any, endpoint: Endpoint, prefix: str) -> None:
-    # Over HTTP on moto this takes ~6 s to create and ~6 s to delete, with 8 threads.
-    count = 1005
-    pool_client = endpoint.client()
-    names = [f"{prefix}{i:05d}" for i in range(count)]
-    with ThreadPoolExecutor(8) as pool:
-        urls = set(pool.map(lambda n: pool_client.create_queue(QueueName=n)["QueueUrl"], names))
-    try:
-        counter = RequestCounter.attach(sqs)
-        listed = list(Sweeper(sqs_client=sqs, prefix=prefix).list_queue_urls())
-        assert len(listed) == count
-        assert set(listed) == urls
-        assert counter.snapshot()["ListQueues"] >= 2  # it followed NextToken
-    finally:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda url: pool_client.delete_queue(QueueUrl=url), urls))
-
-
-CHILD = """
-import sys
-from sqs_rpc import RpcClient
-client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2], queue_prefix=sys.argv[3],
-                   heartbeat_interval=0.5, idle_retention=5)
-client.call_async(sys.argv[4], "never answered", timeout=600)
-print(client.reply_queue_url, flush=True)
-sys.stdin.read()  # wait to be killed
-"""
-
-
-@pytest.mark.timeout(90)
-def test_a_sigkilled_clients_queue_is_swept_after_its_retention_a_live_one_is_kept(
-    endpoint: Endpoint, sqs: Any, prefix: str, queue_url: str
-) -> None:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD, endpoint.endpoint_url, endpoint.region_name, prefix,
-         queue_url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    ) as child:  # fmt: skip
-        try:
-            assert child.stdout is not None
-            dead_url = child.stdout.readline().strip()
-            assert dead_url.startswith("http")
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait(30)
-    assert child.returncode == -signal.SIGKILL
-    assert exists(sqs, dead_url)  # SIGKILL ran no cleanup: only the sweeper can help now
-
-    with RpcClient(
-        sqs_client=sqs, queue_prefix=prefix, heartbeat_interval=0.5, idle_retention=5
-    ) as live:
-        live.call_async(queue_url, "also never answered", timeout=600)
-        live_url = live.reply_queue_url
-        sweeper = Sweeper(sqs_client=sqs, prefix=prefix)
-        reports: list[SweepReport] = []
-
-        def swept() -> bool:
-            reports.append(sweeper.sweep())
-            return actions(reports[-1]).get(dead_url) == "deleted"
-
-        wait_for(swept, timeout=60, interval=0.5)
-        # Every sweep, including the ones that waited out the retention, kept the live queue.
-        assert all(actions(r)[live_url] == "kept" for r in reports)
-        assert not exists(sqs, dead_url)
-        assert exists(sqs, live_url)
-
-
 def test_a_client_can_sweep_in_the_background(
     sqs: Any, prefix: str, tagged_queue: TaggedQueue, queue_url: str
 ) -> None:
     orphan = tagged_queue(orphan_tags())
     with RpcClient(sqs_client=sqs, queue_prefix=prefix, sweep_interval=1) as client:
         client.call_async(queue_url, "keeps the client busy", timeout=60)
-        wait_for(lambda: not exists(sqs, orphan), timeout=30)
+        wait_for(lambda: not queue_listed(sqs, orphan), timeout=30)
         assert client.reply_queue_url is not None
-        assert exists(sqs, client.reply_queue_url)
+        assert queue_listed(sqs, client.reply_queue_url)
 
 
 def test_a_message_poller_can_sweep_in_the_background(
@@ -301,4 +220,4 @@ def test_a_message_poller_can_sweep_in_the_background(
         sweep_prefix=prefix,
     )
     with poller:
-        wait_for(lambda: not exists(sqs, orphan), timeout=30)
+        wait_for(lambda: not queue_listed(sqs, orphan), timeout=30)
