@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -70,25 +69,6 @@ def test_send_request_message(client: RpcClient, queue_url: str, serve: Serve) -
     future = client.send(RequestMessage(queue_url, "hi", correlation_id="my-id"), timeout=10)
     assert future.result(timeout=10) == {"echo": "hi"}
     assert handler.seen[0].correlation_id == "my-id"
-
-
-def test_many_threads_each_get_their_own_reply(
-    client: RpcClient, queue_url: str, serve: Serve
-) -> None:
-    serve(queue_url, Echo(), concurrency=8)
-
-    def caller(thread: int) -> list[bool]:
-        return [
-            client.call(queue_url, {"t": thread, "i": i}, timeout=60)
-            == {"echo": {"t": thread, "i": i}}
-            for i in range(130)
-        ]
-
-    with ThreadPoolExecutor(8) as pool:
-        results = [ok for batch in pool.map(caller, range(8)) for ok in batch]
-    assert len(results) == 1040
-    assert all(results)
-    assert client.pending_calls == 0
 
 
 @pytest.mark.timeout(120)
