@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,16 +74,20 @@ class Context:
         return int(self.remaining_ms)
 
 
+# The Recorder each responder fixture was built with: tests read what the handler saw there.
+RECORDERS: weakref.WeakKeyDictionary[LambdaResponder, Recorder] = weakref.WeakKeyDictionary()
+
+
 @pytest.fixture
 def responder(sqs: Any) -> Iterator[LambdaResponder]:
-    with LambdaResponder(Recorder(), sqs_client=sqs) as running:
+    recorder = Recorder()
+    with LambdaResponder(recorder, sqs_client=sqs) as running:
+        RECORDERS[running] = recorder
         yield running
 
 
 def handler_of(responder: LambdaResponder) -> Recorder:
-    handler = responder._handler
-    assert isinstance(handler, Recorder)
-    return handler
+    return RECORDERS[responder]
 
 
 def event_of(sqs: Any, queue_url: str, count: int) -> dict[str, Any]:
