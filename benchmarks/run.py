@@ -219,7 +219,7 @@ def _memory(impl: str, endpoint: str, calls: int) -> dict[str, Any]:
     of them are in flight when the last is sent (an expiry computed from a send rate proved
     wrong twice: moto slows down as the queues fill). Then sqs-rpc's client is closed, which
     fails every pending call, and the heap is measured again: what the finished calls left.
-    (Expiry by timeout frees the same entries; tests/test_pending.py covers it.) The baseline
+    (Expiry by timeout frees the same entries; tests/unit/test_pending.py covers it.) The baseline
     is only measured in flight: it has no way to finish an abandoned call.
     """
     sqs = _sqs(endpoint, pool=16)
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         described = f"{os.environ.get('SQS_RPC_TEST_SERVER', 'external')}, SQS_RPC_TEST_ENDPOINT"
     else:
         sqs_server = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.sqs_server"],
+            [sys.executable, "-m", "tests.support.sqs_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -7,6 +7,11 @@ tests marked ``known_deviation(name, reason=...)`` are skipped there with their 
 marked ``embedded_server`` exercise EmbeddedSqs itself and ignore the endpoint. Tests marked
 ``s3`` need S3 at the same endpoint (moto's server serves every service on one port): they
 run only on implementations in ``S3_SERVERS``.
+
+The tiers: tests/unit (no SQS server), tests/integration (this server over HTTP; fast) and
+tests/system (whole processes, faults, outages, the soak, the benchmarks; slow). Shared
+helpers and handlers are in tests/support. ``python -m pytest`` runs unit and integration;
+``python -m pytest tests/system`` the rest.
 """
 
 from __future__ import annotations
@@ -19,19 +24,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from sqs_rpc import EmbeddedSqs, MessageHandler, MessagePoller, RpcClient
 
+from .support.helpers import S3_SERVERS, Endpoint, server_name
+
 THREAD_PREFIX = "sqs-rpc-"
-S3_SERVERS = frozenset({"moto", "localstack"})
-
-
-def server_name() -> str:
-    """The name of the SQS implementation under test (SQS_RPC_TEST_SERVER, default moto)."""
-    return os.environ.get("SQS_RPC_TEST_SERVER", "moto").strip().lower() or "moto"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -44,53 +43,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"{name}: {mark.kwargs['reason']}"))
         if name not in S3_SERVERS and item.get_closest_marker("s3") is not None:
             item.add_marker(pytest.mark.skip(reason=f"{name} serves no S3 at its endpoint"))
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Wait until ``condition()`` is truthy; fail the test at the deadline. Returns the value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {condition}")
-        time.sleep(interval)
-
-
-def messages_in(sqs: Any, queue_url: str) -> int:
-    """Messages in a queue, visible or in flight (SQS's approximate counts)."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-class Endpoint:
-    """Where the integration tests' SQS lives, and how to get a client for it."""
-
-    def __init__(self, endpoint_url: str, region_name: str) -> None:
-        self.endpoint_url = endpoint_url
-        self.region_name = region_name
-
-    def session(self) -> boto3.session.Session:
-        return boto3.session.Session(
-            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-            region_name=self.region_name,
-        )
-
-    def client(self) -> Any:
-        return self.session().client("sqs", endpoint_url=self.endpoint_url)
-
-    def s3_client(self) -> Any:
-        """An S3 client for the same endpoint (path-style: the endpoint is an IP address)."""
-        return self.session().client(
-            "s3", endpoint_url=self.endpoint_url, config=Config(s3={"addressing_style": "path"})
-        )
 
 
 @pytest.fixture(scope="session")

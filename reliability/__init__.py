@@ -1,1 +1,0 @@
-"""Reliability tooling: a second SQS implementation (fauxqs) and a fault-injecting proxy."""

@@ -1,0 +1,1 @@
+"""Integration tests: real SQS over HTTP through the conftest fixtures; fast."""

@@ -1,0 +1,1 @@
+"""Tools for sqs-rpc's developers: the soak and receive_race (see tools/README.md)."""
