@@ -48,7 +48,7 @@ def test_async_handler_runs_on_the_pollers_event_loop(
         client.call(queue_url, "boom", timeout=20)
     (loop,) = handler.loops
     (thread,) = handler.threads
-    assert thread.endswith("-asyncio")
+    assert thread.startswith("sqs-rpc-asyncio-")
     assert poller.stats().handled == 3
     poller.stop()
     assert loop.is_closed()

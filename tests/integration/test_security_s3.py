@@ -279,7 +279,12 @@ def test_an_expired_request_is_dropped_unread_and_only_its_own_object_deleted(
             future.result(timeout=10)
     assert len(keys(s3, bucket)) == 2
     handler = Echo()
-    poller = serve(queue_url, handler, offload=S3Offload(bucket=bucket, s3_client=server_s3.client))
+    poller = serve(
+        queue_url,
+        handler,
+        offload=S3Offload(bucket=bucket, s3_client=server_s3.client),
+        clock_skew_tolerance=0,
+    )
     wait_for(
         lambda: (
             (poller.stats().expired, poller.stats().deleted, poller.stats().undecodable)

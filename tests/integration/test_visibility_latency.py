@@ -102,7 +102,7 @@ def test_untrack_waits_for_the_extension_of_its_own_message_on_the_wire(
             "Messages", []
         )
     heartbeat = VisibilityHeartbeat(
-        slow.sqs, queue_url, name="sqs-rpc-test", interval=0.1, timeout=30, max_extension=600
+        slow.sqs, queue_url, owner="test", interval=0.1, timeout=30, max_extension=600
     )
     heartbeat.start()
     try:
