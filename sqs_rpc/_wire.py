@@ -14,11 +14,13 @@ A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Stat
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._codecs import JSON_CONTENT_TYPE
+from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
 from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
 from ._trace import TraceContext
 
@@ -30,6 +32,7 @@ __all__ = [
     "HEARTBEAT_TAG",
     "LEGACY_EXTENDED_PAYLOAD_SIZE",
     "MAX_CORRELATION_ID_LENGTH",
+    "MAX_DEADLINE_DISTANCE_MS",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MIN_MESSAGE_BYTES",
@@ -100,6 +103,16 @@ RESERVED_ATTRIBUTES = frozenset(
 # The longest CorrelationId a request may carry, in characters. A server keeps the id of every
 # request it answers (the reply cache), so its length is bounded on the wire, not trusted.
 MAX_CORRELATION_ID_LENGTH = 128
+# How far a Deadline may be from the server's clock, either way: a year. A genuine one is at
+# most a call's longest timeout ahead (12 hours) and SQS's longest retention behind (14 days);
+# one further off is a wrong clock, a wrong unit (seconds, microseconds) or hostile, and
+# refused as undecodable, so it never reaches arithmetic (hundreds of digits overflow a float).
+MAX_DEADLINE_DISTANCE_MS = 366 * 24 * 3600 * 1000
+_DEADLINE = re.compile(r"[0-9]{1,16}")
+_RECEIVE_COUNT = re.compile(r"[1-9][0-9]{0,9}")
+# SQS's rule for attribute names: these characters, 1 to 256 of them, not starting or ending
+# with a period nor holding two in a row (and not starting with "AWS." or "Amazon.").
+_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 MAX_MESSAGE_ATTRIBUTES = 10
 # A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
 # (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
@@ -124,10 +137,16 @@ class ErrorInfo:
     details: Mapping[str, Any] | None = None
 
     def to_body(self) -> str:
+        """The compact JSON document, always text SQS accepts.
+
+        An exception's message may hold what a sender sent (a lone surrogate too): an error
+        reply must still go out, so such characters are escaped, never refused.
+        """
         doc: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.details is not None:
             doc["details"] = dict(self.details)
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
+        return escape_for_sqs(text)
 
     @classmethod
     def from_body(cls, body: str) -> ErrorInfo:
@@ -139,10 +158,18 @@ class ErrorInfo:
             raise DecodeError("error reply body is not an error document with a 'type'")
         details = doc.get("details")
         return cls(
-            type=doc["type"],
-            message=str(doc.get("message", "")),
+            type=_printable(doc["type"]),
+            message=_printable(str(doc.get("message", ""))),
             details=details if isinstance(details, dict) else None,
         )
+
+
+def _printable(text: str) -> str:
+    """``text`` with any lone surrogate written out as its escape: a replier writes any JSON,
+    and a caller must be able to log the message of its RemoteError."""
+    if sqs_text_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -173,7 +200,16 @@ class Reply:
 
 
 def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
-    """Turn user attributes into SQS ``MessageAttributes``, rejecting reserved names."""
+    """Turn user attributes into SQS ``MessageAttributes``, rejecting what SQS would refuse.
+
+    Raises :class:`ConfigurationError` for too many attributes, a reserved name, a name SQS
+    does not allow, or a value that is not ``str`` (of text SQS accepts) or ``bytes``.
+    """
+    if not isinstance(attributes, Mapping):
+        raise ConfigurationError(
+            f"attributes must be a mapping of names to str or bytes, not "
+            f"{type(attributes).__name__}"
+        )
     if len(attributes) > MAX_USER_ATTRIBUTES:
         raise ConfigurationError(
             f"{len(attributes)} message attributes given; at most {MAX_USER_ATTRIBUTES} are "
@@ -182,11 +218,22 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
         )
     encoded: dict[str, dict[str, Any]] = {}
     for name, value in attributes.items():
+        if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"message attribute name {name!r} is not one SQS accepts: a str of 1 to 256 "
+                "letters, digits, '_', '-' and '.' (not first, last, or twice in a row)"
+            )
         if name in RESERVED_ATTRIBUTES or name.lower().startswith(("aws.", "amazon.")):
             raise ConfigurationError(
                 f"message attribute name {name!r} is reserved; choose another name"
             )
         if isinstance(value, str):
+            problem = sqs_text_problem(value)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"message attribute {name!r} holds {problem}, which SQS refuses in a "
+                    "String value; pass valid text, or bytes (sent as Binary)"
+                )
             encoded[name] = {"DataType": "String", "StringValue": value}
         elif isinstance(value, bytes):
             encoded[name] = {"DataType": "Binary", "BinaryValue": value}
@@ -320,8 +367,38 @@ def reply_address(message: SqsMessage) -> tuple[str, str | None] | None:
     return reply_to, _attr(message, CORRELATION_ID)
 
 
-def decode_request(message: SqsMessage) -> Request:
-    """Parse a received request; raise :class:`DecodeError` saying what is wrong."""
+def _deadline(message: SqsMessage, now_ms: float | None) -> int | None:
+    """The request's Deadline in epoch milliseconds: whole, and within a year of the clock."""
+    text = _attr(message, DEADLINE)
+    if text is None:
+        return None
+    if not _DEADLINE.fullmatch(text):
+        raise DecodeError(
+            f"{DEADLINE} {text[:40]!r} is not epoch milliseconds (a whole number, at most "
+            "16 digits)"
+        )
+    deadline_ms = int(text)
+    now = time.time() * 1000 if now_ms is None else now_ms
+    if abs(deadline_ms - now) > MAX_DEADLINE_DISTANCE_MS:
+        raise DecodeError(
+            f"{DEADLINE} {deadline_ms} is more than a year from the server's clock "
+            f"({int(now)} epoch ms): the value is not epoch milliseconds (seconds? "
+            "microseconds?), or a clock is wrong"
+        )
+    return deadline_ms
+
+
+def _receive_count(message: SqsMessage) -> int:
+    # Set by SQS, not the sender; still parsed without trusting it: 1 unless it is a count.
+    text = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    return int(text) if _RECEIVE_COUNT.fullmatch(text) else 1
+
+
+def decode_request(message: SqsMessage, *, now_ms: float | None = None) -> Request:
+    """Parse a received request; raise :class:`DecodeError` saying what is wrong.
+
+    ``now_ms`` is the clock a ``Deadline`` must be near (``time.time()`` by default).
+    """
     _check_version(message)
     body = message.get("Body")
     if not isinstance(body, str):
@@ -335,13 +412,7 @@ def decode_request(message: SqsMessage) -> Request:
             f"{CORRELATION_ID} is {len(correlation_id):,} characters, over the protocol's "
             f"{MAX_CORRELATION_ID_LENGTH}: use a shorter id, such as a UUID"
         )
-    deadline_text = _attr(message, DEADLINE)
-    deadline_ms: int | None = None
-    if deadline_text is not None:
-        try:
-            deadline_ms = int(deadline_text)
-        except ValueError:
-            raise DecodeError(f"{DEADLINE} {deadline_text!r} is not epoch milliseconds") from None
+    deadline_ms = _deadline(message, now_ms)
     user: dict[str, AttributeValue] = {}
     for name, value in message.get("MessageAttributes", {}).items():
         if name in RESERVED_ATTRIBUTES:
@@ -350,10 +421,6 @@ def decode_request(message: SqsMessage) -> Request:
             user[name] = value["StringValue"]
         elif "BinaryValue" in value:
             user[name] = value["BinaryValue"]
-    try:
-        receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-    except ValueError:
-        receive_count = 1
     return Request(
         message_id=str(message.get("MessageId", "")),
         receipt_handle=str(message.get("ReceiptHandle", "")),
@@ -362,7 +429,7 @@ def decode_request(message: SqsMessage) -> Request:
         correlation_id=correlation_id,
         reply_to=reply_to or None,
         deadline_ms=deadline_ms,
-        receive_count=receive_count,
+        receive_count=_receive_count(message),
         attributes=user,
         # A malformed trace context is dropped, not an error (W3C: the receiver restarts it).
         trace=TraceContext.from_headers(

@@ -44,7 +44,9 @@ def test_request_round_trip() -> None:
         deadline_ms=1_700_000_000_000,
         attributes={"Tenant": "acme", "Blob": b"\x00\x01"},
     )
-    request = decode_request(_received(sent, Attributes={"ApproximateReceiveCount": "3"}))
+    request = decode_request(
+        _received(sent, Attributes={"ApproximateReceiveCount": "3"}), now_ms=1_700_000_000_000
+    )
     assert request.body == '{"x":1}'
     assert request.correlation_id == "c-1"
     assert request.reply_to == "http://sqs/reply"

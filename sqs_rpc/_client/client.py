@@ -133,7 +133,9 @@ class RpcClient:
     ) -> None:
         prefix = validate_prefix(reply_queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
-        heartbeat = check_timeout(heartbeat_interval, "heartbeat_interval")
+        heartbeat = check_timeout(
+            heartbeat_interval, "heartbeat_interval", maximum=threading.TIMEOUT_MAX
+        )
         if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
             raise ConfigurationError(
                 f"idle_retention={idle_retention!r} must be whole seconds, at least three "

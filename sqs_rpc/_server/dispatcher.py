@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._errors import DecodeError, EncodeError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
@@ -248,7 +248,7 @@ class Dispatcher:
             self._cache.done(key)
             return Outcome("ok", self._delete(request.receipt_handle))
         try:
-            reply_body = self._codec.encode(result)
+            reply_body = encode_body(self._codec, result)  # a body SQS accepts, or EncodeError
         except EncodeError as exc:
             # Checked before sending: the caller gets an error, not an undecodable reply.
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
