@@ -5,10 +5,11 @@ frozen dataclass, built from and turned into SQS message dicts only here.
 
 A request is an SQS message whose body is the encoded payload, with these String attributes:
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
-``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
-A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
-(``ok`` or ``error``); an error reply's body is a JSON error document. Both carry the W3C
-``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
+``SqsRpcVersion``, and on a call ``Deadline`` (Number, epoch milliseconds) and ``SqsRpcNonce``
+(random per call). A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion``,
+``Status`` (``ok`` or ``error``) and the request's ``SqsRpcNonce``; an error reply's body is a
+JSON error document. Both carry the W3C ``traceparent`` and ``tracestate`` attributes when the
+caller had a trace context.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ __all__ = [
     "MAX_DEADLINE_DISTANCE_MS",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
-    "MIN_MESSAGE_BYTES",
+    "MAX_NONCE_LENGTH",
     "MAX_USER_ATTRIBUTES",
+    "MIN_MESSAGE_BYTES",
+    "NONCE",
     "PROTOCOL_VERSION",
     "REPLY_TO",
     "RETENTION_TAG",
@@ -56,8 +59,11 @@ __all__ = [
     "encode_request",
     "is_wake_message",
     "message_size",
+    "nonce_of",
     "reply_address",
+    "valid_nonce",
     "wake_message",
+    "within_attribute_budget",
 ]
 
 PROTOCOL_VERSION = "1"
@@ -70,6 +76,10 @@ CONTENT_TYPE = "ContentType"
 VERSION = "SqsRpcVersion"
 DEADLINE = "Deadline"
 STATUS = "Status"
+# Random per call, echoed on its reply: a caller may reuse a correlation id, and a late reply
+# to the earlier call must not settle the later one. Optional: older peers neither send nor
+# echo it, and protocol version 1 reads the same with or without it.
+NONCE = "SqsRpcNonce"
 CONTROL = (
     "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
 )
@@ -93,6 +103,7 @@ RESERVED_ATTRIBUTES = frozenset(
         VERSION,
         DEADLINE,
         STATUS,
+        NONCE,
         CONTROL,
         TRACEPARENT,
         TRACESTATE,
@@ -114,9 +125,14 @@ _RECEIVE_COUNT = re.compile(r"[1-9][0-9]{0,9}")
 # with a period nor holding two in a row (and not starting with "AWS." or "Amazon.").
 _ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 MAX_MESSAGE_ATTRIBUTES = 10
-# A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
-# (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
+# A call uses at most 6 protocol attributes (ReplyTo, CorrelationId, ContentType, SqsRpcVersion,
+# Deadline, SqsRpcNonce) and traceparent: 3 are always the user's (2 with S3 offload, whose
+# ExtendedPayloadSize takes one: checked in _offload.py). tracestate goes in a slot none of
+# those took; on a message already at 10, it is left out (within_attribute_budget).
 MAX_USER_ATTRIBUTES = 3
+# sqs-rpc writes 32 hex digits; a server accepts up to this many printable ASCII characters.
+MAX_NONCE_LENGTH = 64
+_NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
 # SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
 # every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
 # to 1 KiB. A batch request is capped at the same total.
@@ -187,6 +203,7 @@ class Request:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     trace: TraceContext | None = None
     group_id: str | None = None  # MessageGroupId, on FIFO queues
+    nonce: str | None = None  # SqsRpcNonce: echoed on the reply; None from older clients
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,7 @@ class Reply:
     status: Status
     body: str
     content_type: str
+    nonce: str | None = None  # the request's SqsRpcNonce; None from older servers
 
 
 def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
@@ -284,6 +302,18 @@ def _add_trace(attrs: dict[str, dict[str, Any]], trace: TraceContext | None) -> 
             attrs[TRACESTATE] = _string(trace.tracestate)
 
 
+def within_attribute_budget(attributes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``attributes`` within SQS's 10, leaving out ``tracestate`` if that is what it takes.
+
+    Only a call with all 3 attributes of its own (or 2 and an S3 pointer's size) and a
+    ``tracestate`` needs it. W3C trace context lets a carrier drop ``tracestate`` and keep
+    ``traceparent``; nothing else of the protocol may go.
+    """
+    if len(attributes) > MAX_MESSAGE_ATTRIBUTES and TRACESTATE in attributes:
+        return {name: value for name, value in attributes.items() if name != TRACESTATE}
+    return attributes
+
+
 def encode_request(
     *,
     body: str,
@@ -293,8 +323,12 @@ def encode_request(
     deadline_ms: int | None,
     attributes: Mapping[str, AttributeValue],
     trace: TraceContext | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
+
+    ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only).
+    """
     attrs = encode_attributes(attributes)
     _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
@@ -304,7 +338,9 @@ def encode_request(
         attrs[REPLY_TO] = _string(reply_to)
     if deadline_ms is not None:
         attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
-    return {"MessageBody": body, "MessageAttributes": attrs}
+    if nonce is not None:
+        attrs[NONCE] = _string(nonce)
+    return {"MessageBody": body, "MessageAttributes": within_attribute_budget(attrs)}
 
 
 def encode_reply(
@@ -314,14 +350,20 @@ def encode_reply(
     body: str,
     content_type: str,
     trace: TraceContext | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply."""
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply.
+
+    ``nonce`` is the request's ``SqsRpcNonce``, echoed so that only its call takes the reply.
+    """
     attrs = {
         CORRELATION_ID: _string(correlation_id),
         CONTENT_TYPE: _string(content_type),
         VERSION: _string(PROTOCOL_VERSION),
         STATUS: _string(status),
     }
+    if nonce is not None:
+        attrs[NONCE] = _string(nonce)
     _add_trace(attrs, trace)
     return {"MessageBody": body, "MessageAttributes": attrs}
 
@@ -342,6 +384,16 @@ def _attr(message: SqsMessage, name: str) -> str | None:
 def correlation_id_of(message: SqsMessage) -> str | None:
     """The correlation id of any message, without validating the rest."""
     return _attr(message, CORRELATION_ID)
+
+
+def nonce_of(message: SqsMessage) -> str | None:
+    """A message's ``SqsRpcNonce`` as it is, without validating the rest."""
+    return _attr(message, NONCE)
+
+
+def valid_nonce(nonce: str | None) -> str | None:
+    """``nonce`` if it is one a server echoes (1 to 64 printable ASCII characters), else None."""
+    return nonce if nonce is not None and _NONCE.fullmatch(nonce) else None
 
 
 def is_wake_message(message: SqsMessage) -> bool:
@@ -413,6 +465,11 @@ def decode_request(message: SqsMessage, *, now_ms: float | None = None) -> Reque
             f"{MAX_CORRELATION_ID_LENGTH}: use a shorter id, such as a UUID"
         )
     deadline_ms = _deadline(message, now_ms)
+    nonce = nonce_of(message)
+    if nonce is not None and valid_nonce(nonce) is None:
+        raise DecodeError(
+            f"{NONCE} {nonce[:80]!r} is not 1 to {MAX_NONCE_LENGTH} printable ASCII characters"
+        )
     user: dict[str, AttributeValue] = {}
     for name, value in message.get("MessageAttributes", {}).items():
         if name in RESERVED_ATTRIBUTES:
@@ -440,6 +497,7 @@ def decode_request(message: SqsMessage, *, now_ms: float | None = None) -> Reque
             }
         ),
         group_id=message.get("Attributes", {}).get("MessageGroupId"),
+        nonce=nonce,
     )
 
 
@@ -467,4 +525,5 @@ def decode_reply(message: SqsMessage) -> Reply:
         status=status,
         body=body,
         content_type=_attr(message, CONTENT_TYPE) or JSON_CONTENT_TYPE,
+        nonce=_attr(message, NONCE),
     )

@@ -56,7 +56,9 @@ class RequestMessage:
         queue_url: the request queue.
         body: the payload, encoded by the client's codec.
         attributes: your own message attributes (str or bytes values; at most 3).
-        correlation_id: a unique id for the call; generated when None.
+        correlation_id: the call's id (at most 128 characters); generated when None. One
+            call per id waits at a time; an id may be reused after. A call with an id of your
+            own takes only replies that echo its random nonce (servers of this version on).
         group_id: ``MessageGroupId``, required by FIFO queues.
         deduplication_id: ``MessageDeduplicationId`` for FIFO queues without
             content-based deduplication.
@@ -150,12 +152,14 @@ class RequestEncoder:
         *,
         reply_to: str | None = None,
         deadline_ms: int | None = None,
+        nonce: str | None = None,
         upload: bool = True,
     ) -> dict[str, Any]:
         """The ``SendMessage`` arguments (without ``QueueUrl``) of an encoded request.
 
-        Raises :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit.
-        With ``upload=False``, only the size is checked: nothing goes to S3 yet.
+        ``nonce`` is the call's random ``SqsRpcNonce`` (calls only). Raises
+        :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit. With
+        ``upload=False``, only the size is checked: nothing goes to S3 yet.
         """
         arguments = encode_request(
             body=body,
@@ -165,6 +169,7 @@ class RequestEncoder:
             deadline_ms=deadline_ms,
             attributes=message.attributes,
             trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
+            nonce=nonce,
         )
         if message.group_id is not None:
             arguments["MessageGroupId"] = message.group_id
@@ -173,8 +178,8 @@ class RequestEncoder:
         elif reply_to is not None and message.queue_url.endswith(".fifo"):
             # Every call is a request of its own. With content-based deduplication, two calls
             # with the same payload within 5 minutes would be one message, and one would time
-            # out.
-            arguments["MessageDeduplicationId"] = correlation_id
+            # out. The nonce, not the correlation id: a caller may reuse an id it chose.
+            arguments["MessageDeduplicationId"] = nonce or correlation_id
         if message.delay_seconds:
             arguments["DelaySeconds"] = message.delay_seconds
         # The size check. A body over the offload threshold goes to S3 here (_offload.py), so

@@ -28,7 +28,14 @@ from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import Offloaded, PayloadStore
 from sqs_rpc._options import ResponderOptions
 from sqs_rpc._trace import set_trace_context
-from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
+from sqs_rpc._wire import (
+    ErrorInfo,
+    Request,
+    decode_request,
+    nonce_of,
+    reply_address,
+    valid_nonce,
+)
 
 from .handler import IncomingMessage, MessageHandler, Retry
 from .replies import Replies, Sender
@@ -283,7 +290,12 @@ class Dispatcher:
             )
             error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
             self._replies.send_error(
-                request.reply_to, request.correlation_id, error, extra, trace=request.trace
+                request.reply_to,
+                request.correlation_id,
+                error,
+                extra,
+                trace=request.trace,
+                nonce=request.nonce,
             )
             return
         logger.info(
@@ -327,7 +339,8 @@ class Dispatcher:
                 )
             else:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                self._replies.send_error(reply_to, correlation_id or "", error, extra)
+                nonce = valid_nonce(nonce_of(message))  # so that only its call takes it
+                self._replies.send_error(reply_to, correlation_id or "", error, extra, nonce=nonce)
         logger.warning(
             "undecodable message %s left for redrive (configure a dead-letter queue): %s",
             message_id,
