@@ -27,6 +27,7 @@ from sqs_rpc import (
     RequestMessage,
     RpcClient,
     TextCodec,
+    TraceContext,
 )
 from sqs_rpc._wire import ErrorInfo, decode_request
 
@@ -217,6 +218,12 @@ def test_attribute_values_sqs_refuses_raise_configuration_error(
     with pytest.raises(ConfigurationError, match=match):
         client.call(queue_url, 1, timeout=5, attributes=attributes)
     assert client.reply_queue_url is None
+
+
+@pytest.mark.parametrize("tracestate", [f"a={LONE_SURROGATE}", "a=\x00", "a=" + "b" * 511])
+def test_a_tracestate_sqs_or_w3c_refuses_raises_configuration_error(tracestate: str) -> None:
+    with pytest.raises(ConfigurationError, match="tracestate"):
+        TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate)
 
 
 def test_a_correlation_id_sqs_refuses_raises_configuration_error(
