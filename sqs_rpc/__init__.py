@@ -17,6 +17,7 @@ from ._aws import RequestCounter
 from ._cli.errors import ExitCode
 from ._client.async_client import AsyncRpcClient
 from ._client.client import RequestMessage, RpcClient
+from ._client.request import MAX_TIMEOUT
 from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
 from ._embedded import EmbeddedSqs
 from ._errors import (
@@ -67,6 +68,7 @@ __all__ = [
     "Latency",
     "MAX_CORRELATION_ID_LENGTH",
     "MAX_MESSAGE_BYTES",
+    "MAX_TIMEOUT",
     "MessageHandled",
     "MessageHandler",
     "MessageOutcome",

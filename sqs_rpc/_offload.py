@@ -61,6 +61,7 @@ from ._wire import (
     check_message_size,
     correlation_id_of,
     message_size,
+    within_attribute_budget,
 )
 
 if TYPE_CHECKING:
@@ -304,7 +305,10 @@ class PayloadStore:
         offloaded = {
             **arguments,
             "MessageBody": pointer.to_body(),
-            "MessageAttributes": {**attributes, EXTENDED_PAYLOAD_SIZE: size},
+            # With 2 attributes of the caller's own and a tracestate, one over SQS's 10.
+            "MessageAttributes": within_attribute_budget(
+                {**attributes, EXTENDED_PAYLOAD_SIZE: size}
+            ),
         }
         check_message_size(offloaded, limit, what=f"{what} (its body in S3)")
         if upload:

@@ -23,6 +23,9 @@ __all__ = ["TraceContext", "current_trace_context", "set_trace_context", "trace_
 # version may append fields after a dash, which a version-00 parser accepts and ignores.
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 MAX_TRACESTATE = 512  # W3C: vendors may drop tracestate beyond this
+# W3C: tracestate is list-members of printable ASCII. Checked, so that a value SQS would refuse
+# in an attribute (a lone surrogate, a control character) fails where it is set.
+_TRACESTATE = re.compile(rf"[\x20-\x7e]{{1,{MAX_TRACESTATE}}}")
 
 
 def _traceparent_problem(value: object) -> str | None:
@@ -62,6 +65,11 @@ class TraceContext:
             raise ConfigurationError(
                 f"tracestate must be a str or None, not {type(self.tracestate).__name__}"
             )
+        if self.tracestate and not _TRACESTATE.fullmatch(self.tracestate):
+            raise ConfigurationError(
+                f"tracestate {self.tracestate[:80]!r} must be at most {MAX_TRACESTATE} "
+                "printable ASCII characters; see https://www.w3.org/TR/trace-context/"
+            )
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> TraceContext | None:
@@ -73,7 +81,7 @@ class TraceContext:
         if traceparent is None or _traceparent_problem(traceparent) is not None:
             return None
         tracestate = headers.get("tracestate")
-        if not isinstance(tracestate, str) or not tracestate or len(tracestate) > MAX_TRACESTATE:
+        if not isinstance(tracestate, str) or not _TRACESTATE.fullmatch(tracestate):
             tracestate = None
         return cls(traceparent, tracestate)
 

@@ -5,20 +5,23 @@ frozen dataclass, built from and turned into SQS message dicts only here.
 
 A request is an SQS message whose body is the encoded payload, with these String attributes:
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
-``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
-A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
-(``ok`` or ``error``); an error reply's body is a JSON error document. Both carry the W3C
-``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
+``SqsRpcVersion``, and on a call ``Deadline`` (Number, epoch milliseconds) and ``SqsRpcNonce``
+(random per call). A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion``,
+``Status`` (``ok`` or ``error``) and the request's ``SqsRpcNonce``; an error reply's body is a
+JSON error document. Both carry the W3C ``traceparent`` and ``tracestate`` attributes when the
+caller had a trace context.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._codecs import JSON_CONTENT_TYPE
+from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
 from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
 from ._trace import TraceContext
 
@@ -30,10 +33,13 @@ __all__ = [
     "HEARTBEAT_TAG",
     "LEGACY_EXTENDED_PAYLOAD_SIZE",
     "MAX_CORRELATION_ID_LENGTH",
+    "MAX_DEADLINE_DISTANCE_MS",
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
-    "MIN_MESSAGE_BYTES",
+    "MAX_NONCE_LENGTH",
     "MAX_USER_ATTRIBUTES",
+    "MIN_MESSAGE_BYTES",
+    "NONCE",
     "PROTOCOL_VERSION",
     "REPLY_TO",
     "RETENTION_TAG",
@@ -53,8 +59,11 @@ __all__ = [
     "encode_request",
     "is_wake_message",
     "message_size",
+    "nonce_of",
     "reply_address",
+    "valid_nonce",
     "wake_message",
+    "within_attribute_budget",
 ]
 
 PROTOCOL_VERSION = "1"
@@ -67,6 +76,10 @@ CONTENT_TYPE = "ContentType"
 VERSION = "SqsRpcVersion"
 DEADLINE = "Deadline"
 STATUS = "Status"
+# Random per call, echoed on its reply: a caller may reuse a correlation id, and a late reply
+# to the earlier call must not settle the later one. Optional: older peers neither send nor
+# echo it, and protocol version 1 reads the same with or without it.
+NONCE = "SqsRpcNonce"
 CONTROL = (
     "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
 )
@@ -90,6 +103,7 @@ RESERVED_ATTRIBUTES = frozenset(
         VERSION,
         DEADLINE,
         STATUS,
+        NONCE,
         CONTROL,
         TRACEPARENT,
         TRACESTATE,
@@ -100,10 +114,25 @@ RESERVED_ATTRIBUTES = frozenset(
 # The longest CorrelationId a request may carry, in characters. A server keeps the id of every
 # request it answers (the reply cache), so its length is bounded on the wire, not trusted.
 MAX_CORRELATION_ID_LENGTH = 128
+# How far a Deadline may be from the server's clock, either way: a year. A genuine one is at
+# most a call's longest timeout ahead (12 hours) and SQS's longest retention behind (14 days);
+# one further off is a wrong clock, a wrong unit (seconds, microseconds) or hostile, and
+# refused as undecodable, so it never reaches arithmetic (hundreds of digits overflow a float).
+MAX_DEADLINE_DISTANCE_MS = 366 * 24 * 3600 * 1000
+_DEADLINE = re.compile(r"[0-9]{1,16}")
+_RECEIVE_COUNT = re.compile(r"[1-9][0-9]{0,9}")
+# SQS's rule for attribute names: these characters, 1 to 256 of them, not starting or ending
+# with a period nor holding two in a row (and not starting with "AWS." or "Amazon.").
+_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 MAX_MESSAGE_ATTRIBUTES = 10
-# A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
-# (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
+# A call uses at most 6 protocol attributes (ReplyTo, CorrelationId, ContentType, SqsRpcVersion,
+# Deadline, SqsRpcNonce) and traceparent: 3 are always the user's (2 with S3 offload, whose
+# ExtendedPayloadSize takes one: checked in _offload.py). tracestate goes in a slot none of
+# those took; on a message already at 10, it is left out (within_attribute_budget).
 MAX_USER_ATTRIBUTES = 3
+# sqs-rpc writes 32 hex digits; a server accepts up to this many printable ASCII characters.
+MAX_NONCE_LENGTH = 64
+_NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
 # SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
 # every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
 # to 1 KiB. A batch request is capped at the same total.
@@ -124,10 +153,16 @@ class ErrorInfo:
     details: Mapping[str, Any] | None = None
 
     def to_body(self) -> str:
+        """The compact JSON document, always text SQS accepts.
+
+        An exception's message may hold what a sender sent (a lone surrogate too): an error
+        reply must still go out, so such characters are escaped, never refused.
+        """
         doc: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.details is not None:
             doc["details"] = dict(self.details)
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
+        return escape_for_sqs(text)
 
     @classmethod
     def from_body(cls, body: str) -> ErrorInfo:
@@ -139,10 +174,18 @@ class ErrorInfo:
             raise DecodeError("error reply body is not an error document with a 'type'")
         details = doc.get("details")
         return cls(
-            type=doc["type"],
-            message=str(doc.get("message", "")),
+            type=_printable(doc["type"]),
+            message=_printable(str(doc.get("message", ""))),
             details=details if isinstance(details, dict) else None,
         )
+
+
+def _printable(text: str) -> str:
+    """``text`` with any lone surrogate written out as its escape: a replier writes any JSON,
+    and a caller must be able to log the message of its RemoteError."""
+    if sqs_text_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -163,6 +206,7 @@ class Request:
     # SQS's clock (epoch ms): when SQS accepted the request, and when it first handed it out.
     sent_ms: int | None = None
     first_receive_ms: int | None = None
+    nonce: str | None = None  # SqsRpcNonce: echoed on the reply; None from older clients
 
 
 @dataclass(frozen=True)
@@ -173,10 +217,20 @@ class Reply:
     status: Status
     body: str
     content_type: str
+    nonce: str | None = None  # the request's SqsRpcNonce; None from older servers
 
 
 def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
-    """Turn user attributes into SQS ``MessageAttributes``, rejecting reserved names."""
+    """Turn user attributes into SQS ``MessageAttributes``, rejecting what SQS would refuse.
+
+    Raises :class:`ConfigurationError` for too many attributes, a reserved name, a name SQS
+    does not allow, or a value that is not ``str`` (of text SQS accepts) or ``bytes``.
+    """
+    if not isinstance(attributes, Mapping):
+        raise ConfigurationError(
+            f"attributes must be a mapping of names to str or bytes, not "
+            f"{type(attributes).__name__}"
+        )
     if len(attributes) > MAX_USER_ATTRIBUTES:
         raise ConfigurationError(
             f"{len(attributes)} message attributes given; at most {MAX_USER_ATTRIBUTES} are "
@@ -185,11 +239,22 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
         )
     encoded: dict[str, dict[str, Any]] = {}
     for name, value in attributes.items():
+        if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"message attribute name {name!r} is not one SQS accepts: a str of 1 to 256 "
+                "letters, digits, '_', '-' and '.' (not first, last, or twice in a row)"
+            )
         if name in RESERVED_ATTRIBUTES or name.lower().startswith(("aws.", "amazon.")):
             raise ConfigurationError(
                 f"message attribute name {name!r} is reserved; choose another name"
             )
         if isinstance(value, str):
+            problem = sqs_text_problem(value)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"message attribute {name!r} holds {problem}, which SQS refuses in a "
+                    "String value; pass valid text, or bytes (sent as Binary)"
+                )
             encoded[name] = {"DataType": "String", "StringValue": value}
         elif isinstance(value, bytes):
             encoded[name] = {"DataType": "Binary", "BinaryValue": value}
@@ -240,6 +305,18 @@ def _add_trace(attrs: dict[str, dict[str, Any]], trace: TraceContext | None) -> 
             attrs[TRACESTATE] = _string(trace.tracestate)
 
 
+def within_attribute_budget(attributes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``attributes`` within SQS's 10, leaving out ``tracestate`` if that is what it takes.
+
+    Only a call with all 3 attributes of its own (or 2 and an S3 pointer's size) and a
+    ``tracestate`` needs it. W3C trace context lets a carrier drop ``tracestate`` and keep
+    ``traceparent``; nothing else of the protocol may go.
+    """
+    if len(attributes) > MAX_MESSAGE_ATTRIBUTES and TRACESTATE in attributes:
+        return {name: value for name, value in attributes.items() if name != TRACESTATE}
+    return attributes
+
+
 def encode_request(
     *,
     body: str,
@@ -249,8 +326,12 @@ def encode_request(
     deadline_ms: int | None,
     attributes: Mapping[str, AttributeValue],
     trace: TraceContext | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
+
+    ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only).
+    """
     attrs = encode_attributes(attributes)
     _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
@@ -260,7 +341,9 @@ def encode_request(
         attrs[REPLY_TO] = _string(reply_to)
     if deadline_ms is not None:
         attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
-    return {"MessageBody": body, "MessageAttributes": attrs}
+    if nonce is not None:
+        attrs[NONCE] = _string(nonce)
+    return {"MessageBody": body, "MessageAttributes": within_attribute_budget(attrs)}
 
 
 def encode_reply(
@@ -270,14 +353,20 @@ def encode_reply(
     body: str,
     content_type: str,
     trace: TraceContext | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply."""
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply.
+
+    ``nonce`` is the request's ``SqsRpcNonce``, echoed so that only its call takes the reply.
+    """
     attrs = {
         CORRELATION_ID: _string(correlation_id),
         CONTENT_TYPE: _string(content_type),
         VERSION: _string(PROTOCOL_VERSION),
         STATUS: _string(status),
     }
+    if nonce is not None:
+        attrs[NONCE] = _string(nonce)
     _add_trace(attrs, trace)
     return {"MessageBody": body, "MessageAttributes": attrs}
 
@@ -298,6 +387,16 @@ def _attr(message: SqsMessage, name: str) -> str | None:
 def correlation_id_of(message: SqsMessage) -> str | None:
     """The correlation id of any message, without validating the rest."""
     return _attr(message, CORRELATION_ID)
+
+
+def nonce_of(message: SqsMessage) -> str | None:
+    """A message's ``SqsRpcNonce`` as it is, without validating the rest."""
+    return _attr(message, NONCE)
+
+
+def valid_nonce(nonce: str | None) -> str | None:
+    """``nonce`` if it is one a server echoes (1 to 64 printable ASCII characters), else None."""
+    return nonce if nonce is not None and _NONCE.fullmatch(nonce) else None
 
 
 def is_wake_message(message: SqsMessage) -> bool:
@@ -323,8 +422,38 @@ def reply_address(message: SqsMessage) -> tuple[str, str | None] | None:
     return reply_to, _attr(message, CORRELATION_ID)
 
 
-def decode_request(message: SqsMessage) -> Request:
-    """Parse a received request; raise :class:`DecodeError` saying what is wrong."""
+def _deadline(message: SqsMessage, now_ms: float | None) -> int | None:
+    """The request's Deadline in epoch milliseconds: whole, and within a year of the clock."""
+    text = _attr(message, DEADLINE)
+    if text is None:
+        return None
+    if not _DEADLINE.fullmatch(text):
+        raise DecodeError(
+            f"{DEADLINE} {text[:40]!r} is not epoch milliseconds (a whole number, at most "
+            "16 digits)"
+        )
+    deadline_ms = int(text)
+    now = time.time() * 1000 if now_ms is None else now_ms
+    if abs(deadline_ms - now) > MAX_DEADLINE_DISTANCE_MS:
+        raise DecodeError(
+            f"{DEADLINE} {deadline_ms} is more than a year from the server's clock "
+            f"({int(now)} epoch ms): the value is not epoch milliseconds (seconds? "
+            "microseconds?), or a clock is wrong"
+        )
+    return deadline_ms
+
+
+def _receive_count(message: SqsMessage) -> int:
+    # Set by SQS, not the sender; still parsed without trusting it: 1 unless it is a count.
+    text = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    return int(text) if _RECEIVE_COUNT.fullmatch(text) else 1
+
+
+def decode_request(message: SqsMessage, *, now_ms: float | None = None) -> Request:
+    """Parse a received request; raise :class:`DecodeError` saying what is wrong.
+
+    ``now_ms`` is the clock a ``Deadline`` must be near (``time.time()`` by default).
+    """
     _check_version(message)
     body = message.get("Body")
     if not isinstance(body, str):
@@ -338,13 +467,12 @@ def decode_request(message: SqsMessage) -> Request:
             f"{CORRELATION_ID} is {len(correlation_id):,} characters, over the protocol's "
             f"{MAX_CORRELATION_ID_LENGTH}: use a shorter id, such as a UUID"
         )
-    deadline_text = _attr(message, DEADLINE)
-    deadline_ms: int | None = None
-    if deadline_text is not None:
-        try:
-            deadline_ms = int(deadline_text)
-        except ValueError:
-            raise DecodeError(f"{DEADLINE} {deadline_text!r} is not epoch milliseconds") from None
+    deadline_ms = _deadline(message, now_ms)
+    nonce = nonce_of(message)
+    if nonce is not None and valid_nonce(nonce) is None:
+        raise DecodeError(
+            f"{NONCE} {nonce[:80]!r} is not 1 to {MAX_NONCE_LENGTH} printable ASCII characters"
+        )
     user: dict[str, AttributeValue] = {}
     for name, value in message.get("MessageAttributes", {}).items():
         if name in RESERVED_ATTRIBUTES:
@@ -353,10 +481,6 @@ def decode_request(message: SqsMessage) -> Request:
             user[name] = value["StringValue"]
         elif "BinaryValue" in value:
             user[name] = value["BinaryValue"]
-    try:
-        receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-    except ValueError:
-        receive_count = 1
     return Request(
         message_id=str(message.get("MessageId", "")),
         receipt_handle=str(message.get("ReceiptHandle", "")),
@@ -365,7 +489,7 @@ def decode_request(message: SqsMessage) -> Request:
         correlation_id=correlation_id,
         reply_to=reply_to or None,
         deadline_ms=deadline_ms,
-        receive_count=receive_count,
+        receive_count=_receive_count(message),
         attributes=user,
         # A malformed trace context is dropped, not an error (W3C: the receiver restarts it).
         trace=TraceContext.from_headers(
@@ -378,15 +502,17 @@ def decode_request(message: SqsMessage) -> Request:
         group_id=message.get("Attributes", {}).get("MessageGroupId"),
         sent_ms=_timestamp(message, "SentTimestamp"),
         first_receive_ms=_timestamp(message, "ApproximateFirstReceiveTimestamp"),
+        nonce=nonce,
     )
 
 
 def _timestamp(message: SqsMessage, name: str) -> int | None:
-    """A system attribute in epoch milliseconds; None when absent or not a number."""
-    try:
-        return int(message.get("Attributes", {})[name])
-    except (KeyError, TypeError, ValueError):
+    """A system attribute in epoch milliseconds; None when absent or not such a number."""
+    value = message.get("Attributes", {}).get(name)
+    # SQS sets these, but an emulator or a proxy might not: never trust a length.
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 16:
         return None
+    return int(value)
 
 
 def decode_reply(message: SqsMessage) -> Reply:
@@ -413,4 +539,5 @@ def decode_reply(message: SqsMessage) -> Reply:
         status=status,
         body=body,
         content_type=_attr(message, CONTENT_TYPE) or JSON_CONTENT_TYPE,
+        nonce=_attr(message, NONCE),
     )

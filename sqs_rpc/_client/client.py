@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -134,7 +135,9 @@ class RpcClient:
     ) -> None:
         prefix = validate_prefix(reply_queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
-        heartbeat = check_timeout(heartbeat_interval, "heartbeat_interval")
+        heartbeat = check_timeout(
+            heartbeat_interval, "heartbeat_interval", maximum=threading.TIMEOUT_MAX
+        )
         if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
             raise ConfigurationError(
                 f"idle_retention={idle_retention!r} must be whole seconds, at least three "
@@ -254,7 +257,7 @@ class RpcClient:
             group_id=group_id,
             deduplication_id=deduplication_id,
         )
-        future = self.send(message, timeout=seconds)
+        future = self._send(message, seconds, chosen_id=False)  # generated above
         try:
             return future.result(timeout=seconds)
         except FutureTimeout:
@@ -296,8 +299,16 @@ class RpcClient:
 
     def send(self, message: RequestMessage, *, timeout: float | None = None) -> Future[Any]:
         """Send a :class:`RequestMessage` and return a future for its reply."""
+        return self._send(message, timeout, chosen_id=bool(message.correlation_id))
+
+    def _send(
+        self, message: RequestMessage, timeout: float | None, *, chosen_id: bool
+    ) -> Future[Any]:
         seconds = self._timeout(timeout)
         correlation_id = message.correlation_id or uuid.uuid4().hex
+        # This call's own: the server echoes it, and only a reply with it settles this call,
+        # whatever correlation id the caller chose (and perhaps reused).
+        nonce = secrets.token_hex(16)
         # Check and encode first: bad input never creates a queue or touches the pending map.
         body = self._requests.body(message)
         # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
@@ -310,10 +321,13 @@ class RpcClient:
             correlation_id,
             reply_to=reply_to,
             deadline_ms=int((time.time() + seconds) * 1000),
+            nonce=nonce,
         )
         future: Future[Any] = Future()
         self._observer.started(correlation_id, message.queue_url, future)
-        pending.add(correlation_id, future, seconds)
+        # A generated id is as unguessable as the nonce, and matched alone for older servers;
+        # a chosen one ("order-7") is not: it takes only replies that echo the nonce.
+        pending.add(correlation_id, future, seconds, nonce=nonce, nonce_required=chosen_id)
         if future.done():
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future

@@ -3,6 +3,15 @@
 A dict maps correlation ids to calls; a heap orders their deadlines. One timer thread sleeps
 until the earliest deadline and fails the expired calls with :class:`~sqs_rpc.RpcTimeout`.
 A call leaves the dict as soon as its future is done, however that happens.
+
+A caller may choose, and reuse, a correlation id: a late reply to an earlier call with the
+same id must not settle the call waiting now. So each call has a random nonce, sent with the
+request and echoed by the server, and a reply with another nonce leaves the call waiting.
+
+A reply without a nonce comes from a server before ``SqsRpcNonce`` (or from someone who can
+send to the reply queue). It settles a call whose id was generated: 128 random bits, as
+unguessable as a nonce, and how every call was matched before. A call whose id the caller
+chose ("order-7") can be guessed, so it takes only replies with its nonce.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any, NamedTuple
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop
+from sqs_rpc._wire import NONCE
 
 __all__ = ["PendingCalls"]
 
@@ -32,6 +42,8 @@ class _Call(NamedTuple):
     future: Future[Any]
     deadline: float  # time.monotonic()
     timeout: float
+    nonce: str | None  # SqsRpcNonce sent with the request
+    nonce_required: bool  # a chosen correlation id: a reply without the nonce does not count
 
 
 class PendingCalls:
@@ -60,12 +72,22 @@ class PendingCalls:
         """Stop the timer; True once its thread has ended."""
         return self._timer.stop(timeout)
 
-    def add(self, correlation_id: str, future: Future[Any], timeout: float) -> None:
+    def add(
+        self,
+        correlation_id: str,
+        future: Future[Any],
+        timeout: float,
+        *,
+        nonce: str | None = None,
+        nonce_required: bool = False,
+    ) -> None:
         """Track ``future`` until a reply settles it or ``timeout`` seconds pass.
 
-        After ``fail_all(..., close=True)``, the future fails at once with that error.
+        ``nonce`` is the call's ``SqsRpcNonce``: only a reply with it (or, unless
+        ``nonce_required``, with none) settles the call. After ``fail_all(..., close=True)``,
+        the future fails at once with that error.
         """
-        call = _Call(future, time.monotonic() + timeout, timeout)
+        call = _Call(future, time.monotonic() + timeout, timeout, nonce, nonce_required)
         with self._lock:
             refuse = self._refuse
             if refuse is None:
@@ -85,11 +107,30 @@ class PendingCalls:
         if earliest:
             self._timer.wake()
 
-    def pop(self, correlation_id: str) -> Future[Any] | None:
-        """Remove and return the future for ``correlation_id``; None if unknown or expired."""
+    def pop(self, correlation_id: str, nonce: str | None = None) -> Future[Any] | None:
+        """Remove and return the future a reply settles; None if it answers no waiting call.
+
+        None when ``correlation_id`` is unknown or expired, or when the reply's ``nonce`` is
+        not the call's (it answers an earlier call with the same id): the call waits on. A
+        reply without a nonce is matched by id alone, unless the call's id was chosen.
+        """
         with self._lock:
-            call = self._calls.pop(correlation_id, None)
-        return call.future if call is not None else None
+            call = self._calls.get(correlation_id)
+            if call is None or (nonce is not None and call.nonce not in (None, nonce)):
+                return None
+            if nonce is not None or not call.nonce_required:
+                del self._calls[correlation_id]
+                return call.future
+        # No nonce, and the call's id was chosen. Logged (outside the lock) once per such
+        # reply: in a rolling upgrade, this is why a call with a chosen id times out.
+        logger.warning(
+            "dropping a reply to call %s without %s: a call with a correlation_id of the "
+            "caller's own takes only replies that echo its nonce; upgrade the server "
+            "(sqs-rpc before the nonce does not echo it), or let sqs-rpc generate the id",
+            correlation_id,
+            NONCE,
+        )
+        return None
 
     def fail_all(self, make_error: Callable[[str], BaseException], *, close: bool = False) -> int:
         """Fail every pending future with ``make_error(correlation_id)``; return how many.

@@ -31,7 +31,14 @@ from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsErro
 from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop, receive_pause
 from sqs_rpc._offload import Offloaded, PayloadStore
-from sqs_rpc._wire import ErrorInfo, correlation_id_of, decode_reply, is_wake_message, wake_message
+from sqs_rpc._wire import (
+    ErrorInfo,
+    correlation_id_of,
+    decode_reply,
+    is_wake_message,
+    nonce_of,
+    wake_message,
+)
 
 from .pending import PendingCalls
 
@@ -141,7 +148,8 @@ class ReplyPoller:
         if is_wake_message(message):
             return None
         correlation_id = correlation_id_of(message)
-        future = self._pending.pop(correlation_id) if correlation_id else None
+        # The nonce too: a late reply to an earlier call with this id is not this call's.
+        future = self._pending.pop(correlation_id, nonce_of(message)) if correlation_id else None
         if future is None:
             # Not read, not deleted, even with an S3 pointer: no call vouches for it.
             logger.debug("dropping reply for unknown or expired call %s", correlation_id)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqs_rpc._codecs import Codec
+from sqs_rpc._codecs import Codec, encode_body, sqs_text_problem
 from sqs_rpc._errors import ConfigurationError
 from sqs_rpc._offload import PayloadStore
 from sqs_rpc._trace import current_trace_context
@@ -24,6 +24,7 @@ from sqs_rpc._wire import (
 
 __all__ = [
     "MAX_DELAY_SECONDS",
+    "MAX_TIMEOUT",
     "RequestEncoder",
     "RequestMessage",
     "check_message",
@@ -31,6 +32,15 @@ __all__ = [
 ]
 
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
+# The longest a call may wait for its reply: 12 hours, the longest SQS hides a request from
+# other servers (its maximum visibility timeout), so the longest one run can hold it. Bounded
+# so that a timeout is checked before anything is sent: 1e13 seconds passed every check and
+# then overflowed the wait, after the request was on its way.
+MAX_TIMEOUT = 43_200.0
+_LONGEST_CALL = (
+    " (12 hours, SQS's longest visibility timeout); for longer work, publish a one-way "
+    "message and have the result sent back as a message of its own"
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,9 @@ class RequestMessage:
         queue_url: the request queue.
         body: the payload, encoded by the client's codec.
         attributes: your own message attributes (str or bytes values; at most 3).
-        correlation_id: a unique id for the call; generated when None.
+        correlation_id: the call's id (at most 128 characters); generated when None. One
+            call per id waits at a time; an id may be reused after. A call with an id of your
+            own takes only replies that echo its random nonce (servers of this version on).
         group_id: ``MessageGroupId``, required by FIFO queues.
         deduplication_id: ``MessageDeduplicationId`` for FIFO queues without
             content-based deduplication.
@@ -62,11 +74,17 @@ class RequestMessage:
     delay_seconds: int = 0
 
 
-def check_timeout(value: float, name: str) -> float:
+def check_timeout(value: float, name: str, *, maximum: float = MAX_TIMEOUT) -> float:
+    """Seconds > 0 and at most ``maximum``; else :class:`ConfigurationError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
     if not (value > 0 and math.isfinite(value)):
         raise ConfigurationError(f"{name} must be a finite number of seconds > 0, not {value!r}")
+    if value > maximum:
+        raise ConfigurationError(
+            f"{name}={value!r} is over its maximum of {maximum:g} seconds"
+            + (_LONGEST_CALL if maximum == MAX_TIMEOUT else "")
+        )
     return float(value)
 
 
@@ -85,12 +103,14 @@ def check_message(message: RequestMessage) -> None:
     encode_attributes(message.attributes)
     correlation_id = message.correlation_id
     if correlation_id is not None and (
-        not isinstance(correlation_id, str) or len(correlation_id) > MAX_CORRELATION_ID_LENGTH
+        not isinstance(correlation_id, str)
+        or len(correlation_id) > MAX_CORRELATION_ID_LENGTH
+        or sqs_text_problem(correlation_id) is not None
     ):
         raise ConfigurationError(
             f"correlation_id={str(correlation_id)[:200]!r} must be a string of at most "
-            f"{MAX_CORRELATION_ID_LENGTH} characters (servers refuse longer ids), or None "
-            "for a generated one"
+            f"{MAX_CORRELATION_ID_LENGTH} characters of text SQS accepts (servers refuse "
+            "longer ids), or None for a generated one"
         )
     delay = message.delay_seconds
     if (
@@ -119,9 +139,10 @@ class RequestEncoder:
         self._max_message_bytes = max_message_bytes
 
     def body(self, message: RequestMessage) -> str:
-        """Check ``message`` and encode its payload with the codec."""
+        """Check ``message`` and encode its payload with the codec (:class:`EncodeError`
+        for a payload it cannot encode, or a body SQS would refuse)."""
         check_message(message)
-        return self.codec.encode(message.body)
+        return encode_body(self.codec, message.body)
 
     def arguments(
         self,
@@ -131,12 +152,14 @@ class RequestEncoder:
         *,
         reply_to: str | None = None,
         deadline_ms: int | None = None,
+        nonce: str | None = None,
         upload: bool = True,
     ) -> dict[str, Any]:
         """The ``SendMessage`` arguments (without ``QueueUrl``) of an encoded request.
 
-        Raises :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit.
-        With ``upload=False``, only the size is checked: nothing goes to S3 yet.
+        ``nonce`` is the call's random ``SqsRpcNonce`` (calls only). Raises
+        :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit. With
+        ``upload=False``, only the size is checked: nothing goes to S3 yet.
         """
         arguments = encode_request(
             body=body,
@@ -146,6 +169,7 @@ class RequestEncoder:
             deadline_ms=deadline_ms,
             attributes=message.attributes,
             trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
+            nonce=nonce,
         )
         if message.group_id is not None:
             arguments["MessageGroupId"] = message.group_id
@@ -154,8 +178,8 @@ class RequestEncoder:
         elif reply_to is not None and message.queue_url.endswith(".fifo"):
             # Every call is a request of its own. With content-based deduplication, two calls
             # with the same payload within 5 minutes would be one message, and one would time
-            # out.
-            arguments["MessageDeduplicationId"] = correlation_id
+            # out. The nonce, not the correlation id: a caller may reuse an id it chose.
+            arguments["MessageDeduplicationId"] = nonce or correlation_id
         if message.delay_seconds:
             arguments["DelaySeconds"] = message.delay_seconds
         # The size check. A body over the offload threshold goes to S3 here (_offload.py), so

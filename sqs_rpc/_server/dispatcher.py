@@ -22,14 +22,21 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._errors import DecodeError, EncodeError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import Offloaded, PayloadStore
 from sqs_rpc._options import ResponderOptions
 from sqs_rpc._trace import set_trace_context
-from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
+from sqs_rpc._wire import (
+    ErrorInfo,
+    Request,
+    decode_request,
+    nonce_of,
+    reply_address,
+    valid_nonce,
+)
 
 from .deadline import Expiry, expiry_of
 from .handler import IncomingMessage, MessageHandler, Retry
@@ -274,7 +281,7 @@ class Dispatcher:
             self._cache.done(key)
             return Outcome("ok", self._delete(request.receipt_handle))
         try:
-            reply_body = self._codec.encode(result)
+            reply_body = encode_body(self._codec, result)  # a body SQS accepts, or EncodeError
         except EncodeError as exc:
             # Checked before sending: the caller gets an error, not an undecodable reply.
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
@@ -309,7 +316,12 @@ class Dispatcher:
             )
             error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
             self._replies.send_error(
-                request.reply_to, request.correlation_id, error, extra, trace=request.trace
+                request.reply_to,
+                request.correlation_id,
+                error,
+                extra,
+                trace=request.trace,
+                nonce=request.nonce,
             )
             return
         logger.info(
@@ -375,7 +387,8 @@ class Dispatcher:
                 )
             else:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                self._replies.send_error(reply_to, correlation_id or "", error, extra)
+                nonce = valid_nonce(nonce_of(message))  # so that only its call takes it
+                self._replies.send_error(reply_to, correlation_id or "", error, extra, nonce=nonce)
         logger.warning(
             "undecodable message %s left for redrive (configure a dead-letter queue): %s",
             message_id,

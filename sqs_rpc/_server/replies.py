@@ -93,7 +93,13 @@ class Replies:
         """Answer a request that ran: remember the reply, send it, delete the request."""
         assert request.correlation_id is not None
         arguments = reply_arguments(
-            request.correlation_id, status, body, content_type, extra, trace=request.trace
+            request.correlation_id,
+            status,
+            body,
+            content_type,
+            extra,
+            trace=request.trace,
+            nonce=request.nonce,
         )
         try:
             # The size check; over the offload threshold the body goes to S3 first, and the
@@ -118,6 +124,7 @@ class Replies:
                 JSON_CONTENT_TYPE,
                 extra,
                 trace=request.trace,
+                nonce=request.nonce,
             )
         self._cache.remember(key, arguments)
         self._cache.done(key)
@@ -172,11 +179,19 @@ class Replies:
         correlation_id: str,
         error: ErrorInfo,
         extra: Attributes,
+        *,
         trace: TraceContext | None = None,
+        nonce: str | None = None,
     ) -> None:
         """Send an error reply and leave the request where it is (no delete)."""
         arguments = reply_arguments(
-            correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra, trace=trace
+            correlation_id,
+            "error",
+            error.to_body(),
+            JSON_CONTENT_TYPE,
+            extra,
+            trace=trace,
+            nonce=nonce,
         )
         try:
             self.deliver(reply_to, arguments)
@@ -192,6 +207,7 @@ def reply_arguments(
     extra: Attributes,
     *,
     trace: TraceContext | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     arguments = encode_reply(
         correlation_id=correlation_id,
@@ -199,6 +215,7 @@ def reply_arguments(
         body=body,
         content_type=content_type,
         trace=trace,  # the caller's trace context goes back with the reply
+        nonce=nonce,  # and its nonce: only that call takes the reply
     )
     arguments["MessageAttributes"].update(extra)
     return arguments

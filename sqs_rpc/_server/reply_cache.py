@@ -20,9 +20,12 @@ from sqs_rpc._wire import Request
 
 __all__ = ["Key", "ReplyCache", "key_of"]
 
-# A request: (reply queue, correlation id, digest of the body). The body's digest is there
-# because a caller may reuse a correlation id for a *new* request once the old one is
-# answered; a redelivery is byte-for-byte the same message.
+# A request: (reply queue, correlation id, digest of all else it asks). A caller may reuse a
+# correlation id for a *new* request (and sqs-rpc lets it choose one), so the id alone is not
+# the request: the digest covers the body, content type, the sender's attributes, the
+# deadline, the FIFO group and the call's nonce. A redelivery, or a send botocore retried, is
+# the same message and has the same digest; any other call differs at least in its nonce (and
+# an older client's in its deadline). Not the SQS MessageId: a retried send is a new message.
 Key = tuple[str, str, str]
 Reply = dict[str, Any] | None  # SendMessage arguments; None for a one-way message
 # "run": claimed, run the handler; "running": another worker runs it; "finished": the reply.
@@ -42,8 +45,29 @@ class _Entry(NamedTuple):
 
 
 def key_of(request: Request) -> Key:
-    digest = hashlib.blake2b(request.body.encode(), digest_size=16).hexdigest()
-    return (request.reply_to or "", request.correlation_id or request.message_id, digest)
+    """What makes ``request`` the same request as another: see :data:`Key`."""
+    parts: list[str | bytes] = [
+        request.body,
+        request.content_type,
+        str(request.deadline_ms),
+        request.group_id or "",
+        request.nonce or "",
+    ]
+    for name in sorted(request.attributes):
+        value = request.attributes[name]
+        parts += [name, "B" if isinstance(value, bytes) else "S", value]
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        # Length-prefixed, so that no two lists of parts hash alike; surrogatepass, so that
+        # no text (however it was decoded) makes the key raise.
+        data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return (
+        request.reply_to or "",
+        request.correlation_id or request.message_id,
+        digest.hexdigest(),
+    )
 
 
 def _size(key: Key, value: Reply) -> int:

@@ -488,7 +488,7 @@ def test_records_and_messages_convert_both_ways(sqs: Any, queue_url: str) -> Non
         content_type="application/json",
         correlation_id="c-1",
         reply_to=None,
-        deadline_ms=123,
+        deadline_ms=int(time.time() * 1000),
         attributes={"blob": b"\x00\xff", "tenant": "acme"},
     )
     sqs.send_message(QueueUrl=queue_url, **arguments)

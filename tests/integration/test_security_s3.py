@@ -425,12 +425,18 @@ def test_a_client_never_reads_or_deletes_an_object_a_forged_reply_points_to(
     with RpcClient(
         sqs_client=sqs, offload=S3Offload(bucket=bucket, s3_client=client_s3.client)
     ) as (client):
-        # A call waits (nothing serves queue_url); the attacker knows or guesses its id.
-        waiting = client.send(RequestMessage(queue_url, 1, correlation_id="known"), timeout=30)
+        # A call waits (nothing serves queue_url); the attacker knows its id (from a log line,
+        # say: here, from the request). A chosen, guessable id would not do: a call with one
+        # takes no reply without its nonce (tests/test_correlation.py).
+        waiting = client.send(RequestMessage(queue_url, 1), timeout=30)
         assert client.reply_queue_url is not None
+        (request,) = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"])[
+            "Messages"
+        ]
+        known = request["MessageAttributes"]["CorrelationId"]["StringValue"]
         reply = {"ContentType": string("application/json"), "Status": string("ok")}
         size = {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": str(len(SECRET))}}
-        for correlation_id in ("nobody-waits-for-this", "known"):
+        for correlation_id in ("nobody-waits-for-this", known):
             sqs.send_message(
                 QueueUrl=client.reply_queue_url,
                 MessageBody=pointer,

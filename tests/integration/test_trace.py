@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -101,7 +102,7 @@ def _request(trace: TraceContext | None, **attributes: Any) -> dict[str, Any]:
         content_type="application/json",
         correlation_id="c-1",
         reply_to="http://sqs/reply",
-        deadline_ms=1,
+        deadline_ms=int(time.time() * 1000),
         attributes=attributes,
         trace=trace,
     )

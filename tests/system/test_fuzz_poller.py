@@ -75,7 +75,9 @@ def messages(draw: st.DrawFn, reply_to: str, gone: str) -> dict[str, Any]:
         "ContentType": st.sampled_from([None, "application/json", "text/plain", ""]),
         "SqsRpcVersion": st.sampled_from([None, "1", "1", "2", "0", "v1"]),
         "Deadline": st.one_of(
-            st.none(), st.integers(0, 2**63).map(str), st.sampled_from(["soon", "1.5", "-1"])
+            st.none(),
+            st.integers(0, 2**63).map(str),
+            st.sampled_from(["soon", "1.5", "-1", "9" * 400]),
         ),
     }
     for name, values in protocol.items():

@@ -9,6 +9,7 @@ The messages are shaped as boto3 hands them out (``MessageAttributes`` values ar
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sqs_rpc import DecodeError
-from sqs_rpc._codecs import JsonCodec
+from sqs_rpc import DecodeError, EncodeError
+from sqs_rpc._codecs import JsonCodec, TextCodec, sqs_text_problem
 from sqs_rpc._wire import (
     CONTENT_TYPE,
     CORRELATION_ID,
     DEADLINE,
+    MAX_DEADLINE_DISTANCE_MS,
     PROTOCOL_VERSION,
     REPLY_TO,
     RESERVED_ATTRIBUTES,
@@ -78,6 +80,8 @@ numbers = st.one_of(
     st.floats(allow_nan=True).map(str),
     st.text(max_size=30),
     st.just("9" * 5000),  # longer than int() will parse (sys.int_info.str_digits_check_threshold)
+    st.just("9" * 400),  # int() parses it; as a float it overflows
+    st.integers(-(10**20), 10**20).map(lambda ms: str(int(time.time() * 1000) + ms)),
 )
 
 
@@ -112,10 +116,16 @@ def received_messages(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(received_messages())
 def test_decode_request_decodes_or_raises_decode_error(message: dict[str, Any]) -> None:
-    request = _attempt(decode_request, message)
+    now_ms = time.time() * 1000
+    request = _attempt(lambda m: decode_request(m, now_ms=now_ms), message)
     if request is None:
         return
     assert isinstance(request.body, str)
+    # A decoded Deadline is near the clock: safe for any arithmetic a server does with it.
+    assert request.deadline_ms is None or (
+        abs(request.deadline_ms - now_ms) <= MAX_DEADLINE_DISTANCE_MS
+    )
+    assert request.receive_count >= 1
     assert request.reply_to is None or request.correlation_id
     assert not set(request.attributes) & RESERVED_ATTRIBUTES
 
@@ -150,6 +160,8 @@ def _received(arguments: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+NOW_MS = 1_767_225_600_000
+
 user_attribute_names = st.text(
     alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), max_codepoint=127),
     min_size=1,
@@ -162,7 +174,10 @@ user_attribute_names = st.text(
     body=sqs_text,
     correlation_id=st.text(min_size=1, max_size=64).filter(str.strip),
     reply_to=st.one_of(st.none(), st.just("http://127.0.0.1:1/000000000000/reply")),
-    deadline_ms=st.one_of(st.none(), st.integers(min_value=0, max_value=2**53)),
+    deadline_ms=st.one_of(
+        st.none(),
+        st.integers(-MAX_DEADLINE_DISTANCE_MS, MAX_DEADLINE_DISTANCE_MS).map(lambda d: NOW_MS + d),
+    ),
     attributes=st.dictionaries(
         user_attribute_names, st.one_of(sqs_text, st.binary(max_size=32)), max_size=3
     ),
@@ -182,7 +197,7 @@ def test_request_round_trips(
         deadline_ms=deadline_ms,
         attributes=attributes,
     )
-    request = decode_request(_received(sent))
+    request = decode_request(_received(sent), now_ms=NOW_MS)
     assert (request.body, request.correlation_id, request.reply_to, request.deadline_ms) == (
         body,
         correlation_id,
@@ -264,3 +279,61 @@ def test_json_codec_round_trips(value: Any) -> None:
 def test_a_truncated_request_body_is_a_decode_error() -> None:
     with pytest.raises(DecodeError, match="JSON"):
         JsonCodec().decode('{"x": [1, 2')
+
+
+# Any str: lone surrogates and the characters SQS refuses too (exclude_categories=() keeps the
+# surrogates that characters() leaves out by default).
+every_text = st.text(
+    alphabet=st.one_of(
+        st.characters(exclude_categories=()),
+        st.sampled_from("\ud800\udfff\ufffe\uffff\x00\x07"),
+    )
+)
+
+
+def _backslashreplace(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@FUZZ
+@given(
+    st.one_of(
+        every_text,
+        st.lists(every_text, max_size=3),
+        st.dictionaries(every_text, every_text, max_size=3),
+    )
+)
+def test_json_codec_encodes_text_sqs_accepts_or_raises_encode_error(value: Any) -> None:
+    codec = JsonCodec()
+    if any("\ud800" <= char <= "\udfff" for char in json.dumps(value, ensure_ascii=False)):
+        with pytest.raises(EncodeError, match="surrogate"):
+            codec.encode(value)
+        return
+    body = codec.encode(value)
+    assert sqs_text_problem(body) is None
+    assert codec.decode(body) == value
+
+
+@FUZZ
+@given(every_text)
+def test_text_codec_encodes_text_sqs_accepts_or_raises_encode_error(value: str) -> None:
+    try:
+        body = TextCodec().encode(value)
+    except EncodeError:
+        assert sqs_text_problem(value) is not None
+        return
+    assert body == value
+    assert sqs_text_problem(body) is None
+
+
+@FUZZ
+@given(type_=every_text, message=every_text, details=st.dictionaries(every_text, every_text))
+def test_error_documents_are_always_text_sqs_accepts(
+    type_: str, message: str, details: dict[str, str]
+) -> None:
+    body = ErrorInfo(type_, message, details).to_body()
+    assert sqs_text_problem(body) is None
+    info = ErrorInfo.from_body(body)
+    # Nothing is lost but lone surrogates, which read as their escapes.
+    assert (info.type, info.message) == (_backslashreplace(type_), _backslashreplace(message))
+    assert info.details == {_backslashreplace(k): _backslashreplace(v) for k, v in details.items()}
