@@ -19,7 +19,7 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["RequestCounter", "make_sqs_client"]
+__all__ = ["RequestCounter", "make_sqs_client", "merge_config"]
 
 # Long polls hold a connection for up to 20 s: the read timeout must be longer than that.
 READ_TIMEOUT = 40.0
@@ -33,13 +33,26 @@ def make_sqs_client(
     endpoint_url: str | None,
     region_name: str | None,
     max_pool_connections: int = 10,
+    botocore_config: Config | None = None,
+    long_poll_seconds: int = 20,
 ) -> SQSClient:
-    """Return the injected client, or build one with sized pool, timeouts and standard retries."""
+    """Return the injected client, or build one with sized pool, timeouts and standard retries.
+
+    ``botocore_config`` is merged over sqs-rpc's defaults: every option the user's config sets
+    wins (``Config.merge``). One is checked: ``read_timeout`` must outlast the long polls of
+    ``long_poll_seconds``, or every idle receive would fail with a read timeout.
+    """
     if sqs_client is not None:
-        if session is not None or endpoint_url is not None or region_name is not None:
+        if (
+            session is not None
+            or endpoint_url is not None
+            or region_name is not None
+            or botocore_config is not None
+        ):
             raise ConfigurationError(
-                "pass either sqs_client= or session=/endpoint_url=/region_name=, not both: "
-                "an injected client already has its endpoint and region"
+                "pass either sqs_client= or session=/endpoint_url=/region_name=/"
+                "botocore_config=, not both: an injected client already has its endpoint, "
+                "region and configuration"
             )
         return sqs_client
     if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
@@ -52,6 +65,7 @@ def make_sqs_client(
         connect_timeout=CONNECT_TIMEOUT,
         retries={"mode": "standard", "max_attempts": 5},
     )
+    config = merge_config(config, botocore_config, long_poll_seconds)
     factory: Any = session if session is not None else boto3.session.Session()
     try:
         client: SQSClient = factory.client(
@@ -63,6 +77,29 @@ def make_sqs_client(
             "AWS_DEFAULT_REGION), or pass a ready sqs_client="
         ) from exc
     return client
+
+
+def merge_config(defaults: Config, user: Config | None, long_poll_seconds: int) -> Config:
+    """sqs-rpc's ``defaults`` with every option ``user`` sets overriding them.
+
+    Raises :class:`ConfigurationError` for a ``read_timeout`` not longer than the long polls.
+    """
+    if user is None:
+        return defaults
+    if not isinstance(user, Config):
+        raise ConfigurationError(
+            f"botocore_config={user!r} must be a botocore.config.Config, such as "
+            "Config(retries={'max_attempts': 3})"
+        )
+    merged = defaults.merge(user)
+    read_timeout = getattr(merged, "read_timeout", None)  # set on every Config at runtime
+    if read_timeout is not None and read_timeout <= long_poll_seconds:
+        raise ConfigurationError(
+            f"botocore_config read_timeout={read_timeout!r} must be longer than the "
+            f"{long_poll_seconds} s long polls this client makes: raise it, or shorten the "
+            "wait (wait_time_seconds= on a poller, reply_wait_time_seconds= on a client)"
+        )
+    return merged
 
 
 class RequestCounter:

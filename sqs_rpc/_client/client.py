@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
@@ -111,6 +112,10 @@ class RpcClient:
             and replies offloaded by servers are read from S3 (see docs/payloads.md).
         hooks: callbacks on every call's start and end (:class:`~sqs_rpc.Hooks`), for
             metrics. None by default. See docs/observability.md.
+        botocore_config: a ``botocore.config.Config`` for the boto3 clients built here (SQS,
+            and S3 with ``offload``), merged over sqs-rpc's pool size, timeouts and retries:
+            the options it sets win. Its ``read_timeout`` must be longer than
+            ``reply_wait_time_seconds``. Not with ``sqs_client=``. See docs/client.md.
     """
 
     def __init__(
@@ -131,6 +136,7 @@ class RpcClient:
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
+        botocore_config: Config | None = None,
     ) -> None:
         prefix = validate_prefix(reply_queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
@@ -159,9 +165,13 @@ class RpcClient:
             endpoint_url=endpoint_url,
             region_name=region_name,
             max_pool_connections=max_connections,
+            botocore_config=botocore_config,
+            long_poll_seconds=reply_wait_time_seconds,
         )
         sqs = build(sqs_client=sqs_client)
-        payloads = PayloadStore(offload, session=session, region_name=region_name)
+        payloads = PayloadStore(
+            offload, session=session, region_name=region_name, botocore_config=botocore_config
+        )
         self._requests = RequestEncoder(self._codec, payloads, max_bytes)
         self._transport = Transport(
             sqs,
