@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from ._billing import billed_requests, received_payload, sent_payload
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -102,21 +103,30 @@ def merge_config(defaults: Config, user: Config | None, long_poll_seconds: int) 
     return merged
 
 
+_PAYLOAD = "sqs_rpc_payload_bytes"  # a key of botocore's per-call context
+
+
 class RequestCounter:
-    """Counts the SQS API requests a boto3 client makes, by operation (retries excluded).
+    """Counts the API requests a boto3 client makes, by operation (retries excluded).
+
+    For SQS it also counts the requests AWS *bills*: one per started 64 KiB of each action's
+    payload (``_billing.py``), so a 100 KiB ``SendMessage`` is 1 request and 2 billed ones.
 
     Example::
 
         counter = RequestCounter.attach(sqs)
         ...
-        counter.snapshot()  # {"SendMessage": 3, "ReceiveMessage": 2}
-        counter.detach()    # stop counting; the counts stay
+        counter.snapshot()         # {"SendMessage": 3, "ReceiveMessage": 2}
+        counter.billed_snapshot()  # {"SendMessage": 4, "ReceiveMessage": 2}
+        counter.detach()           # stop counting; the counts stay
     """
 
-    def __init__(self) -> None:
+    def __init__(self, service: str = "sqs") -> None:
+        self._service = service
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self._watched: list[SQSClient] = []
+        self._billed: Counter[str] = Counter()
+        self._watched: list[Any] = []
 
     @classmethod
     def attach(cls, sqs_client: SQSClient) -> RequestCounter:
@@ -125,13 +135,21 @@ class RequestCounter:
         counter.watch(sqs_client)
         return counter
 
-    def watch(self, sqs_client: SQSClient) -> None:
+    def _handlers(self) -> list[tuple[str, Any]]:
+        handlers: list[tuple[str, Any]] = [(f"before-call.{self._service}", self._on_call)]
+        if self._service == "sqs":
+            handlers.append(("before-parameter-build.sqs", self._on_params))
+            handlers.append(("after-call.sqs.ReceiveMessage", self._on_received))
+        return handlers
+
+    def watch(self, sqs_client: Any) -> None:
         """Count ``sqs_client``'s requests too (added to the same counts)."""
         with self._lock:
             if any(watched is sqs_client for watched in self._watched):
                 return
             self._watched.append(sqs_client)
-        sqs_client.meta.events.register("before-call.sqs", self._on_call)
+        for event, handler in self._handlers():
+            sqs_client.meta.events.register(event, handler)
 
     def detach(self) -> None:
         """Stop counting (the counts stay). Idempotent.
@@ -142,15 +160,41 @@ class RequestCounter:
         with self._lock:
             watched, self._watched = self._watched, []
         for sqs_client in watched:
-            sqs_client.meta.events.unregister("before-call.sqs", self._on_call)
+            for event, handler in self._handlers():
+                sqs_client.meta.events.unregister(event, handler)
 
-    def _on_call(self, model: Any, **_: Any) -> None:
+    @staticmethod
+    def _on_params(params: Any, model: Any, context: Any = None, **_: Any) -> None:
+        # before-call sees only the serialised request: the payload size is taken here, from
+        # the API parameters, into the call's context (the same value whoever computes it).
+        if isinstance(context, dict) and isinstance(params, dict):
+            context[_PAYLOAD] = sent_payload(str(model.name), params)
+
+    def _on_call(self, model: Any, context: Any = None, **_: Any) -> None:
+        name = str(model.name)
+        payload = context.get(_PAYLOAD, 0) if isinstance(context, dict) else 0
+        billed = billed_requests(payload)
         with self._lock:
-            self._counts[str(model.name)] += 1
+            self._counts[name] += 1
+            self._billed[name] += billed
+
+    def _on_received(self, parsed: Any = None, **_: Any) -> None:
+        if not isinstance(parsed, dict) or "Error" in parsed:
+            return
+        extra = billed_requests(received_payload(parsed)) - 1  # the 1 counted in _on_call
+        if extra:
+            with self._lock:
+                self._billed["ReceiveMessage"] += extra
 
     def snapshot(self) -> dict[str, int]:
+        """API requests by operation."""
         with self._lock:
             return dict(self._counts)
+
+    def billed_snapshot(self) -> dict[str, int]:
+        """Billed requests by operation: one per started 64 KiB of each request's payload."""
+        with self._lock:
+            return dict(self._billed)
 
     def total(self) -> int:
         with self._lock:

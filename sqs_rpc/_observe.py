@@ -68,6 +68,7 @@ class CallObserver:
         self._counters = Counters(int_fields(ClientStats))
         self._latency = LatencyWindow()
         self.requests = RequestCounter()
+        self.s3_requests = RequestCounter("s3")
 
     def started(self, correlation_id: str, queue_url: str, future: Future[Any]) -> None:
         """A call is about to be sent; its future's outcome is recorded when it settles."""
@@ -113,6 +114,8 @@ class CallObserver:
             **{**self._counters.values(), "pending": pending},
             latency=self._latency.snapshot(),
             requests=self.requests.snapshot(),
+            billed_requests=self.requests.billed_snapshot(),
+            s3_requests=self.s3_requests.snapshot(),
         )
 
 
@@ -134,6 +137,7 @@ class MessageObserver:
         self.counters = Counters()
         self._latency = LatencyWindow()
         self.requests = RequestCounter()
+        self.s3_requests = RequestCounter("s3")
 
     def observe(
         self, process: Callable[[], Outcome], message: Mapping[str, Any], received: float
@@ -169,4 +173,6 @@ class MessageObserver:
             **{**self.counters.values(), "in_flight": in_flight},
             latency=self._latency.snapshot(),
             requests=self.requests.snapshot(),
+            billed_requests=self.requests.billed_snapshot(),
+            s3_requests=self.s3_requests.snapshot(),
         )

@@ -37,7 +37,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-from ._aws import merge_config
+from ._aws import RequestCounter, merge_config
 from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
 from ._s3_pointer import (
     LEGACY_POINTER_CLASS,
@@ -247,6 +247,11 @@ class PayloadStore:
     @property
     def enabled(self) -> bool:
         return self.config is not None
+
+    def watch(self, counter: RequestCounter) -> None:
+        """Let ``counter`` count the S3 requests of this store's client (if any)."""
+        if self._s3_client is not None:
+            counter.watch(self._s3_client)
 
     def _s3(self) -> S3Client:
         # Built again in a forked child: a boto3 client's connections cannot be shared

@@ -172,6 +172,7 @@ class RpcClient:
         payloads = PayloadStore(
             offload, session=session, region_name=region_name, botocore_config=botocore_config
         )
+        payloads.watch(self._observer.s3_requests)  # S3 requests, in stats().s3_requests
         self._requests = RequestEncoder(self._codec, payloads, max_bytes)
         self._transport = Transport(
             sqs,
@@ -385,6 +386,7 @@ class RpcClient:
                 CLOSE_TIMEOUT,
             )
         self._observer.requests.detach()  # last: the requests of the steps above count
+        self._observer.s3_requests.detach()
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -253,6 +253,7 @@ class MessagePoller:
             # Counted from here to the end of stop(): a poller that is never started holds
             # no handler on an injected boto3 client.
             self._observer.requests.watch(self._sqs)
+            self._payloads.watch(self._observer.s3_requests)
             # Fail here, not in a background loop, when the URL is wrong.
             try:
                 with aws_errors("GetQueueAttributes", self.queue_url):
@@ -263,6 +264,7 @@ class MessagePoller:
                 self._build(attributes)
             except BaseException:
                 self._observer.requests.detach()
+                self._observer.s3_requests.detach()
                 raise
             self._started = True
             self._started_at = time.monotonic()
@@ -347,6 +349,7 @@ class MessagePoller:
             [self._outbox, self._heartbeat, self._event_loop, self._sweep], STOP_TIMEOUT
         )
         self._observer.requests.detach()
+        self._observer.s3_requests.detach()
         if receiver_done and drained and released:
             logger.info("stopped polling %s", self.queue_url)
         else:
