@@ -48,6 +48,7 @@ from sqs_rpc._options import (
     whole,
 )
 from sqs_rpc._stats import ClientStats
+from sqs_rpc._tracing import carrying
 from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue
 
 from .process import track, untrack
@@ -315,21 +316,23 @@ class RpcClient:
         # Nothing goes to S3 yet: the message is not final.
         self._requests.arguments(message, body, correlation_id, upload=False)
         pending, reply_to = self._open().reply_address()
-        arguments = self._requests.arguments(
-            message,
-            body,
-            correlation_id,
-            reply_to=reply_to,
-            deadline_ms=int((time.time() + seconds) * 1000),
-        )
+        span = self._observer.span(correlation_id, message.queue_url)  # no-op without otel
+        with carrying(span):  # the request carries the span's trace context
+            arguments = self._requests.arguments(
+                message,
+                body,
+                correlation_id,
+                reply_to=reply_to,
+                deadline_ms=int((time.time() + seconds) * 1000),
+            )
         future: Future[Any] = Future()
-        self._observer.started(correlation_id, message.queue_url, future)
+        self._observer.started(correlation_id, message.queue_url, future, span)
         pending.add(correlation_id, future, seconds)
         if future.done():
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future
         try:
-            self._open().send(message.queue_url, arguments, seconds)
+            span.sent(self._open().send(message.queue_url, arguments, seconds))
         except Exception as exc:
             settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
             raise
@@ -360,8 +363,13 @@ class RpcClient:
             delay_seconds=delay_seconds,
         )
         body = self._requests.body(message)
-        arguments = self._requests.arguments(message, body, uuid.uuid4().hex)
-        message_id = transport.send(queue_url, arguments, self._default_timeout)
+        correlation_id = uuid.uuid4().hex
+        span = self._observer.span(correlation_id, queue_url, publish=True)
+        with carrying(span):  # ends the span on an error
+            arguments = self._requests.arguments(message, body, correlation_id)
+            message_id = transport.send(queue_url, arguments, self._default_timeout)
+        span.sent(message_id)
+        span.end("ok", None)
         self._observer.published()
         return message_id
 
