@@ -14,12 +14,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from ._billing import billed_requests, received_payload, sent_payload
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["RequestCounter", "make_sqs_client"]
+__all__ = ["RequestCounter", "make_sqs_client", "merge_config"]
 
 # Long polls hold a connection for up to 20 s: the read timeout must be longer than that.
 READ_TIMEOUT = 40.0
@@ -33,13 +34,26 @@ def make_sqs_client(
     endpoint_url: str | None,
     region_name: str | None,
     max_pool_connections: int = 10,
+    botocore_config: Config | None = None,
+    long_poll_seconds: int = 20,
 ) -> SQSClient:
-    """Return the injected client, or build one with sized pool, timeouts and standard retries."""
+    """Return the injected client, or build one with sized pool, timeouts and standard retries.
+
+    ``botocore_config`` is merged over sqs-rpc's defaults: every option the user's config sets
+    wins (``Config.merge``). One is checked: ``read_timeout`` must outlast the long polls of
+    ``long_poll_seconds``, or every idle receive would fail with a read timeout.
+    """
     if sqs_client is not None:
-        if session is not None or endpoint_url is not None or region_name is not None:
+        if (
+            session is not None
+            or endpoint_url is not None
+            or region_name is not None
+            or botocore_config is not None
+        ):
             raise ConfigurationError(
-                "pass either sqs_client= or session=/endpoint_url=/region_name=, not both: "
-                "an injected client already has its endpoint and region"
+                "pass either sqs_client= or session=/endpoint_url=/region_name=/"
+                "botocore_config=, not both: an injected client already has its endpoint, "
+                "region and configuration"
             )
         return sqs_client
     if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
@@ -52,6 +66,7 @@ def make_sqs_client(
         connect_timeout=CONNECT_TIMEOUT,
         retries={"mode": "standard", "max_attempts": 5},
     )
+    config = merge_config(config, botocore_config, long_poll_seconds)
     factory: Any = session if session is not None else boto3.session.Session()
     try:
         client: SQSClient = factory.client(
@@ -65,21 +80,53 @@ def make_sqs_client(
     return client
 
 
+def merge_config(defaults: Config, user: Config | None, long_poll_seconds: int) -> Config:
+    """sqs-rpc's ``defaults`` with every option ``user`` sets overriding them.
+
+    Raises :class:`ConfigurationError` for a ``read_timeout`` not longer than the long polls.
+    """
+    if user is None:
+        return defaults
+    if not isinstance(user, Config):
+        raise ConfigurationError(
+            f"botocore_config={user!r} must be a botocore.config.Config, such as "
+            "Config(retries={'max_attempts': 3})"
+        )
+    merged = defaults.merge(user)
+    read_timeout = getattr(merged, "read_timeout", None)  # set on every Config at runtime
+    if read_timeout is not None and read_timeout <= long_poll_seconds:
+        raise ConfigurationError(
+            f"botocore_config read_timeout={read_timeout!r} must be longer than the "
+            f"{long_poll_seconds} s long polls this client makes: raise it, or shorten the "
+            "wait (wait_time_seconds= on a poller, reply_wait_time_seconds= on a client)"
+        )
+    return merged
+
+
+_PAYLOAD = "sqs_rpc_payload_bytes"  # a key of botocore's per-call context
+
+
 class RequestCounter:
-    """Counts the SQS API requests a boto3 client makes, by operation (retries excluded).
+    """Counts the API requests a boto3 client makes, by operation (retries excluded).
+
+    For SQS it also counts the requests AWS *bills*: one per started 64 KiB of each action's
+    payload (``_billing.py``), so a 100 KiB ``SendMessage`` is 1 request and 2 billed ones.
 
     Example::
 
         counter = RequestCounter.attach(sqs)
         ...
-        counter.snapshot()  # {"SendMessage": 3, "ReceiveMessage": 2}
-        counter.detach()    # stop counting; the counts stay
+        counter.snapshot()         # {"SendMessage": 3, "ReceiveMessage": 2}
+        counter.billed_snapshot()  # {"SendMessage": 4, "ReceiveMessage": 2}
+        counter.detach()           # stop counting; the counts stay
     """
 
-    def __init__(self) -> None:
+    def __init__(self, service: str = "sqs") -> None:
+        self._service = service
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self._watched: list[SQSClient] = []
+        self._billed: Counter[str] = Counter()
+        self._watched: list[Any] = []
 
     @classmethod
     def attach(cls, sqs_client: SQSClient) -> RequestCounter:
@@ -88,13 +135,21 @@ class RequestCounter:
         counter.watch(sqs_client)
         return counter
 
-    def watch(self, sqs_client: SQSClient) -> None:
+    def _handlers(self) -> list[tuple[str, Any]]:
+        handlers: list[tuple[str, Any]] = [(f"before-call.{self._service}", self._on_call)]
+        if self._service == "sqs":
+            handlers.append(("before-parameter-build.sqs", self._on_params))
+            handlers.append(("after-call.sqs.ReceiveMessage", self._on_received))
+        return handlers
+
+    def watch(self, sqs_client: Any) -> None:
         """Count ``sqs_client``'s requests too (added to the same counts)."""
         with self._lock:
             if any(watched is sqs_client for watched in self._watched):
                 return
             self._watched.append(sqs_client)
-        sqs_client.meta.events.register("before-call.sqs", self._on_call)
+        for event, handler in self._handlers():
+            sqs_client.meta.events.register(event, handler)
 
     def detach(self) -> None:
         """Stop counting (the counts stay). Idempotent.
@@ -105,15 +160,41 @@ class RequestCounter:
         with self._lock:
             watched, self._watched = self._watched, []
         for sqs_client in watched:
-            sqs_client.meta.events.unregister("before-call.sqs", self._on_call)
+            for event, handler in self._handlers():
+                sqs_client.meta.events.unregister(event, handler)
 
-    def _on_call(self, model: Any, **_: Any) -> None:
+    @staticmethod
+    def _on_params(params: Any, model: Any, context: Any = None, **_: Any) -> None:
+        # before-call sees only the serialised request: the payload size is taken here, from
+        # the API parameters, into the call's context (the same value whoever computes it).
+        if isinstance(context, dict) and isinstance(params, dict):
+            context[_PAYLOAD] = sent_payload(str(model.name), params)
+
+    def _on_call(self, model: Any, context: Any = None, **_: Any) -> None:
+        name = str(model.name)
+        payload = context.get(_PAYLOAD, 0) if isinstance(context, dict) else 0
+        billed = billed_requests(payload)
         with self._lock:
-            self._counts[str(model.name)] += 1
+            self._counts[name] += 1
+            self._billed[name] += billed
+
+    def _on_received(self, parsed: Any = None, **_: Any) -> None:
+        if not isinstance(parsed, dict) or "Error" in parsed:
+            return
+        extra = billed_requests(received_payload(parsed)) - 1  # the 1 counted in _on_call
+        if extra:
+            with self._lock:
+                self._billed["ReceiveMessage"] += extra
 
     def snapshot(self) -> dict[str, int]:
+        """API requests by operation."""
         with self._lock:
             return dict(self._counts)
+
+    def billed_snapshot(self) -> dict[str, int]:
+        """Billed requests by operation: one per started 64 KiB of each request's payload."""
+        with self._lock:
+            return dict(self._billed)
 
     def total(self) -> int:
         with self._lock:

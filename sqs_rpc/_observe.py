@@ -27,6 +27,7 @@ from ._hooks import (
     fire,
 )
 from ._stats import ClientStats, Counters, LatencyWindow, PollerStats, int_fields
+from ._tracing import NO_SPAN, CallSpan, tracer
 from ._wire import correlation_id_of
 
 __all__ = ["CallObserver", "MessageObserver", "Outcome"]
@@ -68,8 +69,15 @@ class CallObserver:
         self._counters = Counters(int_fields(ClientStats))
         self._latency = LatencyWindow()
         self.requests = RequestCounter()
+        self.s3_requests = RequestCounter("s3")
 
-    def started(self, correlation_id: str, queue_url: str, future: Future[Any]) -> None:
+    def span(self, correlation_id: str, queue_url: str, *, publish: bool = False) -> CallSpan:
+        """The tracing span of a call or publish: a no-op unless ``sqs_rpc.otel`` is on."""
+        return tracer().call(queue_url, correlation_id, publish=publish)
+
+    def started(
+        self, correlation_id: str, queue_url: str, future: Future[Any], span: CallSpan = NO_SPAN
+    ) -> None:
         """A call is about to be sent; its future's outcome is recorded when it settles."""
         self._counters.add("calls")
         if self._hooks.on_call_started is not None:  # no event object without a hook
@@ -77,7 +85,10 @@ class CallObserver:
         begun = time.monotonic()
 
         def settled(done: Future[Any]) -> None:
-            self._finished(correlation_id, queue_url, done, time.monotonic() - begun)
+            outcome, error = self._finished(
+                correlation_id, queue_url, done, time.monotonic() - begun
+            )
+            span.end(outcome, error)
 
         future.add_done_callback(settled)
 
@@ -86,7 +97,7 @@ class CallObserver:
 
     def _finished(
         self, correlation_id: str, queue_url: str, future: Future[Any], duration: float
-    ) -> None:
+    ) -> tuple[CallOutcome, BaseException | None]:
         error = None if future.cancelled() else future.exception()
         outcome: CallOutcome
         if future.cancelled():
@@ -107,12 +118,15 @@ class CallObserver:
                 self._hooks.on_call_finished,
                 CallFinished(correlation_id, queue_url, outcome, duration, error),
             )
+        return outcome, error
 
     def snapshot(self, pending: int) -> ClientStats:
         return ClientStats(
             **{**self._counters.values(), "pending": pending},
             latency=self._latency.snapshot(),
             requests=self.requests.snapshot(),
+            billed_requests=self.requests.billed_snapshot(),
+            s3_requests=self.s3_requests.snapshot(),
         )
 
 
@@ -134,18 +148,24 @@ class MessageObserver:
         self.counters = Counters()
         self._latency = LatencyWindow()
         self.requests = RequestCounter()
+        self.s3_requests = RequestCounter("s3")
 
     def observe(
         self, process: Callable[[], Outcome], message: Mapping[str, Any], received: float
     ) -> Outcome:
-        """Run ``process()`` for ``message``; count its outcome, time it, fire the hook."""
+        """Run ``process()`` for ``message``; count its outcome, time it, fire the hook.
+
+        The message's tracing span is current in this context while ``process()`` runs.
+        """
         outcome: Outcome | None = None
+        span = tracer().message(self._queue_url, message)
         try:
             outcome = process()
             return outcome
         finally:
             # An exception out of process() is logged by the receiver; here it is an "error".
             kind: MessageOutcome = "error" if outcome is None else outcome.kind
+            span.finish(kind)
             if outcome is not None and outcome.counted:
                 for name in _COUNTERS[kind]:
                     self.counters.add(name)
@@ -169,4 +189,6 @@ class MessageObserver:
             **{**self.counters.values(), "in_flight": in_flight},
             latency=self._latency.snapshot(),
             requests=self.requests.snapshot(),
+            billed_requests=self.requests.billed_snapshot(),
+            s3_requests=self.s3_requests.snapshot(),
         )

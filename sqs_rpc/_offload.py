@@ -37,6 +37,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from ._aws import RequestCounter, merge_config
 from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
 from ._s3_pointer import (
     LEGACY_POINTER_CLASS,
@@ -230,6 +231,7 @@ class PayloadStore:
         *,
         session: boto3.session.Session | None = None,
         region_name: str | None = None,
+        botocore_config: Config | None = None,
     ) -> None:
         if config is not None and not isinstance(config, S3Offload):
             raise ConfigurationError(f"offload={config!r} must be an sqs_rpc.S3Offload or None")
@@ -239,13 +241,18 @@ class PayloadStore:
         if config is not None and config.s3_client is None:
             # Built now, so that a configuration error shows at construction, not at the
             # first large message.
-            self._build = functools.partial(_make_s3_client, session, region_name)
+            self._build = functools.partial(_make_s3_client, session, region_name, botocore_config)
             self._s3_client = self._build()
         self._pid = os.getpid()
 
     @property
     def enabled(self) -> bool:
         return self.config is not None
+
+    def watch(self, counter: RequestCounter) -> None:
+        """Let ``counter`` count the S3 requests of this store's client (if any)."""
+        if self._s3_client is not None:
+            counter.watch(self._s3_client)
 
     def _s3(self) -> S3Client:
         # Built again in a forked child: a boto3 client's connections cannot be shared
@@ -451,13 +458,19 @@ class PayloadStore:
         return True
 
 
-def _make_s3_client(session: boto3.session.Session | None, region_name: str | None) -> S3Client:
+def _make_s3_client(
+    session: boto3.session.Session | None,
+    region_name: str | None,
+    botocore_config: Config | None = None,
+) -> S3Client:
+    # The user's options win, as for SQS (_aws.merge_config); S3 never long-polls.
     config = Config(
         max_pool_connections=50,
         connect_timeout=10.0,
         read_timeout=60.0,
         retries={"mode": "standard", "max_attempts": 5},
     )
+    config = merge_config(config, botocore_config, long_poll_seconds=0)
     factory: Any = session if session is not None else boto3.session.Session()
     try:
         client: S3Client = factory.client("s3", region_name=region_name, config=config)

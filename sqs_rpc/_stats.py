@@ -126,6 +126,11 @@ class PollerStats:
             deleted or left), for messages whose handler ran.
         requests: SQS requests made through the poller's boto3 client while it was started,
             by operation (``{"ReceiveMessage": 12, ...}``); retries are not counted.
+        billed_requests: the same requests as AWS bills them, by operation: one per started
+            64 KiB of each request's payload (body plus attributes; a batch's summed, a
+            receive's as returned). See docs/performance.md#what-a-call-costs.
+        s3_requests: S3 requests of the ``offload``'s S3 client, by operation
+            (``{"PutObject": 1, "GetObject": 1, ...}``).
     """
 
     received: int = 0
@@ -143,6 +148,8 @@ class PollerStats:
     receive_errors: int = 0
     latency: Latency = Latency()
     requests: Mapping[str, int] = field(default_factory=dict)
+    billed_requests: Mapping[str, int] = field(default_factory=dict)
+    s3_requests: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,11 @@ class ClientStats:
         requests: SQS requests made through the client's boto3 client, by operation
             (``{"SendMessage": 3, ...}``); retries are not counted. A boto3 client passed as
             ``sqs_client=`` and shared with other code counts their requests too.
+        billed_requests: the same requests as AWS bills them, by operation: one per started
+            64 KiB of each request's payload (a 100 KiB ``SendMessage`` is 2). See
+            docs/performance.md#what-a-call-costs.
+        s3_requests: S3 requests of the ``offload``'s S3 client, by operation; an
+            ``S3Offload(s3_client=...)`` shared with other code counts theirs too.
     """
 
     calls: int = 0
@@ -185,6 +197,8 @@ class ClientStats:
     pending: int = 0
     latency: Latency = Latency()
     requests: Mapping[str, int] = field(default_factory=dict)
+    billed_requests: Mapping[str, int] = field(default_factory=dict)
+    s3_requests: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

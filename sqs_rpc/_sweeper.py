@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
+from botocore.config import Config
 
 from ._aws import make_sqs_client
 from ._errors import ConfigurationError, QueueDoesNotExist, SqsError, aws_errors, is_throttling
@@ -142,7 +143,8 @@ class Sweeper:
             print(decision.action, decision.queue_url, decision.reason)
 
     Args:
-        sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
+        sqs_client, session, endpoint_url, region_name, botocore_config: as for
+            :class:`~sqs_rpc.RpcClient`.
         reply_queue_prefix: only queues whose name starts with this are considered (not empty).
         dry_run: decide, but delete nothing (decisions say ``would_delete``).
         include_nonempty: also delete idle queues of the Java client that still hold
@@ -162,6 +164,7 @@ class Sweeper:
         dry_run: bool = False,
         include_nonempty: bool = False,
         max_deletions: int = DEFAULT_MAX_DELETIONS,
+        botocore_config: Config | None = None,
     ) -> None:
         if not isinstance(reply_queue_prefix, str) or not reply_queue_prefix:
             raise ConfigurationError(
@@ -184,6 +187,8 @@ class Sweeper:
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
+            botocore_config=botocore_config,
+            long_poll_seconds=0,  # a sweeper never long-polls
         )
         # Set by cancel(): backoff waits end at once, and the sweep stops between queues.
         self._cancelled = threading.Event()

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
@@ -48,6 +49,7 @@ from sqs_rpc._options import (
     whole,
 )
 from sqs_rpc._stats import ClientStats
+from sqs_rpc._tracing import carrying
 from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue
 
 from .process import track, untrack
@@ -112,6 +114,10 @@ class RpcClient:
             and replies offloaded by servers are read from S3 (see docs/payloads.md).
         hooks: callbacks on every call's start and end (:class:`~sqs_rpc.Hooks`), for
             metrics. None by default. See docs/observability.md.
+        botocore_config: a ``botocore.config.Config`` for the boto3 clients built here (SQS,
+            and S3 with ``offload``), merged over sqs-rpc's pool size, timeouts and retries:
+            the options it sets win. Its ``read_timeout`` must be longer than
+            ``reply_wait_time_seconds``. Not with ``sqs_client=``. See docs/client.md.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class RpcClient:
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
+        botocore_config: Config | None = None,
     ) -> None:
         prefix = validate_prefix(reply_queue_prefix)
         self._default_timeout = check_timeout(default_timeout, "default_timeout")
@@ -162,9 +169,14 @@ class RpcClient:
             endpoint_url=endpoint_url,
             region_name=region_name,
             max_pool_connections=max_connections,
+            botocore_config=botocore_config,
+            long_poll_seconds=reply_wait_time_seconds,
         )
         sqs = build(sqs_client=sqs_client)
-        payloads = PayloadStore(offload, session=session, region_name=region_name)
+        payloads = PayloadStore(
+            offload, session=session, region_name=region_name, botocore_config=botocore_config
+        )
+        payloads.watch(self._observer.s3_requests)  # S3 requests, in stats().s3_requests
         self._requests = RequestEncoder(self._codec, payloads, max_bytes)
         self._transport = Transport(
             sqs,
@@ -315,16 +327,18 @@ class RpcClient:
         # Nothing goes to S3 yet: the message is not final.
         self._requests.arguments(message, body, correlation_id, upload=False)
         pending, reply_to = self._open().reply_address()
-        arguments = self._requests.arguments(
-            message,
-            body,
-            correlation_id,
-            reply_to=reply_to,
-            deadline_ms=int((time.time() + seconds) * 1000),
-            nonce=nonce,
-        )
+        span = self._observer.span(correlation_id, message.queue_url)  # no-op without otel
+        with carrying(span):  # the request carries the span's trace context
+            arguments = self._requests.arguments(
+                message,
+                body,
+                correlation_id,
+                reply_to=reply_to,
+                deadline_ms=int((time.time() + seconds) * 1000),
+                nonce=nonce,
+            )
         future: Future[Any] = Future()
-        self._observer.started(correlation_id, message.queue_url, future)
+        self._observer.started(correlation_id, message.queue_url, future, span)
         # A generated id is as unguessable as the nonce, and matched alone for older servers;
         # a chosen one ("order-7") is not: it takes only replies that echo the nonce.
         pending.add(correlation_id, future, seconds, nonce=nonce, nonce_required=chosen_id)
@@ -332,7 +346,7 @@ class RpcClient:
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future
         try:
-            self._open().send(message.queue_url, arguments, seconds)
+            span.sent(self._open().send(message.queue_url, arguments, seconds))
         except Exception as exc:
             settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
             raise
@@ -363,8 +377,13 @@ class RpcClient:
             delay_seconds=delay_seconds,
         )
         body = self._requests.body(message)
-        arguments = self._requests.arguments(message, body, uuid.uuid4().hex)
-        message_id = transport.send(queue_url, arguments, self._default_timeout)
+        correlation_id = uuid.uuid4().hex
+        span = self._observer.span(correlation_id, queue_url, publish=True)
+        with carrying(span):  # ends the span on an error
+            arguments = self._requests.arguments(message, body, correlation_id)
+            message_id = transport.send(queue_url, arguments, self._default_timeout)
+        span.sent(message_id)
+        span.end("ok", None)
         self._observer.published()
         return message_id
 
@@ -389,6 +408,7 @@ class RpcClient:
                 CLOSE_TIMEOUT,
             )
         self._observer.requests.detach()  # last: the requests of the steps above count
+        self._observer.s3_requests.detach()
 
     # -- internals ---------------------------------------------------------------------------
 

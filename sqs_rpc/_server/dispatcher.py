@@ -131,9 +131,13 @@ class Dispatcher:
         """Handle one message, record its outcome (stats, hooks), and return it."""
         # A fresh context per message: the trace context set for it never leaks into the next
         # message this worker thread handles.
+        # The observer runs in it too: the message's tracing span is current for the handler.
         context = contextvars.Context()
-        return self._observer.observe(
-            lambda: context.run(self._process, message, received), message, received
+        return context.run(
+            self._observer.observe,
+            functools.partial(self._process, message, received),
+            message,
+            received,
         )
 
     def _process(self, message: Mapping[str, Any], received: float) -> Outcome:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+from botocore.config import Config
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
@@ -134,7 +135,8 @@ class LambdaResponder:
 
     Args:
         handler: your :class:`~sqs_rpc.MessageHandler` (``handle`` may be ``async def``).
-        sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`;
+        sqs_client, session, endpoint_url, region_name, botocore_config: as for
+            :class:`~sqs_rpc.RpcClient`;
             by default boto3's chain, which in Lambda is the function's role and region.
         queue_url: the request queue's URL. By default it is built from the records'
             ``eventSourceARN`` and the SQS client's endpoint, which is right on AWS.
@@ -166,6 +168,7 @@ class LambdaResponder:
         min_remaining_time: float = DEFAULT_MIN_REMAINING_TIME,
         offload: S3Offload | None = None,
         clock_skew_tolerance: float = DEFAULT_CLOCK_SKEW_TOLERANCE,
+        botocore_config: Config | None = None,
     ) -> None:
         check_handler(handler)
         if queue_url is not None:
@@ -197,8 +200,12 @@ class LambdaResponder:
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
+            botocore_config=botocore_config,
+            long_poll_seconds=0,  # a responder never long-polls
         )
-        self._payloads = PayloadStore(offload, session=session, region_name=region_name)
+        self._payloads = PayloadStore(
+            offload, session=session, region_name=region_name, botocore_config=botocore_config
+        )
         self._observer = MessageObserver(queue_url or "", None)
         self._counters = self._observer.counters
         self._after_batch: list[Callable[[], object]] = []  # see _LambdaSender

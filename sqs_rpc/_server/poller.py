@@ -20,6 +20,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
@@ -119,6 +120,9 @@ class MessagePoller:
         clock_skew_tolerance: seconds a request may be past its caller's deadline and still
             run, for clocks that disagree; an expiry that looks like skew is logged at WARNING
             and counted in ``stats().expired_skewed``.
+        botocore_config: a ``botocore.config.Config`` for the boto3 clients built here (SQS,
+            and S3 with ``offload``), merged over sqs-rpc's: the options it sets win. Its
+            ``read_timeout`` must be longer than ``wait_time_seconds``. See docs/server.md.
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class MessagePoller:
         offload: S3Offload | None = None,
         hooks: Hooks | None = None,
         clock_skew_tolerance: float = DEFAULT_CLOCK_SKEW_TOLERANCE,
+        botocore_config: Config | None = None,
     ) -> None:
         self.queue_url = check_queue_url(queue_url)
         check_handler(handler)
@@ -185,8 +190,12 @@ class MessagePoller:
             endpoint_url=endpoint_url,
             region_name=region_name,
             max_pool_connections=self._concurrency + 4,
+            botocore_config=botocore_config,
+            long_poll_seconds=self._wait_time,
         )
-        self._payloads = PayloadStore(offload, session=session, region_name=region_name)
+        self._payloads = PayloadStore(
+            offload, session=session, region_name=region_name, botocore_config=botocore_config
+        )
         self._owner = owner_id(self)  # in every thread name: sqs-rpc-<role>-<owner>
         self._observer = MessageObserver(queue_url, check_hooks(hooks))
         # Other requests being handled: their replies are about to join this one.
@@ -244,6 +253,7 @@ class MessagePoller:
             # Counted from here to the end of stop(): a poller that is never started holds
             # no handler on an injected boto3 client.
             self._observer.requests.watch(self._sqs)
+            self._payloads.watch(self._observer.s3_requests)
             # Fail here, not in a background loop, when the URL is wrong.
             try:
                 with aws_errors("GetQueueAttributes", self.queue_url):
@@ -254,6 +264,7 @@ class MessagePoller:
                 self._build(attributes)
             except BaseException:
                 self._observer.requests.detach()
+                self._observer.s3_requests.detach()
                 raise
             self._started = True
             self._started_at = time.monotonic()
@@ -338,6 +349,7 @@ class MessagePoller:
             [self._outbox, self._heartbeat, self._event_loop, self._sweep], STOP_TIMEOUT
         )
         self._observer.requests.detach()
+        self._observer.s3_requests.detach()
         if receiver_done and drained and released:
             logger.info("stopped polling %s", self.queue_url)
         else:

@@ -99,9 +99,9 @@ def _check_metrics(text: str) -> None:
     assert value("sqs_rpc_client_call_duration_seconds_count", queue="orders") == 22
     assert value("sqs_rpc_client_call_duration_seconds_bucket", queue="orders", le="+Inf") == 22
     assert value("sqs_rpc_server_message_duration_seconds_count", queue="orders") == 22
-    assert value("sqs_rpc_client_latency_seconds_count") == 22
-    assert value("sqs_rpc_client_latency_seconds", quantile="0.99") > 0
     assert value("sqs_rpc_client_sqs_requests_total", operation="CreateQueue") == 1
+    assert value("sqs_rpc_client_sqs_billed_requests_total", operation="CreateQueue") == 1
+    assert value("sqs_rpc_client_pending_calls") == 0
     assert value("sqs_rpc_server_sqs_requests_total", queue="orders", operation="ReceiveMessage")
     assert value("sqs_rpc_server_in_flight", queue="orders") == 0
 
