@@ -6,6 +6,8 @@ frozen dataclass, built from and turned into SQS message dicts only here.
 A request is an SQS message whose body is the encoded payload, with these String attributes:
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
 ``SqsRpcVersion`` and, when the caller has a timeout, ``Deadline`` (Number, epoch milliseconds).
+A call to a :class:`~sqs_rpc.Service` also carries ``SqsRpcOperation`` (the operation's name)
+and version ``2``; version 1 messages stay readable.
 A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion`` and ``Status``
 (``ok`` or ``error``); an error reply's body is a JSON error document. Both carry the W3C
 ``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
@@ -33,10 +35,13 @@ __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MIN_MESSAGE_BYTES",
+    "MAX_SERVICE_USER_ATTRIBUTES",
     "MAX_USER_ATTRIBUTES",
+    "OPERATION",
     "PROTOCOL_VERSION",
     "REPLY_TO",
     "RETENTION_TAG",
+    "SERVICE_PROTOCOL_VERSION",
     "STATUS",
     "TRACEPARENT",
     "TRACESTATE",
@@ -58,7 +63,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = "1"
-SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+# A request that names an operation (a Service call) says version 2, so that a server too old
+# to route it refuses it as undecodable (an error reply) instead of running the wrong handler.
+# Replies, and every other message, stay version 1.
+SERVICE_PROTOCOL_VERSION = "2"
+SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION, SERVICE_PROTOCOL_VERSION})
 
 # Attribute names. SQS allows at most 10 message attributes per message.
 REPLY_TO = "ReplyTo"
@@ -67,6 +76,7 @@ CONTENT_TYPE = "ContentType"
 VERSION = "SqsRpcVersion"
 DEADLINE = "Deadline"
 STATUS = "Status"
+OPERATION = "SqsRpcOperation"  # the Service operation a request calls (_server/service.py)
 CONTROL = (
     "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
 )
@@ -90,6 +100,7 @@ RESERVED_ATTRIBUTES = frozenset(
         VERSION,
         DEADLINE,
         STATUS,
+        OPERATION,
         CONTROL,
         TRACEPARENT,
         TRACESTATE,
@@ -102,8 +113,10 @@ RESERVED_ATTRIBUTES = frozenset(
 MAX_CORRELATION_ID_LENGTH = 128
 MAX_MESSAGE_ATTRIBUTES = 10
 # A request uses at most 5 protocol attributes plus 2 for trace context: 3 are always the user's
-# (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py).
+# (2 with S3 offload, whose ExtendedPayloadSize takes one: checked in _offload.py). A Service
+# call's SqsRpcOperation is a sixth protocol attribute: such a call leaves 2 (1 with offload).
 MAX_USER_ATTRIBUTES = 3
+MAX_SERVICE_USER_ATTRIBUTES = MAX_USER_ATTRIBUTES - 1
 # SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
 # every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
 # to 1 KiB. A batch request is capped at the same total.
@@ -122,9 +135,12 @@ class ErrorInfo:
     type: str
     message: str
     details: Mapping[str, Any] | None = None
+    code: str | None = None  # a stable, machine-readable name (ServiceError.code)
 
     def to_body(self) -> str:
         doc: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code is not None:
+            doc["code"] = self.code
         if self.details is not None:
             doc["details"] = dict(self.details)
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
@@ -138,10 +154,12 @@ class ErrorInfo:
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             raise DecodeError("error reply body is not an error document with a 'type'")
         details = doc.get("details")
+        code = doc.get("code")
         return cls(
             type=doc["type"],
             message=str(doc.get("message", "")),
             details=details if isinstance(details, dict) else None,
+            code=code if isinstance(code, str) else None,
         )
 
 
@@ -160,6 +178,7 @@ class Request:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     trace: TraceContext | None = None
     group_id: str | None = None  # MessageGroupId, on FIFO queues
+    operation: str | None = None  # SqsRpcOperation: the Service operation called
     # SQS's clock (epoch ms): when SQS accepted the request, and when it first handed it out.
     sent_ms: int | None = None
     first_receive_ms: int | None = None
@@ -175,11 +194,13 @@ class Reply:
     content_type: str
 
 
-def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
+def encode_attributes(
+    attributes: Mapping[str, AttributeValue], *, limit: int = MAX_USER_ATTRIBUTES
+) -> dict[str, dict[str, Any]]:
     """Turn user attributes into SQS ``MessageAttributes``, rejecting reserved names."""
-    if len(attributes) > MAX_USER_ATTRIBUTES:
+    if len(attributes) > limit:
         raise ConfigurationError(
-            f"{len(attributes)} message attributes given; at most {MAX_USER_ATTRIBUTES} are "
+            f"{len(attributes)} message attributes given; at most {limit} are "
             f"yours (SQS allows {MAX_MESSAGE_ATTRIBUTES} and sqs-rpc reserves the rest): put "
             "further data in the payload"
         )
@@ -249,13 +270,22 @@ def encode_request(
     deadline_ms: int | None,
     attributes: Mapping[str, AttributeValue],
     trace: TraceContext | None = None,
+    operation: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request."""
-    attrs = encode_attributes(attributes)
+    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
+
+    With ``operation`` (a Service call), the request names it and says version 2.
+    """
+    if operation is None:
+        attrs = encode_attributes(attributes)
+        attrs[VERSION] = _string(PROTOCOL_VERSION)
+    else:
+        attrs = encode_attributes(attributes, limit=MAX_SERVICE_USER_ATTRIBUTES)
+        attrs[OPERATION] = _string(operation)
+        attrs[VERSION] = _string(SERVICE_PROTOCOL_VERSION)
     _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
     attrs[CONTENT_TYPE] = _string(content_type)
-    attrs[VERSION] = _string(PROTOCOL_VERSION)
     if reply_to is not None:
         attrs[REPLY_TO] = _string(reply_to)
     if deadline_ms is not None:
@@ -376,6 +406,7 @@ def decode_request(message: SqsMessage) -> Request:
             }
         ),
         group_id=message.get("Attributes", {}).get("MessageGroupId"),
+        operation=_attr(message, OPERATION),
         sent_ms=_timestamp(message, "SentTimestamp"),
         first_receive_ms=_timestamp(message, "ApproximateFirstReceiveTimestamp"),
     )
