@@ -86,7 +86,7 @@ class _Errors:
             instance.details = exc.details  # type: ignore[attr-defined]
         else:
             instance = cls(exc.remote_message)
-        instance.remote = exc  # type: ignore[attr-defined]
+        instance.__cause__ = exc  # the reply as it came, for logs and debugging
         return instance
 
 
