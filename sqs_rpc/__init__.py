@@ -7,7 +7,9 @@ Call a service behind an SQS queue and get its answer back, with a timeout::
     with RpcClient() as client:
         reply = client.call(queue_url, {"x": 1}, timeout=10)
 
-Servers subclass :class:`MessageHandler` and run it with a :class:`MessagePoller`.
+Typed services subclass :class:`Service`, mark operations with :func:`rpc`, and are called
+through ``client.proxy(Service, queue_url)``. Underneath, a :class:`MessagePoller` runs any
+:class:`MessageHandler`.
 Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` are not.
 """
 
@@ -17,8 +19,10 @@ from ._aws import RequestCounter
 from ._cli.errors import ExitCode
 from ._client.async_client import AsyncRpcClient
 from ._client.client import RequestMessage, RpcClient
+from ._client.proxy import future
 from ._client.request import MAX_TIMEOUT
 from ._codecs import BytesCodec, Codec, JsonCodec, TextCodec
+from ._deadline_context import remaining_time
 from ._embedded import EmbeddedSqs
 from ._errors import (
     ClientClosedError,
@@ -33,12 +37,16 @@ from ._errors import (
     ReplyQueueLost,
     RpcTimeout,
     S3PayloadError,
+    ServiceError,
     SqsError,
     SqsRpcError,
+    ValidationError,
 )
 from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
 from ._offload import DEFAULT_MAX_PAYLOAD_BYTES, S3Offload
+from ._operations import rpc
 from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
+from ._server.service import Service
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
@@ -88,6 +96,8 @@ __all__ = [
     "RpcTimeout",
     "S3Offload",
     "S3PayloadError",
+    "Service",
+    "ServiceError",
     "SqsError",
     "SqsRpcError",
     "SweepDecision",
@@ -95,7 +105,11 @@ __all__ = [
     "Sweeper",
     "TextCodec",
     "TraceContext",
+    "ValidationError",
     "__version__",
     "current_trace_context",
+    "future",
+    "remaining_time",
+    "rpc",
     "trace_context",
 ]

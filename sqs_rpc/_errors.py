@@ -8,7 +8,10 @@
     ├── PayloadTooLarge         (also ValueError) a message is over the SQS size limit
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── ReplyQueueLost          the client's reply queue was deleted while calls waited
-    ├── RemoteError             the handler raised; carries the remote type, message and details
+    ├── RemoteError             the handler raised; carries the remote type, code and details
+    ├── ServiceError            raised by a handler: an error with a code and JSON details
+    │   └── ValidationError     arguments (at a server) or a result (at a caller) do not fit
+    │                           the operation's type hints; carries the field errors
     ├── Retry                   raised by a handler: leave the request for redelivery (_handler.py)
     ├── ProtocolError           a message does not follow the wire protocol
     │   ├── EncodeError         (also TypeError) a payload or return value cannot be encoded
@@ -50,8 +53,10 @@ __all__ = [
     "ReplyQueueLost",
     "RpcTimeout",
     "S3PayloadError",
+    "ServiceError",
     "SqsError",
     "SqsRpcError",
+    "ValidationError",
     "aws_errors",
     "is_message_too_long",
     "is_throttling",
@@ -112,6 +117,15 @@ class RemoteError(SqsRpcError):
         remote_message: the remote exception's message.
         details: optional structured details sent by the server (JSON-compatible).
         correlation_id: the call's correlation id.
+        code: the :class:`ServiceError` code the handler raised (``"out_of_stock"``), or None.
+
+    Example::
+
+        try:
+            pricing.quote("A-1")
+        except RemoteError as exc:
+            if exc.code == "out_of_stock":
+                print("no stock of", exc.details["sku"])
     """
 
     def __init__(
@@ -121,12 +135,74 @@ class RemoteError(SqsRpcError):
         details: Mapping[str, Any] | None = None,
         *,
         correlation_id: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(f"{error_type}: {remote_message}")
         self.error_type = error_type
         self.remote_message = remote_message
         self.details = dict(details) if details is not None else None
         self.correlation_id = correlation_id
+        self.code = code
+
+
+class ServiceError(SqsRpcError):
+    """An error a handler raises on purpose: a stable code, a message and JSON details.
+
+    The caller gets them as :class:`RemoteError` (``.code``, ``.remote_message``,
+    ``.details``), or as your own subclass if it registered it (``proxy(..., errors=[...])``).
+
+    Example::
+
+        raise ServiceError("out_of_stock", f"no stock of {sku}", details={"sku": sku})
+
+        class OutOfStock(ServiceError):
+            code = "out_of_stock"      # the name a caller registers it under
+
+            def __init__(self, sku: str) -> None:
+                super().__init__(self.code, f"no stock of {sku}", details={"sku": sku})
+
+    Attributes:
+        code: a short, stable, machine-readable name, such as ``"out_of_stock"``.
+        message: a human-readable message.
+        details: JSON-compatible details, or None.
+    """
+
+    code: str = "service_error"
+
+    def __init__(
+        self, code: str, message: str = "", *, details: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = dict(details) if details is not None else None
+
+
+class ValidationError(ServiceError):
+    """Values do not fit an operation's type hints.
+
+    At a server, a request's arguments: the caller gets a :class:`RemoteError` with code
+    ``"invalid_arguments"`` and the field errors in ``details["errors"]``. At a caller, a
+    reply that does not fit the return type raises this, with code ``"invalid_reply"``.
+
+    Example::
+
+        try:
+            pricing.quote("A-1")
+        except ValidationError as exc:
+            for error in exc.errors:
+                print(error["loc"], error["msg"])
+
+    Attributes:
+        errors: one dict per problem: ``loc`` (a list of field names and indexes),
+            ``msg`` and ``type``, as pydantic writes them.
+    """
+
+    code = "invalid"
+
+    def __init__(self, code: str, message: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(code, message, details={"errors": errors})
+        self.errors = errors
 
 
 class ProtocolError(SqsRpcError):

@@ -6,10 +6,11 @@ frozen dataclass, built from and turned into SQS message dicts only here.
 A request is an SQS message whose body is the encoded payload, with these String attributes:
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
 ``SqsRpcVersion``, and on a call ``Deadline`` (Number, epoch milliseconds) and ``SqsRpcNonce``
-(random per call). A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion``,
-``Status`` (``ok`` or ``error``) and the request's ``SqsRpcNonce``; an error reply's body is a
-JSON error document. Both carry the W3C ``traceparent`` and ``tracestate`` attributes when the
-caller had a trace context.
+(random per call). A call to a :class:`~sqs_rpc.Service` also carries ``SqsRpcOperation`` (the
+operation's name) and version ``2``; version 1 messages stay readable. A reply carries
+``CorrelationId``, ``ContentType``, ``SqsRpcVersion``, ``Status`` (``ok`` or ``error``) and the
+request's ``SqsRpcNonce``; an error reply's body is a JSON error document. Both carry the W3C
+``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ __all__ = [
     "MAX_MESSAGE_ATTRIBUTES",
     "MAX_MESSAGE_BYTES",
     "MAX_NONCE_LENGTH",
+    "MAX_SERVICE_USER_ATTRIBUTES",
     "MAX_USER_ATTRIBUTES",
     "MIN_MESSAGE_BYTES",
     "NONCE",
+    "OPERATION",
     "PROTOCOL_VERSION",
     "REPLY_TO",
     "RETENTION_TAG",
+    "SERVICE_PROTOCOL_VERSION",
     "STATUS",
     "TRACEPARENT",
     "TRACESTATE",
@@ -67,7 +71,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = "1"
-SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+# A request that names an operation (a Service call) says version 2, so that a server too old
+# to route it refuses it as undecodable (an error reply) instead of running the wrong handler.
+# Replies, and every other message, stay version 1.
+SERVICE_PROTOCOL_VERSION = "2"
+SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION, SERVICE_PROTOCOL_VERSION})
 
 # Attribute names. SQS allows at most 10 message attributes per message.
 REPLY_TO = "ReplyTo"
@@ -80,6 +88,7 @@ STATUS = "Status"
 # to the earlier call must not settle the later one. Optional: older peers neither send nor
 # echo it, and protocol version 1 reads the same with or without it.
 NONCE = "SqsRpcNonce"
+OPERATION = "SqsRpcOperation"  # the Service operation a request calls (_server/service.py)
 CONTROL = (
     "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
 )
@@ -104,6 +113,7 @@ RESERVED_ATTRIBUTES = frozenset(
         DEADLINE,
         STATUS,
         NONCE,
+        OPERATION,
         CONTROL,
         TRACEPARENT,
         TRACESTATE,
@@ -127,9 +137,11 @@ _ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 MAX_MESSAGE_ATTRIBUTES = 10
 # A call uses at most 6 protocol attributes (ReplyTo, CorrelationId, ContentType, SqsRpcVersion,
 # Deadline, SqsRpcNonce) and traceparent: 3 are always the user's (2 with S3 offload, whose
-# ExtendedPayloadSize takes one: checked in _offload.py). tracestate goes in a slot none of
-# those took; on a message already at 10, it is left out (within_attribute_budget).
+# ExtendedPayloadSize takes one: checked in _offload.py). A Service call's SqsRpcOperation is a
+# seventh protocol attribute: such a call leaves 2 (1 with offload). tracestate goes in a slot
+# none of those took; on a message already at 10, it is left out (within_attribute_budget).
 MAX_USER_ATTRIBUTES = 3
+MAX_SERVICE_USER_ATTRIBUTES = MAX_USER_ATTRIBUTES - 1
 # sqs-rpc writes 32 hex digits; a server accepts up to this many printable ASCII characters.
 MAX_NONCE_LENGTH = 64
 _NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
@@ -151,6 +163,7 @@ class ErrorInfo:
     type: str
     message: str
     details: Mapping[str, Any] | None = None
+    code: str | None = None  # a stable, machine-readable name (ServiceError.code)
 
     def to_body(self) -> str:
         """The compact JSON document, always text SQS accepts.
@@ -159,6 +172,8 @@ class ErrorInfo:
         reply must still go out, so such characters are escaped, never refused.
         """
         doc: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code is not None:
+            doc["code"] = self.code
         if self.details is not None:
             doc["details"] = dict(self.details)
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
@@ -173,10 +188,12 @@ class ErrorInfo:
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             raise DecodeError("error reply body is not an error document with a 'type'")
         details = doc.get("details")
+        code = doc.get("code")
         return cls(
             type=_printable(doc["type"]),
             message=_printable(str(doc.get("message", ""))),
             details=details if isinstance(details, dict) else None,
+            code=code if isinstance(code, str) else None,
         )
 
 
@@ -203,6 +220,7 @@ class Request:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     trace: TraceContext | None = None
     group_id: str | None = None  # MessageGroupId, on FIFO queues
+    operation: str | None = None  # SqsRpcOperation: the Service operation called
     # SQS's clock (epoch ms): when SQS accepted the request, and when it first handed it out.
     sent_ms: int | None = None
     first_receive_ms: int | None = None
@@ -220,7 +238,9 @@ class Reply:
     nonce: str | None = None  # the request's SqsRpcNonce; None from older servers
 
 
-def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dict[str, Any]]:
+def encode_attributes(
+    attributes: Mapping[str, AttributeValue], *, limit: int = MAX_USER_ATTRIBUTES
+) -> dict[str, dict[str, Any]]:
     """Turn user attributes into SQS ``MessageAttributes``, rejecting what SQS would refuse.
 
     Raises :class:`ConfigurationError` for too many attributes, a reserved name, a name SQS
@@ -231,9 +251,9 @@ def encode_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, dic
             f"attributes must be a mapping of names to str or bytes, not "
             f"{type(attributes).__name__}"
         )
-    if len(attributes) > MAX_USER_ATTRIBUTES:
+    if len(attributes) > limit:
         raise ConfigurationError(
-            f"{len(attributes)} message attributes given; at most {MAX_USER_ATTRIBUTES} are "
+            f"{len(attributes)} message attributes given; at most {limit} are "
             f"yours (SQS allows {MAX_MESSAGE_ATTRIBUTES} and sqs-rpc reserves the rest): put "
             "further data in the payload"
         )
@@ -327,16 +347,23 @@ def encode_request(
     attributes: Mapping[str, AttributeValue],
     trace: TraceContext | None = None,
     nonce: str | None = None,
+    operation: str | None = None,
 ) -> dict[str, Any]:
     """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
 
-    ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only).
+    ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only). With ``operation`` (a
+    Service call), the request names it and says version 2.
     """
-    attrs = encode_attributes(attributes)
+    if operation is None:
+        attrs = encode_attributes(attributes)
+        attrs[VERSION] = _string(PROTOCOL_VERSION)
+    else:
+        attrs = encode_attributes(attributes, limit=MAX_SERVICE_USER_ATTRIBUTES)
+        attrs[OPERATION] = _string(operation)
+        attrs[VERSION] = _string(SERVICE_PROTOCOL_VERSION)
     _add_trace(attrs, trace)
     attrs[CORRELATION_ID] = _string(correlation_id)
     attrs[CONTENT_TYPE] = _string(content_type)
-    attrs[VERSION] = _string(PROTOCOL_VERSION)
     if reply_to is not None:
         attrs[REPLY_TO] = _string(reply_to)
     if deadline_ms is not None:
@@ -500,6 +527,7 @@ def decode_request(message: SqsMessage, *, now_ms: float | None = None) -> Reque
             }
         ),
         group_id=message.get("Attributes", {}).get("MessageGroupId"),
+        operation=_attr(message, OPERATION),
         sent_ms=_timestamp(message, "SentTimestamp"),
         first_receive_ms=_timestamp(message, "ApproximateFirstReceiveTimestamp"),
         nonce=nonce,

@@ -21,10 +21,10 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqs_rpc._errors import ConfigurationError
 from sqs_rpc._loop import owner_id, thread_name
@@ -32,6 +32,7 @@ from sqs_rpc._stats import ClientStats
 from sqs_rpc._wire import AttributeValue
 
 from .client import RequestMessage, RpcClient
+from .proxy import async_proxy
 from .state import ClientState
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
@@ -159,6 +160,33 @@ class AsyncRpcClient:
         # The reply poller's thread settles `reply`; wrap_future hands the outcome to this
         # loop, and cancelling the wrapper cancels `reply`, which leaves the pending map.
         return await asyncio.wrap_future(reply)
+
+    def proxy(
+        self,
+        service: Callable[..., T],
+        queue_url: str,
+        *,
+        timeout: float | None = None,
+        errors: Iterable[type[Exception]] = (),
+    ) -> T:
+        """A typed stand-in for a service, whose every method is awaited.
+
+        ``service`` is a ``typing.Protocol`` (or a Service class) whose operations are all
+        declared ``async def``, so type checkers see awaitables; for a service written with
+        ``def`` methods, declare such a Protocol. Options as :meth:`RpcClient.proxy`.
+
+        Example::
+
+            class PricingAsync(Protocol):
+                async def quote(self, sku: str, qty: int = 1) -> Quote: ...
+
+            pricing = client.proxy(PricingAsync, queue_url)
+            quotes = await asyncio.gather(pricing.quote("A-1"), pricing.quote("B-2"))
+        """
+        return cast(
+            T,
+            async_proxy(self, cast(type, service), queue_url, timeout=timeout, errors=errors),
+        )
 
     async def publish(
         self,

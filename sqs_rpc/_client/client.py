@@ -24,17 +24,18 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
 
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
+from sqs_rpc._deadline_context import bounded_timeout
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
@@ -53,6 +54,7 @@ from sqs_rpc._tracing import carrying
 from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue
 
 from .process import track, untrack
+from .proxy import sync_proxy
 from .reply_poller import WAIT_TIME_SECONDS
 from .reply_queue import validate_prefix
 from .request import RequestEncoder, RequestMessage, check_timeout
@@ -72,6 +74,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 60.0
@@ -254,7 +258,8 @@ class RpcClient:
         """Send ``payload`` to ``queue_url`` and return the decoded reply.
 
         Raises:
-            RpcTimeout: no reply within ``timeout`` (default: the client's ``default_timeout``).
+            RpcTimeout: no reply within ``timeout`` (default: the client's ``default_timeout``;
+                inside a handler, the inbound request's remaining time, which also caps it).
             RemoteError: the handler raised; the remote type and message are attached.
             EncodeError: the payload cannot be encoded.
             SqsError: SQS refused the request (for example :class:`QueueDoesNotExist`).
@@ -356,6 +361,35 @@ class RpcClient:
         logger.debug("sent call %s to %s", correlation_id, message.queue_url)
         return future
 
+    def proxy(
+        self,
+        service: Callable[..., T],
+        queue_url: str,
+        *,
+        timeout: float | None = None,
+        errors: Iterable[type[Exception]] = (),
+    ) -> T:
+        """A typed stand-in for the :class:`~sqs_rpc.Service` behind ``queue_url``.
+
+        ``service`` is the service's class or a ``typing.Protocol`` of it; the proxy has its
+        methods, and type checkers check calls against their signatures. A ``def`` method
+        blocks and returns the validated result (:class:`~sqs_rpc.ValidationError` if the
+        reply does not fit); an ``async def`` one returns an awaitable. A remote error whose
+        code (or type name) is the ``code`` attribute (or name) of a class in ``errors`` is
+        raised as that class; others as :class:`RemoteError`.
+
+        Example::
+
+            pricing = client.proxy(Pricing, queue_url, errors=[OutOfStock])
+            quote = pricing.quote("A-1", qty=3)                 # a Quote
+            later = sqs_rpc.future(pricing.quote)("B-2")        # Future[Quote]
+        """
+        # Callable[..., T], not type[T]: mypy refuses a Protocol where type[T] is expected.
+        return cast(
+            T,
+            sync_proxy(self, cast(type, service), queue_url, timeout=timeout, errors=errors),
+        )
+
     def publish(
         self,
         queue_url: str,
@@ -429,4 +463,7 @@ class RpcClient:
         self._transport.after_fork_in_child()
 
     def _timeout(self, timeout: float | None) -> float:
-        return self._default_timeout if timeout is None else check_timeout(timeout, "timeout")
+        seconds = None if timeout is None else check_timeout(timeout, "timeout")
+        # Inside a handler: never longer than the inbound request's remaining time, and that
+        # by default (_deadline_context.py).
+        return bounded_timeout(seconds, self._default_timeout)

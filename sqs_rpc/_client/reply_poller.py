@@ -163,7 +163,11 @@ class ReplyPoller:
                 settle(
                     future,
                     error=RemoteError(
-                        info.type, info.message, info.details, correlation_id=correlation_id
+                        info.type,
+                        info.message,
+                        info.details,
+                        correlation_id=correlation_id,
+                        code=info.code,
                     ),
                 )
                 return read

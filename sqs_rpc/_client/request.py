@@ -17,6 +17,8 @@ from sqs_rpc._offload import PayloadStore
 from sqs_rpc._trace import current_trace_context
 from sqs_rpc._wire import (
     MAX_CORRELATION_ID_LENGTH,
+    MAX_SERVICE_USER_ATTRIBUTES,
+    MAX_USER_ATTRIBUTES,
     AttributeValue,
     encode_attributes,
     encode_request,
@@ -63,6 +65,8 @@ class RequestMessage:
         deduplication_id: ``MessageDeduplicationId`` for FIFO queues without
             content-based deduplication.
         delay_seconds: ``DelaySeconds``, 0 to 900 (standard queues only).
+        operation: the :class:`~sqs_rpc.Service` operation to call (``SqsRpcOperation``);
+            set by proxies. A service call leaves 2 attributes of your own.
     """
 
     queue_url: str
@@ -72,6 +76,7 @@ class RequestMessage:
     group_id: str | None = None
     deduplication_id: str | None = None
     delay_seconds: int = 0
+    operation: str | None = None
 
 
 def check_timeout(value: float, name: str, *, maximum: float = MAX_TIMEOUT) -> float:
@@ -100,7 +105,10 @@ def check_queue_url(queue_url: str) -> str:
 def check_message(message: RequestMessage) -> None:
     """Raise :class:`ConfigurationError` when ``message`` cannot be sent as it is."""
     check_queue_url(message.queue_url)
-    encode_attributes(message.attributes)
+    encode_attributes(
+        message.attributes,
+        limit=MAX_USER_ATTRIBUTES if message.operation is None else MAX_SERVICE_USER_ATTRIBUTES,
+    )
     correlation_id = message.correlation_id
     if correlation_id is not None and (
         not isinstance(correlation_id, str)
@@ -170,6 +178,7 @@ class RequestEncoder:
             attributes=message.attributes,
             trace=current_trace_context(),  # set by trace_context(); see docs/tracing.md
             nonce=nonce,
+            operation=message.operation,
         )
         if message.group_id is not None:
             arguments["MessageGroupId"] = message.group_id

@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
-from sqs_rpc._errors import DecodeError, EncodeError, SqsError, aws_errors
+from sqs_rpc._deadline_context import set_inbound_deadline
+from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import Offloaded, PayloadStore
@@ -246,7 +247,10 @@ class Dispatcher:
             max_receive_count=self._max_receive_count,
             traceparent=request.trace.traceparent if request.trace else None,
             tracestate=request.trace.tracestate if request.trace else None,
+            operation=request.operation,
         )
+        # The handler's own calls default to, and never outlive, this request's deadline.
+        set_inbound_deadline(incoming.deadline)
         heartbeat = self._heartbeat
         token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
         failure: Exception | None = None
@@ -370,9 +374,12 @@ class Dispatcher:
 
     def _error_body(self, exc: Exception) -> str:
         details: dict[str, Any] | None = None
+        code: str | None = None
+        if isinstance(exc, ServiceError):  # raised on purpose: its code and details go too
+            code, details = exc.code, exc.details
         if self._include_traceback:
-            details = {"traceback": "".join(traceback.format_exception(exc))}
-        return ErrorInfo(type(exc).__name__, str(exc), details).to_body()
+            details = {**(details or {}), "traceback": "".join(traceback.format_exception(exc))}
+        return ErrorInfo(type(exc).__name__, str(exc), details, code=code).to_body()
 
     def _reject(self, message: Mapping[str, Any], exc: DecodeError, extra: Attributes) -> None:
         """An undecodable message: tell the caller once, leave the message for redrive."""

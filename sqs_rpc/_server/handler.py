@@ -38,6 +38,7 @@ class IncomingMessage:
         group_id: the FIFO message group id, or None on a standard queue.
         max_receive_count: the request queue's ``maxReceiveCount`` (redrive policy), or None.
         traceparent, tracestate: the caller's W3C trace context, or None.
+        operation: the :class:`~sqs_rpc.Service` operation the caller named, or None.
     """
 
     body: Any
@@ -52,6 +53,7 @@ class IncomingMessage:
     max_receive_count: int | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    operation: str | None = None
 
     @property
     def trace_headers(self) -> dict[str, str]:

@@ -30,6 +30,12 @@ def _env() -> dict[str, str]:
 SELF_CONTAINED = {
     "quickstart.py": ["{'echo': {'x': 1}}", "remote error: ValueError asked to fail"],
     "fan_out_async.py": ["sum: 2470"],
+    "typed_service.py": [
+        "A-1: 600 cents until 2030-01-01",
+        "concurrent: [250, 250]",
+        "out of stock: {'sku': 'X-0'}",
+        "invalid: invalid_arguments [['sku']]",
+    ],
     "error_handling.py": [
         "6 / 3 = 2.0",
         "remote error: ZeroDivisionError - division by zero",
