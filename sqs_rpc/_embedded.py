@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,8 @@ class EmbeddedSqs:
             werkzeug_logger = logging.getLogger("werkzeug")
             if werkzeug_logger.level == logging.NOTSET:
                 werkzeug_logger.setLevel(logging.WARNING)
+            if self._port:
+                _check_port_is_free(self._port)
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
             server.start()
             host, port = server.get_host_and_port()
@@ -131,6 +134,21 @@ class EmbeddedSqs:
             self.client(), name, attributes, max_receive_count=max_receive_count
         )
         return queue_url
+
+
+def _check_port_is_free(port: int) -> None:
+    # moto binds in its own thread and does not report a failure there: the requests then go
+    # to whatever holds the port, and hang. Binding first turns that into a clear error.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As werkzeug does: a port left in TIME_WAIT by a server that just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"port {port} on 127.0.0.1 is in use ({exc.strerror}): stop what holds it, "
+                "or pick another port (0 picks a free one)"
+            ) from exc
 
 
 def create_queue_with_dead_letters(
