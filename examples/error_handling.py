@@ -29,7 +29,7 @@ class Divide(MessageHandler):
 
 def main() -> None:
     with EmbeddedSqs() as sqs:
-        queue_url = sqs.create_queue("divide")
+        queue_url = sqs.create_queue("divide", max_receive_count=3)
         nobody_listens = sqs.create_queue("unserved")
         poller = MessagePoller(queue_url, Divide(), sqs_client=sqs.client(), wait_time_seconds=1)
         with poller, RpcClient(sqs_client=sqs.client(), max_message_bytes=64 * 1024) as client:

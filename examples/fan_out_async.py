@@ -26,7 +26,7 @@ async def fan_out(queue_url: str, sqs: EmbeddedSqs) -> list[Any]:
 
 def main() -> None:
     with EmbeddedSqs() as sqs:
-        queue_url = sqs.create_queue("squares")
+        queue_url = sqs.create_queue("squares", max_receive_count=3)
         poller = MessagePoller(
             queue_url, Square(), concurrency=8, sqs_client=sqs.client(), wait_time_seconds=1
         )

@@ -38,7 +38,7 @@ class Ledger(MessageHandler):
 def main() -> None:
     ledger = Ledger()
     with EmbeddedSqs() as sqs:
-        queue_url = sqs.create_queue("ledger.fifo", FifoQueue="true")
+        queue_url = sqs.create_queue("ledger.fifo", max_receive_count=3, FifoQueue="true")
         poller = MessagePoller(
             queue_url, ledger, concurrency=1, sqs_client=sqs.client(), wait_time_seconds=1
         )

@@ -36,7 +36,7 @@ def main() -> None:
     pages = ["/", "/pricing", "/docs", "/blog", "/signup"]
     audit = Audit(expected=len(pages))
     with EmbeddedSqs() as sqs:
-        queue_url = sqs.create_queue("page-views")
+        queue_url = sqs.create_queue("page-views", max_receive_count=3)
         poller = MessagePoller(queue_url, audit, sqs_client=sqs.client(), wait_time_seconds=1)
         with poller, RpcClient(sqs_client=sqs.client()) as client:
             for page in pages:

@@ -28,7 +28,7 @@ class Echo(MessageHandler):
 
 def main() -> None:
     with EmbeddedSqs() as sqs:
-        queue_url = sqs.create_queue("echo-requests")
+        queue_url = sqs.create_queue("echo-requests", max_receive_count=3)
         poller = MessagePoller(
             queue_url, Echo(), concurrency=8, sqs_client=sqs.client(), wait_time_seconds=1
         )

@@ -17,7 +17,6 @@ another SQS endpoint. pytest fixtures built on this module are in
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import uuid
@@ -30,7 +29,7 @@ import boto3
 
 from ._aws import make_sqs_client
 from ._client.client import RpcClient
-from ._embedded import EmbeddedSqs
+from ._embedded import EmbeddedSqs, create_queue_with_dead_letters
 from ._errors import SqsError, aws_errors
 from ._server.poller import DEFAULT_CONCURRENCY, MessageHandler, MessagePoller
 
@@ -136,16 +135,12 @@ def rpc_test_server(
         attributes: dict[str, str] = {}
         if fifo:
             attributes.update(FifoQueue="true", ContentBasedDeduplication="true")
-        dead_letter_url: str | None = None
-        if max_receive_count is not None:
-            dead_letter_url = _create(admin, f"{name}-dlq{suffix}", dict(attributes))
-            stack.callback(_delete, admin, dead_letter_url)
-            arn = _queue_arn(admin, dead_letter_url)
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count}
-            )
         attributes.update(queue_attributes or {})
-        queue_url = _create(admin, name + suffix, attributes)
+        queue_url, dead_letter_url = create_queue_with_dead_letters(
+            admin, name + suffix, attributes, max_receive_count=max_receive_count
+        )
+        if dead_letter_url is not None:
+            stack.callback(_delete, admin, dead_letter_url)
         stack.callback(_delete, admin, queue_url)
         # Exit order (ExitStack runs callbacks last-in first-out): the poller stops first,
         # finishing running handlers, while the client can still receive their replies; then
@@ -189,17 +184,6 @@ def _sqs_client(endpoint_url: str, region_name: str, connections: int = 10) -> S
         region_name=region_name,
         max_pool_connections=connections,
     )
-
-
-def _create(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
-    with aws_errors("CreateQueue", name):
-        return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
-
-
-def _queue_arn(sqs: SQSClient, queue_url: str) -> str:
-    with aws_errors("GetQueueAttributes", queue_url):
-        response = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    return response["Attributes"]["QueueArn"]
 
 
 def _delete(sqs: SQSClient, queue_url: str) -> None:

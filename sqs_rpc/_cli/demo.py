@@ -1,8 +1,9 @@
 """``sqs-rpc demo``: real round trips on the embedded server (or any SQS endpoint), measured.
 
-It starts an SQS-compatible server on 127.0.0.1 (unless given an endpoint), creates a request
-queue, runs a MessagePoller and an RpcClient, makes sequential and concurrent calls, checks
-every reply against its request, prints what happened, and deletes everything it created.
+It starts an SQS-compatible server on 127.0.0.1 (unless given an endpoint). It creates a request
+queue with a dead-letter queue, and runs a MessagePoller and an RpcClient. It makes sequential
+and concurrent calls and checks every reply against its request. It prints each phase as it
+starts and ends, then a summary, and deletes everything it created.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,7 +23,11 @@ import boto3
 
 from sqs_rpc._aws import RequestCounter, make_sqs_client
 from sqs_rpc._client.client import RpcClient
-from sqs_rpc._embedded import EmbeddedSqs
+from sqs_rpc._embedded import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    EmbeddedSqs,
+    create_queue_with_dead_letters,
+)
 from sqs_rpc._errors import RemoteError, SqsRpcError, aws_errors
 from sqs_rpc._server.poller import IncomingMessage, MessageHandler, MessagePoller
 
@@ -124,16 +129,48 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+class _Progress:
+    """Prints each phase as it starts and as it ends, flushed, so nothing waits for the end."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def line(self, label: str, text: str) -> None:
+        print(f"{label + ':':<18}{text}", file=self._out, flush=True)
+
+    @contextlib.contextmanager
+    def phase(self, label: str, text: str) -> Iterator[list[str]]:
+        """Print ``label: text ...``; the block appends what to print after ``done``."""
+        print(f"{label + ':':<18}{text} ...", end="", file=self._out, flush=True)
+        outcome: list[str] = []
+        started = time.perf_counter()
+        try:
+            yield outcome
+        except BaseException:
+            print(" failed", file=self._out, flush=True)
+            raise
+        elapsed = time.perf_counter() - started
+        detail = ", ".join([f"{elapsed:.1f} s", *outcome])
+        print(f" done ({detail})", file=self._out, flush=True)
+
+
 @contextlib.contextmanager
-def _endpoint(endpoint_url: str | None, region_name: str | None) -> Iterator[tuple[Any, ...]]:
-    """Yield (make_client, description): the embedded server unless an endpoint is given."""
+def _endpoint(
+    endpoint_url: str | None, region_name: str | None, progress: _Progress
+) -> Iterator[Callable[..., SQSClient]]:
+    """Yield a client factory: the embedded server unless an endpoint is given."""
     if endpoint_url is None and region_name is None:
-        with EmbeddedSqs() as embedded:
+        with progress.phase("SQS", "starting an embedded SQS-compatible server") as outcome:
+            embedded = EmbeddedSqs().__enter__()
+            outcome.append(f"at {embedded.endpoint_url}")
+        try:
 
             def make_embedded(connections: int = 10) -> SQSClient:
                 return embedded.client(max_pool_connections=connections)
 
-            yield make_embedded, f"embedded SQS-compatible server at {embedded.endpoint_url}"
+            yield make_embedded
+        finally:
+            embedded.stop()
         return
 
     def make(connections: int = 10) -> SQSClient:
@@ -145,7 +182,8 @@ def _endpoint(endpoint_url: str | None, region_name: str | None) -> Iterator[tup
             max_pool_connections=connections,
         )
 
-    yield make, endpoint_url or f"AWS SQS in {region_name}"
+    progress.line("SQS", endpoint_url or f"AWS SQS in {region_name}")
+    yield make
 
 
 def run_demo(
@@ -158,14 +196,19 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo, printing to ``out``; return the report (``report.ok`` when all was right)."""
     report = DemoReport()
-    with _endpoint(endpoint_url, region_name) as (make_client, where):
-        print(f"sqs-rpc demo against {where}", file=out)
+    progress = _Progress(out)
+    print("sqs-rpc demo: a server and a client making real round trips", file=out, flush=True)
+    with _endpoint(endpoint_url, region_name, progress) as make_client:
         admin: SQSClient = make_client()
-        with aws_errors("CreateQueue"):
-            queue_url = admin.create_queue(QueueName=f"sqs-rpc-demo-{uuid.uuid4().hex[:12]}")[
-                "QueueUrl"
-            ]
+        name = f"sqs-rpc-demo-{uuid.uuid4().hex[:12]}"
+        created: list[str] = []
         try:
+            with progress.phase("queues", f"creating {name} and {name}-dlq") as outcome:
+                queue_url, dead_letters = create_queue_with_dead_letters(
+                    admin, name, max_receive_count=DEFAULT_MAX_RECEIVE_COUNT
+                )
+                created += [url for url in (queue_url, dead_letters) if url]
+                outcome.append(f"maxReceiveCount {DEFAULT_MAX_RECEIVE_COUNT}")
             server_sqs, client_sqs = make_client(), make_client(concurrency + 4)
             server_counter = RequestCounter.attach(server_sqs)
             client_counter = RequestCounter.attach(client_sqs)
@@ -176,23 +219,39 @@ def run_demo(
                 sqs_client=server_sqs,
                 wait_time_seconds=2,
             )
-            with poller, RpcClient(sqs_client=client_sqs) as client:
-                _exercise(client, queue_url, calls, concurrency, report)
-                reply_queue = client.reply_queue_url
+            client = RpcClient(sqs_client=client_sqs)
+            with progress.phase("start", "a MessagePoller (8 workers) and an RpcClient"):
+                poller.start()
+            try:
+                _exercise(client, queue_url, calls, concurrency, report, progress=progress)
+            finally:
+                # Stop the server before the client: running handlers can still reply.
+                with progress.phase("stop", "the MessagePoller, then the RpcClient"):
+                    poller.stop()
+                    reply_queue = client.reply_queue_url
+                    client.close()
             report.client_requests = client_counter.snapshot()
             report.server_requests = server_counter.snapshot()
             report.reply_queue_deleted = reply_queue is not None and not any(
                 url == reply_queue for url in admin.list_queues().get("QueueUrls", [])
             )
         finally:
-            with aws_errors("DeleteQueue", queue_url):
-                admin.delete_queue(QueueUrl=queue_url)
+            with progress.phase("cleanup", "deleting the two queues"):
+                for url in created:
+                    with aws_errors("DeleteQueue", url):
+                        admin.delete_queue(QueueUrl=url)
     _print_report(report, out)
     return report
 
 
 def _exercise(
-    client: RpcClient, queue_url: str, calls: int, concurrency: int, report: DemoReport
+    client: RpcClient,
+    queue_url: str,
+    calls: int,
+    concurrency: int,
+    report: DemoReport,
+    *,
+    progress: _Progress,
 ) -> None:
     def one(n: int) -> float:
         started = time.perf_counter()
@@ -203,31 +262,44 @@ def _exercise(
         return elapsed
 
     sequential = max(1, calls // 3)
-    for n in range(sequential):
-        try:
-            report.sequential_ms.append(one(n))
-        except SqsRpcError as exc:
-            report.errors.append(repr(exc))
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        futures = [pool.submit(one, n) for n in range(sequential, calls)]
-        for future in futures:
+    with progress.phase("sequential", f"{sequential} calls, one at a time") as outcome:
+        for n in range(sequential):
             try:
-                report.concurrent_ms.append(future.result())
+                report.sequential_ms.append(one(n))
             except SqsRpcError as exc:
                 report.errors.append(repr(exc))
-    report.concurrent_seconds = time.perf_counter() - started
+        outcome.append(_latency(report.sequential_ms))
+    with progress.phase(
+        "concurrent", f"{calls - sequential} calls from {concurrency} threads"
+    ) as outcome:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            futures = [pool.submit(one, n) for n in range(sequential, calls)]
+            for future in futures:
+                try:
+                    report.concurrent_ms.append(future.result())
+                except SqsRpcError as exc:
+                    report.errors.append(repr(exc))
+        report.concurrent_seconds = time.perf_counter() - started
+        rate = len(report.concurrent_ms) / report.concurrent_seconds
+        outcome += [_latency(report.concurrent_ms), f"{rate:.0f} calls/s"]
     report.calls = calls
-    try:
-        client.call(queue_url, {"fail": True}, timeout=30)
-    except RemoteError as exc:
-        report.remote_error_seen = exc.error_type == "ValueError"
-    client.publish(queue_url, {"n": -1})
+    with progress.phase("remote error", "a call whose handler raises ValueError") as outcome:
+        try:
+            client.call(queue_url, {"fail": True}, timeout=30)
+        except RemoteError as exc:
+            report.remote_error_seen = exc.error_type == "ValueError"
+        outcome.append("raised as RemoteError" if report.remote_error_seen else "MISSING")
+    with progress.phase("publish", "one one-way message, no reply"):
+        client.publish(queue_url, {"n": -1})
+
+
+def _latency(values: list[float]) -> str:
+    return f"p50 {_percentile(values, 50):.1f} ms, p99 {_percentile(values, 99):.1f} ms"
 
 
 def _print_report(report: DemoReport, out: TextIO) -> None:
     done = len(report.sequential_ms) + len(report.concurrent_ms)
-    rate = len(report.concurrent_ms) / report.concurrent_seconds if report.concurrent_ms else 0
     client_total = sum(report.client_requests.values())
     server_total = sum(report.server_requests.values())
     # The remote-error call and the publish are requests too: count them in the denominator.
@@ -235,20 +307,15 @@ def _print_report(report: DemoReport, out: TextIO) -> None:
     lines = [
         f"calls:            {done} ok of {report.calls}, {len(report.errors)} errors, "
         f"{report.wrong_replies} wrong replies",
-        f"sequential:       p50 {_percentile(report.sequential_ms, 50):.1f} ms, "
-        f"p99 {_percentile(report.sequential_ms, 99):.1f} ms ({len(report.sequential_ms)} calls)",
-        f"concurrent:       p50 {_percentile(report.concurrent_ms, 50):.1f} ms, "
-        f"p99 {_percentile(report.concurrent_ms, 99):.1f} ms, {rate:.0f} calls/s",
         f"SQS requests:     {per_call:.2f} per call (client {client_total}, server "
         f"{server_total}, for {done + 2} messages)",
         f"  client:         {_by_operation(report.client_requests)}",
         f"  server:         {_by_operation(report.server_requests)}",
-        f"remote error:     {'raised as RemoteError' if report.remote_error_seen else 'MISSING'}",
         f"reply queue:      {'deleted on close' if report.reply_queue_deleted else 'LEFT BEHIND'}",
     ]
     lines.extend(f"error: {e}" for e in report.errors[:5])
     lines.append("demo OK" if report.ok else "demo FAILED")
-    print("\n".join(lines), file=out)
+    print("\n".join(lines), file=out, flush=True)
 
 
 def _by_operation(counts: dict[str, int]) -> str:

@@ -2,7 +2,7 @@
 
 One module per group of commands, each with a ``register(commands)`` that adds its
 subcommands, their options and the function that runs them: :mod:`.demo`, :mod:`.serve`,
-:mod:`.calls` (``call``, ``publish``), :mod:`.sweep`, :mod:`.queues`. They share
+:mod:`.calls` (``call``, ``publish``), :mod:`.sweep`, :mod:`.queues`, :mod:`.local`. They share
 :mod:`.common` (the common options, AWS setup, JSON output) and :mod:`.errors` (the exit
 codes and the translation of exceptions into them). The imports form a tree: this module
 imports the command modules, they import ``common`` and ``errors``, and nothing imports
@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from sqs_rpc import __version__
 from sqs_rpc._errors import RemoteError, SqsError, SqsRpcError
 
-from . import calls, demo, queues, serve, sweep
+from . import calls, demo, local, queues, serve, sweep
 from .common import VERBOSE_HELP, HelpFormatter, print_json
 from .errors import ExitCode, UsageError, cli_message, exit_code_for, exit_codes_epilog
 
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, serve, calls, sweep, queues):
+    for module in (demo, local, serve, calls, sweep, queues):
         module.register(commands)
     return parser
 

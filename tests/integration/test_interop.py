@@ -18,7 +18,9 @@ from .test_processing import receive_replies
 
 Serve = Callable[..., MessagePoller]
 
-JAVA_PREFIXES = ("__RequesterClientQueues__", "__HostQueue_")
+# The Java client names its per-call queues and its host queues (of virtual queues) alike:
+# __RequesterClientQueues__<uuid> and __RequesterClientQueues__<uuid>-<n>.
+JAVA_PREFIXES = ("__RequesterClientQueues__",)
 
 
 class Shout(MessageHandler):
@@ -59,7 +61,7 @@ def test_java_requester_with_a_virtual_response_queue(
 ) -> None:
     # AmazonSQSTemporaryQueuesClient: virtual queues HOST#NAME share one host queue; the reply
     # goes to the host with the virtual queue's name as an attribute.
-    host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
+    host = make_queue(f"__RequesterClientQueues__{uuid.uuid4()}-0")
     virtual = f"__RequesterClientQueues__{uuid.uuid4()}"
     serve(queue_url, Shout(), reply_queue_prefix=JAVA_PREFIXES)
     sqs.send_message(
@@ -76,7 +78,7 @@ def test_java_requester_with_a_virtual_response_queue(
 def test_java_virtual_queue_names_and_hosts_are_checked(
     sqs: Any, queue_url: str, make_queue: Callable[..., str], serve: Serve
 ) -> None:
-    host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
+    host = make_queue(f"__RequesterClientQueues__{uuid.uuid4()}-0")
     other = make_queue()
     handler = Shout()
     poller = serve(queue_url, handler, reply_queue_prefix=JAVA_PREFIXES)

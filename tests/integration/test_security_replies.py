@@ -147,7 +147,7 @@ def test_a_client_refuses_an_overlong_correlation_id_before_sending(
 def test_a_reply_to_allowed_callable_gets_a_java_virtual_queue_url_whole(
     sqs: Any, queue_url: str, make_queue: Callable[..., str], serve: Serve
 ) -> None:
-    host = make_queue(f"__HostQueue_{uuid.uuid4().hex[:8]}_0")
+    host = make_queue(f"__RequesterClientQueues__{uuid.uuid4()}-0")
     virtual = f"__RequesterClientQueues__{uuid.uuid4()}"
     seen: list[str] = []
 
@@ -168,8 +168,8 @@ def test_a_reply_to_allowed_callable_gets_a_java_virtual_queue_url_whole(
 
 def test_patterns_and_the_default_rule_judge_a_virtual_queue_by_its_host() -> None:
     home = f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/orders"
-    host = f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/__HostQueue_ab_0"
-    default = ReplyPolicy(home, prefix="__HostQueue_", allowed=None)
+    host = f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/__RequesterClientQueues__ab-0"
+    default = ReplyPolicy(home, prefix="__RequesterClientQueues__", allowed=None)
     assert default.allows(f"{host}#__RequesterClientQueues__x")
     assert not default.allows(f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/other#v")
     patterns = ReplyPolicy(home, prefix="x", allowed=[f"{host[:-2]}*"])
