@@ -15,6 +15,7 @@ Everything importable from ``sqs_rpc`` is public; modules starting with ``_`` ar
 
 from __future__ import annotations
 
+from ._attributes import MAX_MESSAGE_BYTES
 from ._aws import RequestCounter
 from ._cli.errors import ExitCode
 from ._client.async_client import AsyncRpcClient
@@ -50,7 +51,7 @@ from ._server.service import Service
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context
-from ._wire import MAX_CORRELATION_ID_LENGTH, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from ._wire import MAX_CORRELATION_ID_LENGTH, PROTOCOL_VERSION
 
 __version__ = "0.1.0"
 

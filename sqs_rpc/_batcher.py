@@ -33,10 +33,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._attributes import MAX_MESSAGE_BYTES, message_size
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
 from ._futures import settle
 from ._loop import BackgroundLoop, stop_all
-from ._wire import MAX_MESSAGE_BYTES, message_size
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -6,7 +6,7 @@ a batch of up to 10; every started 64 KiB chunk of that is one billed request, a
 with no payload (a delete, an empty receive) is one. So a 100 KiB ``SendMessage`` is 2, a
 ``SendMessageBatch`` of ten 1 KiB messages is 1, and a ``ReceiveMessage`` that brings back
 three 60 KiB messages is 3. The sizes are those SQS counts against its limit
-(:func:`sqs_rpc._wire.message_size`).
+(:func:`sqs_rpc._attributes.message_size`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._wire import message_size
+from ._attributes import message_size
 
 __all__ = ["BILLING_CHUNK", "billed_requests", "received_payload", "sent_payload"]
 

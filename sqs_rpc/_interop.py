@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._wire import CORRELATION_ID, REPLY_TO
+from ._attributes import CORRELATION_ID, REPLY_TO
 
 __all__ = [
     "REQUEST_MESSAGE_ID",

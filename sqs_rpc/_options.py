@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._attributes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES
 from ._codecs import Codec, JsonCodec
 from ._errors import ConfigurationError
-from ._wire import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from ._offload import S3Offload

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import boto3
 from botocore.config import Config
 
+from ._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from ._aws import make_sqs_client
 from ._errors import ConfigurationError, QueueDoesNotExist, SqsError, aws_errors, is_throttling
 from ._loop import BackgroundLoop
 from ._options import DEFAULT_REPLY_QUEUE_PREFIX
-from ._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

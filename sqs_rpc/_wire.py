@@ -22,52 +22,48 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._attributes import (
+    CONTENT_TYPE,
+    CONTROL,
+    CORRELATION_ID,
+    DEADLINE,
+    MAX_SERVICE_USER_ATTRIBUTES,
+    NONCE,
+    OPERATION,
+    REPLY_TO,
+    RESERVED_ATTRIBUTES,
+    STATUS,
+    TRACEPARENT,
+    TRACESTATE,
+    VERSION,
+    AttributeValue,
+    encode_attributes,
+    string_value,
+    within_attribute_budget,
+)
 from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
-from ._errors import ConfigurationError, DecodeError, PayloadTooLarge
+from ._errors import DecodeError
 from ._trace import TraceContext
 
 __all__ = [
-    "CONTENT_TYPE",
-    "CORRELATION_ID",
-    "DEADLINE",
-    "EXTENDED_PAYLOAD_SIZE",
-    "HEARTBEAT_TAG",
-    "LEGACY_EXTENDED_PAYLOAD_SIZE",
     "MAX_CORRELATION_ID_LENGTH",
     "MAX_DEADLINE_DISTANCE_MS",
-    "MAX_MESSAGE_ATTRIBUTES",
-    "MAX_MESSAGE_BYTES",
     "MAX_NONCE_LENGTH",
-    "MAX_SERVICE_USER_ATTRIBUTES",
-    "MAX_USER_ATTRIBUTES",
-    "MIN_MESSAGE_BYTES",
-    "NONCE",
-    "OPERATION",
     "PROTOCOL_VERSION",
-    "REPLY_TO",
-    "RETENTION_TAG",
     "SERVICE_PROTOCOL_VERSION",
-    "STATUS",
-    "TRACEPARENT",
-    "TRACESTATE",
-    "VERSION",
     "ErrorInfo",
     "Reply",
     "Request",
-    "check_message_size",
     "correlation_id_of",
     "decode_reply",
     "decode_request",
-    "encode_attributes",
     "encode_reply",
     "encode_request",
     "is_wake_message",
-    "message_size",
     "nonce_of",
     "reply_address",
     "valid_nonce",
     "wake_message",
-    "within_attribute_budget",
 ]
 
 PROTOCOL_VERSION = "1"
@@ -77,50 +73,6 @@ PROTOCOL_VERSION = "1"
 SERVICE_PROTOCOL_VERSION = "2"
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION, SERVICE_PROTOCOL_VERSION})
 
-# Attribute names. SQS allows at most 10 message attributes per message.
-REPLY_TO = "ReplyTo"
-CORRELATION_ID = "CorrelationId"
-CONTENT_TYPE = "ContentType"
-VERSION = "SqsRpcVersion"
-DEADLINE = "Deadline"
-STATUS = "Status"
-# Random per call, echoed on its reply: a caller may reuse a correlation id, and a late reply
-# to the earlier call must not settle the later one. Optional: older peers neither send nor
-# echo it, and protocol version 1 reads the same with or without it.
-NONCE = "SqsRpcNonce"
-OPERATION = "SqsRpcOperation"  # the Service operation a request calls (_server/service.py)
-CONTROL = (
-    "SqsRpcControl"  # only on the client's own wake-up message, never on the wire between peers
-)
-# Reserved for W3C trace context, so the protocol's budget below already counts them.
-TRACEPARENT = "traceparent"
-TRACESTATE = "tracestate"
-# The SQS extended client's marker of a body stored in S3 (_offload.py), and its older name.
-EXTENDED_PAYLOAD_SIZE = "ExtendedPayloadSize"
-LEGACY_EXTENDED_PAYLOAD_SIZE = "SQSLargePayloadSize"
-# Tags on a reply queue: the contract between its client and the sweepers
-# (docs/operations.md). The last heartbeat, in epoch seconds, and the idle retention, in
-# seconds, after which a queue without a newer heartbeat counts as orphaned.
-HEARTBEAT_TAG = "sqs-rpc:heartbeat"
-RETENTION_TAG = "sqs-rpc:idle-retention-seconds"
-
-RESERVED_ATTRIBUTES = frozenset(
-    {
-        REPLY_TO,
-        CORRELATION_ID,
-        CONTENT_TYPE,
-        VERSION,
-        DEADLINE,
-        STATUS,
-        NONCE,
-        OPERATION,
-        CONTROL,
-        TRACEPARENT,
-        TRACESTATE,
-        EXTENDED_PAYLOAD_SIZE,
-        LEGACY_EXTENDED_PAYLOAD_SIZE,
-    }
-)
 # The longest CorrelationId a request may carry, in characters. A server keeps the id of every
 # request it answers (the reply cache), so its length is bounded on the wire, not trusted.
 MAX_CORRELATION_ID_LENGTH = 128
@@ -131,28 +83,11 @@ MAX_CORRELATION_ID_LENGTH = 128
 MAX_DEADLINE_DISTANCE_MS = 366 * 24 * 3600 * 1000
 _DEADLINE = re.compile(r"[0-9]{1,16}")
 _RECEIVE_COUNT = re.compile(r"[1-9][0-9]{0,9}")
-# SQS's rule for attribute names: these characters, 1 to 256 of them, not starting or ending
-# with a period nor holding two in a row (and not starting with "AWS." or "Amazon.").
-_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
-MAX_MESSAGE_ATTRIBUTES = 10
-# A call uses at most 6 protocol attributes (ReplyTo, CorrelationId, ContentType, SqsRpcVersion,
-# Deadline, SqsRpcNonce) and traceparent: 3 are always the user's (2 with S3 offload, whose
-# ExtendedPayloadSize takes one: checked in _offload.py). A Service call's SqsRpcOperation is a
-# seventh protocol attribute: such a call leaves 2 (1 with offload). tracestate goes in a slot
-# none of those took; on a message already at 10, it is left out (within_attribute_budget).
-MAX_USER_ATTRIBUTES = 3
-MAX_SERVICE_USER_ATTRIBUTES = MAX_USER_ATTRIBUTES - 1
 # sqs-rpc writes 32 hex digits; a server accepts up to this many printable ASCII characters.
 MAX_NONCE_LENGTH = 64
 _NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
-# SQS's message size limit since August 2025 (it was 256 KiB before), counting the body and
-# every attribute's name, type and value. A queue's MaximumMessageSize may be set lower, down
-# to 1 KiB. A batch request is capped at the same total.
-MAX_MESSAGE_BYTES = 1_048_576
-MIN_MESSAGE_BYTES = 1024
 
 Status = Literal["ok", "error"]
-AttributeValue = str | bytes
 SqsMessage = Mapping[str, Any]
 
 
@@ -238,103 +173,11 @@ class Reply:
     nonce: str | None = None  # the request's SqsRpcNonce; None from older servers
 
 
-def encode_attributes(
-    attributes: Mapping[str, AttributeValue], *, limit: int = MAX_USER_ATTRIBUTES
-) -> dict[str, dict[str, Any]]:
-    """Turn user attributes into SQS ``MessageAttributes``, rejecting what SQS would refuse.
-
-    Raises :class:`ConfigurationError` for too many attributes, a reserved name, a name SQS
-    does not allow, or a value that is not ``str`` (of text SQS accepts) or ``bytes``.
-    """
-    if not isinstance(attributes, Mapping):
-        raise ConfigurationError(
-            f"attributes must be a mapping of names to str or bytes, not "
-            f"{type(attributes).__name__}"
-        )
-    if len(attributes) > limit:
-        raise ConfigurationError(
-            f"{len(attributes)} message attributes given; at most {limit} are "
-            f"yours (SQS allows {MAX_MESSAGE_ATTRIBUTES} and sqs-rpc reserves the rest): put "
-            "further data in the payload"
-        )
-    encoded: dict[str, dict[str, Any]] = {}
-    for name, value in attributes.items():
-        if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"message attribute name {name!r} is not one SQS accepts: a str of 1 to 256 "
-                "letters, digits, '_', '-' and '.' (not first, last, or twice in a row)"
-            )
-        if name in RESERVED_ATTRIBUTES or name.lower().startswith(("aws.", "amazon.")):
-            raise ConfigurationError(
-                f"message attribute name {name!r} is reserved; choose another name"
-            )
-        if isinstance(value, str):
-            problem = sqs_text_problem(value)
-            if problem is not None:
-                raise ConfigurationError(
-                    f"message attribute {name!r} holds {problem}, which SQS refuses in a "
-                    "String value; pass valid text, or bytes (sent as Binary)"
-                )
-            encoded[name] = {"DataType": "String", "StringValue": value}
-        elif isinstance(value, bytes):
-            encoded[name] = {"DataType": "Binary", "BinaryValue": value}
-        else:
-            raise ConfigurationError(
-                f"message attribute {name!r} is a {type(value).__name__}; pass str or bytes"
-            )
-    return encoded
-
-
-def message_size(arguments: Mapping[str, Any]) -> int:
-    """The size of a message as SQS counts it against its limit, in bytes.
-
-    ``arguments`` are ``SendMessage`` arguments (or a batch entry): the UTF-8 body plus, for
-    every message attribute, its name, its data type and its value.
-    """
-    size = len(str(arguments.get("MessageBody", "")).encode())
-    for name, value in arguments.get("MessageAttributes", {}).items():
-        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
-        if "BinaryValue" in value:
-            size += len(value["BinaryValue"])
-        else:
-            size += len(str(value.get("StringValue", "")).encode())
-    return size
-
-
-def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = "message") -> None:
-    """Raise :class:`PayloadTooLarge` when ``arguments`` make a message over ``limit`` bytes."""
-    size = message_size(arguments)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"the {what} is {size:,} bytes (body plus attributes), over the limit of "
-            f"{limit:,} bytes: send a smaller payload (or a reference to it, such as an S3 "
-            "key), or raise max_message_bytes if the queue allows more",
-            size=size,
-            limit=limit,
-        )
-
-
-def _string(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
-
-
 def _add_trace(attrs: dict[str, dict[str, Any]], trace: TraceContext | None) -> None:
     if trace is not None:
-        attrs[TRACEPARENT] = _string(trace.traceparent)
+        attrs[TRACEPARENT] = string_value(trace.traceparent)
         if trace.tracestate:
-            attrs[TRACESTATE] = _string(trace.tracestate)
-
-
-def within_attribute_budget(attributes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``attributes`` within SQS's 10, leaving out ``tracestate`` if that is what it takes.
-
-    Only a call with all 3 attributes of its own (or 2 and an S3 pointer's size) and a
-    ``tracestate`` needs it. W3C trace context lets a carrier drop ``tracestate`` and keep
-    ``traceparent``; nothing else of the protocol may go.
-    """
-    if len(attributes) > MAX_MESSAGE_ATTRIBUTES and TRACESTATE in attributes:
-        return {name: value for name, value in attributes.items() if name != TRACESTATE}
-    return attributes
+            attrs[TRACESTATE] = string_value(trace.tracestate)
 
 
 def encode_request(
@@ -356,20 +199,20 @@ def encode_request(
     """
     if operation is None:
         attrs = encode_attributes(attributes)
-        attrs[VERSION] = _string(PROTOCOL_VERSION)
+        attrs[VERSION] = string_value(PROTOCOL_VERSION)
     else:
         attrs = encode_attributes(attributes, limit=MAX_SERVICE_USER_ATTRIBUTES)
-        attrs[OPERATION] = _string(operation)
-        attrs[VERSION] = _string(SERVICE_PROTOCOL_VERSION)
+        attrs[OPERATION] = string_value(operation)
+        attrs[VERSION] = string_value(SERVICE_PROTOCOL_VERSION)
     _add_trace(attrs, trace)
-    attrs[CORRELATION_ID] = _string(correlation_id)
-    attrs[CONTENT_TYPE] = _string(content_type)
+    attrs[CORRELATION_ID] = string_value(correlation_id)
+    attrs[CONTENT_TYPE] = string_value(content_type)
     if reply_to is not None:
-        attrs[REPLY_TO] = _string(reply_to)
+        attrs[REPLY_TO] = string_value(reply_to)
     if deadline_ms is not None:
         attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
     if nonce is not None:
-        attrs[NONCE] = _string(nonce)
+        attrs[NONCE] = string_value(nonce)
     return {"MessageBody": body, "MessageAttributes": within_attribute_budget(attrs)}
 
 
@@ -387,20 +230,20 @@ def encode_reply(
     ``nonce`` is the request's ``SqsRpcNonce``, echoed so that only its call takes the reply.
     """
     attrs = {
-        CORRELATION_ID: _string(correlation_id),
-        CONTENT_TYPE: _string(content_type),
-        VERSION: _string(PROTOCOL_VERSION),
-        STATUS: _string(status),
+        CORRELATION_ID: string_value(correlation_id),
+        CONTENT_TYPE: string_value(content_type),
+        VERSION: string_value(PROTOCOL_VERSION),
+        STATUS: string_value(status),
     }
     if nonce is not None:
-        attrs[NONCE] = _string(nonce)
+        attrs[NONCE] = string_value(nonce)
     _add_trace(attrs, trace)
     return {"MessageBody": body, "MessageAttributes": attrs}
 
 
 def wake_message() -> dict[str, Any]:
     """The message a client sends to its own reply queue to end a long poll at close."""
-    return {"MessageBody": "wake", "MessageAttributes": {CONTROL: _string("wake")}}
+    return {"MessageBody": "wake", "MessageAttributes": {CONTROL: string_value("wake")}}
 
 
 def _attr(message: SqsMessage, name: str) -> str | None:

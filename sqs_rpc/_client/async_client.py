@@ -26,10 +26,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from sqs_rpc._attributes import AttributeValue
 from sqs_rpc._errors import ConfigurationError
 from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._stats import ClientStats
-from sqs_rpc._wire import AttributeValue
 
 from .client import RequestMessage, RpcClient
 from .proxy import async_proxy

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import boto3
 from botocore.config import Config
 
+from sqs_rpc._attributes import MAX_MESSAGE_BYTES, AttributeValue
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._deadline_context import bounded_timeout
@@ -41,7 +42,7 @@ from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._loop import owner_id
 from sqs_rpc._observe import CallObserver
-from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
     DEFAULT_REPLY_QUEUE_PREFIX,
     check_codec,
@@ -49,9 +50,9 @@ from sqs_rpc._options import (
     check_sweep_interval,
     whole,
 )
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import ClientStats
 from sqs_rpc._tracing import carrying
-from sqs_rpc._wire import MAX_MESSAGE_BYTES, AttributeValue
 
 from .process import track, untrack
 from .proxy import sync_proxy

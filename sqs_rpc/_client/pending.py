@@ -24,10 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
+from sqs_rpc._attributes import NONCE
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop
-from sqs_rpc._wire import NONCE
 
 __all__ = ["PendingCalls"]
 

@@ -30,7 +30,8 @@ from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop, receive_pause
-from sqs_rpc._offload import Offloaded, PayloadStore
+from sqs_rpc._offload import Offloaded
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._wire import (
     ErrorInfo,
     correlation_id_of,

@@ -14,8 +14,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._errors import ConfigurationError, QueueDoesNotExist, aws_errors
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -11,18 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqs_rpc._codecs import Codec, encode_body, sqs_text_problem
-from sqs_rpc._errors import ConfigurationError
-from sqs_rpc._offload import PayloadStore
-from sqs_rpc._trace import current_trace_context
-from sqs_rpc._wire import (
-    MAX_CORRELATION_ID_LENGTH,
+from sqs_rpc._attributes import (
     MAX_SERVICE_USER_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     AttributeValue,
     encode_attributes,
-    encode_request,
 )
+from sqs_rpc._codecs import Codec, encode_body, sqs_text_problem
+from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._trace import current_trace_context
+from sqs_rpc._wire import MAX_CORRELATION_ID_LENGTH, encode_request
 
 __all__ = [
     "MAX_DELAY_SECONDS",

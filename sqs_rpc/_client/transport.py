@@ -21,7 +21,7 @@ from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, QueueDoesNotExist, RpcTimeout, SqsError
 from sqs_rpc._loop import stop_all, thread_name
-from sqs_rpc._offload import PayloadStore
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._sweeper import PeriodicSweep
 
 from .pending import PendingCalls

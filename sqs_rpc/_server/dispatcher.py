@@ -27,8 +27,9 @@ from sqs_rpc._deadline_context import set_inbound_deadline
 from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
-from sqs_rpc._offload import Offloaded, PayloadStore
+from sqs_rpc._offload import Offloaded
 from sqs_rpc._options import ResponderOptions
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import (
     ErrorInfo,

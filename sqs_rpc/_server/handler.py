@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqs_rpc._attributes import AttributeValue
 from sqs_rpc._errors import ConfigurationError, SqsRpcError
-from sqs_rpc._wire import AttributeValue
 
 __all__ = ["IncomingMessage", "MessageHandler", "Retry"]
 

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from botocore.config import Config
 
+from sqs_rpc._attributes import MAX_MESSAGE_BYTES
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsError, aws_errors
 from sqs_rpc._loop import owner_id
 from sqs_rpc._observe import MessageObserver
-from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
     DEFAULT_CLOCK_SKEW_TOLERANCE,
     DEFAULT_REPLY_CACHE_BYTES,
@@ -42,8 +43,8 @@ from sqs_rpc._options import (
     check_queue_url,
     seconds,
 )
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import Counters, PollerStats
-from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
 from .dispatcher import Dispatcher, max_receive_count
 from .handler import MessageHandler

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from sqs_rpc._attributes import MAX_MESSAGE_BYTES
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._loop import owner_id, stop_all, thread_name
 from sqs_rpc._observe import MessageObserver
-from sqs_rpc._offload import PayloadStore, S3Offload
+from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
     DEFAULT_CLOCK_SKEW_TOLERANCE,
     DEFAULT_MAX_VISIBILITY_EXTENSION,
@@ -43,9 +44,9 @@ from sqs_rpc._options import (
     seconds,
     whole,
 )
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import PollerHealth, PollerStats
 from sqs_rpc._sweeper import PeriodicSweep
-from sqs_rpc._wire import MAX_MESSAGE_BYTES
 
 from .dispatcher import Dispatcher, max_receive_count
 from .event_loop import EventLoopThread

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sqs_rpc._attributes import CONTENT_TYPE, CORRELATION_ID, STATUS, VERSION
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
 from sqs_rpc._errors import (
     DecodeError,
@@ -21,18 +22,9 @@ from sqs_rpc._errors import (
     is_message_too_long,
 )
 from sqs_rpc._interop import Attributes, reply_destination
-from sqs_rpc._offload import PayloadStore
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import TraceContext
-from sqs_rpc._wire import (
-    CONTENT_TYPE,
-    CORRELATION_ID,
-    STATUS,
-    VERSION,
-    ErrorInfo,
-    Request,
-    Status,
-    encode_reply,
-)
+from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
 
 from .reply_cache import Key, ReplyCache
 from .reply_policy import ReplyPolicy

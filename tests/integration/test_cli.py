@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from sqs_rpc import ExitCode, MessagePoller, RpcClient
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._cli.main import main
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, wait_for
 

@@ -29,17 +29,16 @@ from sqs_rpc import (
     S3Offload,
     TraceContext,
 )
-from sqs_rpc._client.pending import PendingCalls
-from sqs_rpc._offload import PayloadStore
-from sqs_rpc._wire import (
+from sqs_rpc._attributes import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_MESSAGE_BYTES,
     MAX_USER_ATTRIBUTES,
     NONCE,
     TRACESTATE,
-    decode_request,
-    encode_request,
 )
+from sqs_rpc._client.pending import PendingCalls
+from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._wire import decode_request, encode_request
 from tests.support.helpers import messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]

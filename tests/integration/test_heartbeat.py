@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sqs_rpc import ConfigurationError, RpcClient
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._client.heartbeat import SCHEDULER, THREAD_NAME
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 from tests.support.helpers import Endpoint, wait_for
 
 

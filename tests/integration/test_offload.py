@@ -32,7 +32,8 @@ from sqs_rpc import (
     S3PayloadError,
     SqsError,
 )
-from sqs_rpc._offload import POINTER_CLASS, PayloadStore, S3Pointer
+from sqs_rpc._offload import POINTER_CLASS, S3Pointer
+from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc.aws_lambda import LambdaResponder, receive_event
 from tests.support.handlers import EchoBody
 from tests.support.helpers import Endpoint, wait_for

@@ -20,7 +20,8 @@ from sqs_rpc import (
     RpcClient,
     TextCodec,
 )
-from sqs_rpc._wire import encode_request, message_size
+from sqs_rpc._attributes import message_size
+from sqs_rpc._wire import encode_request
 
 Serve = Callable[..., MessagePoller]
 

@@ -21,8 +21,8 @@ from sqs_rpc import (
     Sweeper,
     SweepReport,
 )
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, queue_listed, wait_for
 

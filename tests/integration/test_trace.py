@@ -22,7 +22,8 @@ from sqs_rpc import (
     current_trace_context,
     trace_context,
 )
-from sqs_rpc._wire import MAX_MESSAGE_ATTRIBUTES, decode_request, encode_request
+from sqs_rpc._attributes import MAX_MESSAGE_ATTRIBUTES
+from sqs_rpc._wire import decode_request, encode_request
 
 Serve = Callable[..., MessagePoller]
 

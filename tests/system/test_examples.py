@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._cli.main import _parser
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 from tests.support.helpers import Endpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient, Sweeper
+from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._sweeper import JAVA_HEARTBEAT_TAG, JAVA_RETENTION_TAG
-from sqs_rpc._wire import HEARTBEAT_TAG, RETENTION_TAG
 from tests.support.handlers import Echo
 from tests.support.helpers import Endpoint, messages_in, wait_for
 

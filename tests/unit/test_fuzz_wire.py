@@ -18,17 +18,19 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sqs_rpc import DecodeError, EncodeError
-from sqs_rpc._codecs import JsonCodec, TextCodec, sqs_text_problem
-from sqs_rpc._wire import (
+from sqs_rpc._attributes import (
     CONTENT_TYPE,
     CORRELATION_ID,
     DEADLINE,
-    MAX_DEADLINE_DISTANCE_MS,
-    PROTOCOL_VERSION,
     REPLY_TO,
     RESERVED_ATTRIBUTES,
     STATUS,
     VERSION,
+)
+from sqs_rpc._codecs import JsonCodec, TextCodec, sqs_text_problem
+from sqs_rpc._wire import (
+    MAX_DEADLINE_DISTANCE_MS,
+    PROTOCOL_VERSION,
     ErrorInfo,
     decode_reply,
     decode_request,

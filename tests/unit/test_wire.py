@@ -5,20 +5,22 @@ from typing import Any
 import pytest
 
 from sqs_rpc import MAX_MESSAGE_BYTES, ConfigurationError, DecodeError, PayloadTooLarge
-from sqs_rpc._options import check_max_message_bytes
-from sqs_rpc._wire import (
+from sqs_rpc._attributes import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
-    ErrorInfo,
     check_message_size,
+    encode_attributes,
+    message_size,
+)
+from sqs_rpc._options import check_max_message_bytes
+from sqs_rpc._wire import (
+    ErrorInfo,
     decode_reply,
     decode_request,
-    encode_attributes,
     encode_reply,
     encode_request,
     is_wake_message,
-    message_size,
     reply_address,
     wake_message,
 )
