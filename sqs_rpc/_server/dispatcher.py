@@ -30,6 +30,7 @@ from sqs_rpc._options import ResponderOptions
 from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import ErrorInfo, Request, decode_request, reply_address
 
+from .backoff import poison_delay
 from .handler import IncomingMessage, MessageHandler, Retry
 from .replies import Replies, Sender
 from .reply_cache import Key, ReplyCache, key_of
@@ -122,6 +123,7 @@ class Dispatcher:
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._reject(message, exc, extra)
+            self._back_off(message.get("ReceiptHandle"), _receive_count(message))
             return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
@@ -158,6 +160,7 @@ class Dispatcher:
                 request.reply_to,
                 self._policy.description,
             )
+            self._back_off(request.receipt_handle, request.receive_count)
             return Outcome("rejected", finished=False)
         if request.deadline_ms is not None and request.deadline_ms < time.time() * 1000:
             logger.info(
@@ -236,6 +239,8 @@ class Dispatcher:
                     request.message_id,
                     exc_info=failure,
                 )
+                if self._max_receive_count is None:  # nothing else ends its cycle
+                    self._back_off(request.receipt_handle, request.receive_count, first=2)
                 return Outcome("error", finished=False)
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
@@ -328,11 +333,19 @@ class Dispatcher:
             else:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
                 self._replies.send_error(reply_to, correlation_id or "", error, extra)
-        logger.warning(
+        # Once per message: a flood of poison must not become a flood of warnings too.
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
             "undecodable message %s left for redrive (configure a dead-letter queue): %s",
             message_id,
             exc,
         )
+
+    def _back_off(self, receipt_handle: object, receive_count: int, *, first: int = 1) -> None:
+        """Hide a request that will fail again for longer at each delivery (``backoff.py``)."""
+        delay = poison_delay(receive_count, self._max_receive_count, first=first)
+        if delay and isinstance(receipt_handle, str):
+            self._set_visibility(receipt_handle, delay)
 
     def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:
@@ -344,3 +357,10 @@ class Dispatcher:
                 )
         except SqsError as exc:
             logger.warning("could not delay the retry: %s", exc)
+
+
+def _receive_count(message: Mapping[str, Any]) -> int:
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
