@@ -4,8 +4,8 @@ A bad option fails at construction with a :class:`~sqs_rpc.ConfigurationError` t
 option and the fix. Defaults are named constants here, so each has one home.
 
 - :class:`ResponderOptions`: what a :class:`~sqs_rpc.MessagePoller` and a
-  :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache,
-  reply size, S3 offload).
+  :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache or
+  idempotency store, reply size, S3 offload).
 - :class:`Visibility`: how a server keeps a running request hidden.
 """
 
@@ -22,6 +22,7 @@ from ._wire import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from ._offload import S3Offload
+    from ._server.idempotency import IdempotencyStore
     from ._server.reply_policy import ReplyToAllowed
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Visibility",
     "check_codec",
     "check_handler",
+    "check_idempotency_store",
     "check_max_message_bytes",
     "check_queue_url",
     "check_sweep_interval",
@@ -93,6 +95,23 @@ def check_handler(value: object) -> None:
         )
 
 
+def check_idempotency_store(value: object) -> IdempotencyStore | None:
+    """None (each server's own memory), or something with ``begin``/``complete``/``release``."""
+    if value is None:
+        return None
+    missing = [
+        name
+        for name in ("begin", "complete", "release")
+        if not callable(getattr(value, name, None))
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"idempotency_store {value!r} lacks {', '.join(missing)}(); pass a "
+            "sqs_rpc.DynamoDBIdempotencyStore, or implement sqs_rpc.IdempotencyStore"
+        )
+    return value  # type: ignore[return-value]
+
+
 def check_max_message_bytes(value: object) -> int:
     """Validate a ``max_message_bytes`` option."""
     return whole(
@@ -137,6 +156,7 @@ class ResponderOptions:
     reply_cache_bytes: int
     max_message_bytes: int
     offload: S3Offload | None
+    idempotency_store: IdempotencyStore | None = None
 
     @classmethod
     def create(
@@ -150,6 +170,7 @@ class ResponderOptions:
         reply_cache_bytes: int,
         max_message_bytes: int,
         offload: S3Offload | None,
+        idempotency_store: IdempotencyStore | None = None,
     ) -> ResponderOptions:
         """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
         prefix = reply_queue_prefix
@@ -170,6 +191,7 @@ class ResponderOptions:
             ),
             max_message_bytes=check_max_message_bytes(max_message_bytes),
             offload=offload,
+            idempotency_store=check_idempotency_store(idempotency_store),
         )
 
 

@@ -22,8 +22,9 @@ __all__ = ["Key", "ReplyCache", "key_of"]
 
 # A request: (reply queue, correlation id, digest of the body). The body's digest is there
 # because a caller may reuse a correlation id for a *new* request once the old one is
-# answered; a redelivery is byte-for-byte the same message.
-Key = tuple[str, str, str]
+# answered; a redelivery is byte-for-byte the same message. The idempotency store keys its
+# entries by a digest of this key: a 1-tuple.
+Key = tuple[str, ...]
 Reply = dict[str, Any] | None  # SendMessage arguments; None for a one-way message
 # "run": claimed, run the handler; "running": another worker runs it; "finished": the reply.
 State = Literal["run", "running", "finished"]
