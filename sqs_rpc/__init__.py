@@ -37,6 +37,8 @@ from ._errors import (
 )
 from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
 from ._offload import DEFAULT_MAX_PAYLOAD_BYTES, S3Offload
+from ._server.dynamodb_store import DynamoDBIdempotencyStore
+from ._server.idempotency import IdempotencyState, IdempotencyStore, InMemoryIdempotencyStore
 from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
@@ -58,10 +60,14 @@ __all__ = [
     "CredentialsError",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DecodeError",
+    "DynamoDBIdempotencyStore",
     "EmbeddedSqs",
     "EncodeError",
     "ExitCode",
     "Hooks",
+    "IdempotencyState",
+    "IdempotencyStore",
+    "InMemoryIdempotencyStore",
     "IncomingMessage",
     "JsonCodec",
     "Latency",

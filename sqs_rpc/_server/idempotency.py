@@ -29,14 +29,14 @@ from .reply_cache import ReplyCache
 
 __all__ = [
     "Claim",
-    "ClaimState",
+    "IdempotencyState",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
     "StoredReply",
     "request_key",
 ]
 
-ClaimState = Literal["new", "in_progress", "done"]
+IdempotencyState = Literal["new", "in_progress", "done"]
 """What :meth:`IdempotencyStore.begin` found: run it, someone runs it, or it ran."""
 
 StoredReply = dict[str, Any] | None
@@ -63,7 +63,7 @@ class IdempotencyStore(Protocol):
         MessagePoller(queue_url, handler, idempotency_store=RedisStore())
     """
 
-    def begin(self, key: str, lease: float) -> tuple[ClaimState, StoredReply]:
+    def begin(self, key: str, lease: float) -> tuple[IdempotencyState, StoredReply]:
         """Claim ``key`` for ``lease`` seconds if nobody holds it; say what was there.
 
         ``("new", None)``: claimed, the caller runs the request. ``("in_progress", None)``:
@@ -106,7 +106,7 @@ class InMemoryIdempotencyStore:
         """The bytes the kept replies count against ``max_bytes``."""
         return self._cache.bytes
 
-    def begin(self, key: str, lease: float) -> tuple[ClaimState, StoredReply]:
+    def begin(self, key: str, lease: float) -> tuple[IdempotencyState, StoredReply]:
         state, reply = self._cache.begin((key,))
         if state == "finished":
             return "done", reply
