@@ -362,7 +362,8 @@ class Dispatcher:
         """Hide a request that will fail again for longer at each delivery (``backoff.py``)."""
         delay = poison_delay(receive_count, self._max_receive_count, first=first)
         if delay and isinstance(receipt_handle, str):
-            self._set_visibility(receipt_handle, delay)
+            # Batched and off this worker: a flood of poison costs a tenth of a request each.
+            self._outbox.hide(receipt_handle, delay)
 
     def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:

@@ -83,6 +83,10 @@ class _LambdaSender:
     def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
         self._outbox.send_reply(reply_to, arguments)
 
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        # Lambda leaves a failed record's visibility alone: the backoff holds.
+        self._outbox.hide(receipt_handle, seconds)
+
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
         # Not in batchItemFailures: Lambda deletes the record when the invocation returns.
         self._counters.add("deleted")

@@ -59,6 +59,9 @@ class Sender(Protocol):
         ``then`` runs once the request is deleted for good (not at all if it is not).
         """
 
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a request left in the queue for ``seconds`` (a backoff); never raises."""
+
 
 class Replies:
     """Sends replies through a :class:`Sender`; ``delete`` finishes a request once answered."""
