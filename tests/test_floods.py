@@ -3,7 +3,7 @@
 Anyone allowed to send to ``sqs-rpc-reply-*`` (every client and server, by the documented IAM
 policy) can fill a client's reply queue; anyone allowed to send to a request queue can fill
 it with messages no server can decode. Real calls must still be answered within their
-timeouts. The rates each side withstands are measured by ``tools/junk_flood.py``, not here.
+timeouts. The rates each side withstands are measured by ``reliability/junk_flood.py``.
 """
 
 from __future__ import annotations
