@@ -3,7 +3,8 @@
 The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
 (FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
 (decode, reply policy, deadline, reply cache, handler, reply, delete);
-:mod:`sqs_rpc._reply_cache` answers redeliveries; :mod:`sqs_rpc._outbox` sends replies and
+:mod:`sqs_rpc._server.idempotency` claims requests and answers redeliveries (in
+memory, or in a store shared by servers); :mod:`sqs_rpc._outbox` sends replies and
 deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers' messages hidden;
 :mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the full table of
 outcomes and every option.
