@@ -46,6 +46,8 @@ from ._errors import (
 from ._hooks import CallFinished, CallOutcome, CallStarted, Hooks, MessageHandled, MessageOutcome
 from ._offload import DEFAULT_MAX_PAYLOAD_BYTES, S3Offload
 from ._operations import rpc
+from ._server.dynamodb_store import DynamoDBIdempotencyStore
+from ._server.idempotency import IdempotencyState, IdempotencyStore, InMemoryIdempotencyStore
 from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._server.service import Service
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
@@ -68,10 +70,14 @@ __all__ = [
     "CredentialsError",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "DecodeError",
+    "DynamoDBIdempotencyStore",
     "EmbeddedSqs",
     "EncodeError",
     "ExitCode",
     "Hooks",
+    "IdempotencyState",
+    "IdempotencyStore",
+    "InMemoryIdempotencyStore",
     "IncomingMessage",
     "JsonCodec",
     "Latency",

@@ -11,7 +11,8 @@ together when a batch of replies arrives. Then a send waits for them, at most
 ``send_linger`` or the last ``SendMessageBatch``'s round trip. A clump of calls thus stays
 one batch.
 
-*Deletes* are off everyone's critical path, since the caller already has its reply. They may
+*Deletes* (and visibility changes, ``hide``) are off everyone's critical path, since the caller
+already has its reply. They may
 wait up to ``delete_delay`` seconds for company. A batch of deletes goes out when it is full,
 when its oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one
 request is most of what separates a loaded client from SQS's floor of 0.6 requests per call.
@@ -49,7 +50,14 @@ MAX_BATCH_ENTRIES = 10  # SQS's limit for SendMessageBatch and DeleteMessageBatc
 MAX_BATCH_BYTES = MAX_MESSAGE_BYTES  # SQS caps a whole batch at the size of one message
 MAX_ENTRY_RETRIES = 3
 
-Kind = Literal["send", "delete"]
+# "hide": ChangeMessageVisibility, for messages a server leaves in the queue on purpose; like a
+# delete, off everyone's critical path.
+Kind = Literal["send", "delete", "hide"]
+_OPERATIONS: dict[Kind, str] = {
+    "send": "SendMessageBatch",
+    "delete": "DeleteMessageBatch",
+    "hide": "ChangeMessageVisibilityBatch",
+}
 
 
 @dataclass
@@ -99,7 +107,11 @@ class Batcher:
         busy: Callable[[], bool] | None = None,
     ) -> None:
         self._sqs = sqs
-        self._delays: dict[Kind, float] = {"send": send_linger, "delete": delete_delay}
+        self._delays: dict[Kind, float] = {
+            "send": send_linger,
+            "delete": delete_delay,
+            "hide": delete_delay,
+        }
         # How long the last SendMessageBatch took: a send lingers at most that long (and at
         # most send_linger). Callers that are about to send arrive within about one round trip;
         # on a fast SQS, waiting longer would add latency and save nothing. Under load round
@@ -156,6 +168,11 @@ class Batcher:
     def delete(self, queue_url: str, receipt_handle: str) -> Future[None]:
         """Queue a message for deletion."""
         return self._put("delete", queue_url, {"ReceiptHandle": receipt_handle}, 0)
+
+    def hide(self, queue_url: str, receipt_handle: str, seconds: int) -> Future[None]:
+        """Queue a visibility change (``seconds`` from when it is sent), batched like deletes."""
+        entry = {"ReceiptHandle": receipt_handle, "VisibilityTimeout": seconds}
+        return self._put("hide", queue_url, entry, 0)
 
     def stop(self, timeout: float | None = 30.0) -> bool:
         """Send what is queued, then stop the flushers; True if all went out and they ended.
@@ -231,12 +248,12 @@ class Batcher:
         return None if due is None else max(due - now, 0.0)
 
     def _delay(self, kind: Kind) -> float:
-        if kind == "delete":
-            return self._delays["delete"]
+        if kind != "send":
+            return self._delays[kind]
         return min(self._delays["send"], self._send_round_trip)
 
     def _may_wait(self, kind: Kind) -> bool:
-        if kind == "delete":
+        if kind != "send":
             return True
         return self._delays["send"] > 0 and self._busy is not None and self._busy()
 
@@ -270,7 +287,7 @@ class Batcher:
 
     def _flush(self, kind: Kind, queue_url: str, batch: list[_Item]) -> None:
         entries = [{"Id": str(i), **item.entry} for i, item in enumerate(batch)]
-        operation = "SendMessageBatch" if kind == "send" else "DeleteMessageBatch"
+        operation = _OPERATIONS[kind]
         try:
             with aws_errors(operation, queue_url):
                 if kind == "send":
@@ -280,8 +297,13 @@ class Batcher:
                         Entries=entries,  # type: ignore[arg-type]
                     )
                     self._send_round_trip = time.monotonic() - started
-                else:
+                elif kind == "delete":
                     response = self._sqs.delete_message_batch(
+                        QueueUrl=queue_url,
+                        Entries=entries,  # type: ignore[arg-type]
+                    )
+                else:
+                    response = self._sqs.change_message_visibility_batch(
                         QueueUrl=queue_url,
                         Entries=entries,  # type: ignore[arg-type]
                     )

@@ -4,8 +4,8 @@ A bad option fails at construction with a :class:`~sqs_rpc.ConfigurationError` t
 option and the fix. Defaults are named constants here, so each has one home.
 
 - :class:`ResponderOptions`: what a :class:`~sqs_rpc.MessagePoller` and a
-  :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache,
-  reply size, S3 offload, clock skew tolerance).
+  :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache or
+  idempotency store, reply size, S3 offload, clock skew tolerance).
 - :class:`Visibility`: how a server keeps a running request hidden.
 """
 
@@ -22,6 +22,7 @@ from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ._offload import S3Offload
+    from ._server.idempotency import IdempotencyStore
     from ._server.reply_policy import ReplyToAllowed
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Visibility",
     "check_codec",
     "check_handler",
+    "check_idempotency_store",
     "check_max_message_bytes",
     "check_queue_url",
     "check_sweep_interval",
@@ -98,6 +100,23 @@ def check_handler(value: object) -> None:
         )
 
 
+def check_idempotency_store(value: object) -> IdempotencyStore | None:
+    """None (each server's own memory), or something with ``begin``/``complete``/``release``."""
+    if value is None:
+        return None
+    missing = [
+        name
+        for name in ("begin", "complete", "release")
+        if not callable(getattr(value, name, None))
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"idempotency_store {value!r} lacks {', '.join(missing)}(); pass a "
+            "sqs_rpc.DynamoDBIdempotencyStore, or implement sqs_rpc.IdempotencyStore"
+        )
+    return value  # type: ignore[return-value]
+
+
 def check_max_message_bytes(value: object) -> int:
     """Validate a ``max_message_bytes`` option."""
     return whole(
@@ -143,6 +162,7 @@ class ResponderOptions:
     max_message_bytes: int
     offload: S3Offload | None
     clock_skew_tolerance: float
+    idempotency_store: IdempotencyStore | None = None
 
     @classmethod
     def create(
@@ -157,6 +177,7 @@ class ResponderOptions:
         max_message_bytes: int,
         offload: S3Offload | None,
         clock_skew_tolerance: float,
+        idempotency_store: IdempotencyStore | None = None,
     ) -> ResponderOptions:
         """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
         prefix = reply_queue_prefix
@@ -186,6 +207,7 @@ class ResponderOptions:
                 "past its caller's deadline and still run; keep clocks in sync (NTP) rather "
                 "than raise it",
             ),
+            idempotency_store=check_idempotency_store(idempotency_store),
         )
 
 

@@ -3,7 +3,7 @@
 They live and die together. :meth:`ReplyChannel.open` creates them: one CreateQueue, two
 threads and one heartbeat registration. :meth:`ReplyChannel.stop` ends the threads, and
 :meth:`ReplyChannel.delete_queue` then deletes the queue. :meth:`ReplyChannel.lose` handles
-a queue deleted underneath.
+a queue deleted underneath; :meth:`ReplyChannel.retire`, a queue flooded with junk.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
-from sqs_rpc._errors import ClientClosedError, ReplyQueueLost
+from sqs_rpc._errors import ClientClosedError, ReplyQueueLost, SqsError
 from sqs_rpc._loop import stop_all, thread_name
 from sqs_rpc._payload_store import PayloadStore
 
@@ -55,6 +55,7 @@ class ReplyChannel:
         idle_retention: int,
         wait_time_seconds: int,
         on_lost: Callable[[ReplyChannel], None],
+        on_flooded: Callable[[ReplyChannel], None] | None = None,
     ) -> ReplyChannel:
         """Create the queue, start the timer and poller, and register the heartbeat.
 
@@ -73,6 +74,7 @@ class ReplyChannel:
             name=thread_name("replies", owner),
             wait_time_seconds=wait_time_seconds,
             on_lost=lambda: on_lost(channel),
+            on_flooded=None if on_flooded is None else lambda: on_flooded(channel),
         )
         channel.pending.start()
         channel._poller.start()
@@ -130,6 +132,37 @@ class ReplyChannel:
         if self._poller is not None:
             self._poller.signal_stop()
         self.queue.url = None  # nothing left to delete
+
+    def retire(self) -> None:
+        """The client moved to a new queue: delete this one once no call waits on it.
+
+        Calls already waiting still get their replies from here. Runs on the poller's thread.
+        """
+        if self._poller is not None:
+            self._poller.retire(self._close_idle)
+
+    def _close_idle(self) -> None:
+        """On the poller's thread, once the retired queue has no call waiting."""
+        # A call that got this queue's address just before the client moved on fails at once,
+        # unsent, rather than waiting for a reply that cannot come.
+        self.pending.fail_all(
+            lambda cid: ReplyQueueLost(
+                f"the reply queue {self.queue.name} was abandoned before call {cid} was sent: "
+                "it was flooded with messages that answer no call. The request was not sent; "
+                "retrying is safe"
+            ),
+            close=True,
+        )
+        self.pending.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.stop(30)
+        if self._poller is not None:
+            self._poller.signal_stop()
+        try:
+            self.queue.delete()  # and the junk in it, in one request
+        except SqsError as exc:
+            # Its heartbeat has stopped: a sweeper deletes it after its idle retention.
+            logger.warning("could not delete abandoned reply queue %s: %s", self.queue.name, exc)
 
     def is_alive(self) -> bool:
         """True while the poller thread runs."""

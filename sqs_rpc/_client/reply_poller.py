@@ -14,6 +14,15 @@ bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the
 When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
 poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
 failing receives.
+
+Anyone allowed to send to ``sqs-rpc-reply-*`` can fill this queue with junk. An unknown
+reply costs only a look at one attribute and a share of a batched delete, but SQS hands out
+the oldest messages first: a real reply behind thousands of junk ones waits for all of them
+to be received. So after ``FLOOD_UNKNOWN`` unknown replies in a row the poller reports a
+flood through ``on_flooded``; the client then sends new calls' replies to a new queue, whose
+name the attacker has to find out again, and :meth:`ReplyPoller.retire` this one: it keeps
+receiving for the calls still waiting on it, and runs ``on_idle`` once none does (the queue
+is deleted, junk and all, in one request).
 """
 
 from __future__ import annotations
@@ -52,6 +61,10 @@ logger = logging.getLogger(__name__)
 
 WAIT_TIME_SECONDS = 20
 BATCH_SIZE = 10
+# Unknown replies in a row that make a flood. Late replies of calls that timed out are unknown
+# too, but rarely fifty in a row with no answer to a waiting call among them; and a false
+# alarm costs one new queue.
+FLOOD_UNKNOWN = 50
 
 
 class ReplyPoller:
@@ -68,6 +81,7 @@ class ReplyPoller:
         name: str,
         wait_time_seconds: int = WAIT_TIME_SECONDS,
         on_lost: Callable[[], None] | None = None,
+        on_flooded: Callable[[], None] | None = None,
         payloads: PayloadStore | None = None,
     ) -> None:
         self._sqs = sqs
@@ -77,6 +91,9 @@ class ReplyPoller:
         self._batcher = batcher
         self._wait_time = wait_time_seconds
         self._on_lost = on_lost
+        self._on_flooded = on_flooded
+        self._unknown_in_a_row = 0
+        self._on_idle: Callable[[], None] | None = None  # set by retire()
         self._payloads = payloads if payloads is not None else PayloadStore(None)
         self._loop = BackgroundLoop(name, self._poll_once)
 
@@ -85,6 +102,11 @@ class ReplyPoller:
 
     def is_alive(self) -> bool:
         return self._loop.is_alive()
+
+    def retire(self, on_idle: Callable[[], None]) -> None:
+        """No new call names this queue: run ``on_idle`` (on this thread) once none waits."""
+        self._on_idle = on_idle
+        self._loop.wake()
 
     def signal_stop(self) -> None:
         """Ask the poller to stop after the receive in progress, without waiting for it."""
@@ -113,6 +135,11 @@ class ReplyPoller:
         return stopped
 
     def _poll_once(self) -> float | None:
+        on_idle = self._on_idle
+        if on_idle is not None and len(self._pending) == 0:
+            self._on_idle = None
+            on_idle()
+            return None  # on_idle stops this loop
         asked = time.monotonic()
         try:
             with aws_errors("ReceiveMessage", self._queue_url):
@@ -154,7 +181,17 @@ class ReplyPoller:
         if future is None:
             # Not read, not deleted, even with an S3 pointer: no call vouches for it.
             logger.debug("dropping reply for unknown or expired call %s", correlation_id)
+            self._unknown_in_a_row += 1
+            if self._unknown_in_a_row >= FLOOD_UNKNOWN and self._on_flooded is not None:
+                self._unknown_in_a_row = 0  # asked again after as many more, if ignored
+                logger.warning(
+                    "reply queue %s is flooded: %d replies in a row answer no call",
+                    self._queue_url,
+                    FLOOD_UNKNOWN,
+                )
+                self._on_flooded()
             return None
+        self._unknown_in_a_row = 0
         read: Offloaded | None = None
         try:
             message, read = self._payloads.load(message, kind="reply")

@@ -40,6 +40,11 @@ REPLY_DELETE_DELAY = 0.2
 # How long a request waits for others to share its SendMessageBatch, only while other calls
 # are in flight (see _batcher.py). A lone call goes at once.
 SEND_LINGER = 0.01
+# A client moves away from a flooded reply queue at most this often, and keeps at most this
+# many abandoned queues draining for the calls still waiting on them: an attacker who finds
+# each new queue at once (ListQueues) cannot make the client create queues without end.
+MIN_ROTATION_INTERVAL = 60.0
+MAX_DRAINING = 3
 
 
 class Transport:
@@ -83,6 +88,7 @@ class Transport:
         self._reply: ReplyChannel | None = None
         # Channels whose queue was lost, kept until stop() joins their pollers.
         self._retired: list[ReplyChannel] = []
+        self._rotated: float | None = None  # time.monotonic() of the last move off a flood
         self._batcher: Batcher | None = None
         self._sweep = self._make_sweep()
         requests.watch(sqs)
@@ -123,6 +129,7 @@ class Transport:
                     idle_retention=self._idle_retention,
                     wait_time_seconds=self._reply_wait,
                     on_lost=self._lost,
+                    on_flooded=self._flooded,
                 )
             return self._reply.pending, self._reply.url
 
@@ -160,8 +167,9 @@ class Transport:
         # SQS cannot take them back, and the replies' deletes go now. (5) The reply queue is
         # deleted last, so that neither the poller nor the deletes of (4) find it gone.
         stopped = stop_all([self._sweep, *retired, reply, batcher], timeout)
-        if reply is not None:
-            reply.delete_queue()
+        for channel in [*retired, reply]:  # abandoned queues still draining too
+            if channel is not None:
+                channel.delete_queue()
         return stopped
 
     def after_fork_in_child(self) -> None:
@@ -246,3 +254,26 @@ class Transport:
             self._retired = [old for old in self._retired if old.is_alive()]
             self._retired.append(reply)
         reply.lose()
+
+    def _flooded(self, reply: ReplyChannel) -> None:
+        """The reply queue is flooded with junk: new calls get a new queue (see reply_poller)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._reply is not reply or self._stopped:
+                return
+            self._retired = [old for old in self._retired if old.is_alive()]
+            if (self._rotated is not None and now - self._rotated < MIN_ROTATION_INTERVAL) or len(
+                self._retired
+            ) >= MAX_DRAINING:
+                logger.warning(
+                    "reply queue %s is flooded, but the client moved queues less than %.0fs ago "
+                    "or drains %d already; staying on it",
+                    reply.queue.name,
+                    MIN_ROTATION_INTERVAL,
+                    len(self._retired),
+                )
+                return
+            self._rotated = now
+            self._reply = None  # the next call creates a new queue
+            self._retired.append(reply)
+        reply.retire()

@@ -3,8 +3,9 @@
 In order: decode the attributes and check an S3 pointer without following it
 (``_offload.py``); refuse a ``ReplyTo`` the reply policy does not allow (left in the queue);
 drop a request whose caller's deadline has passed (deleted); only then read the body from S3,
-when it is there; decode the body; answer a redelivered request from the reply cache (no
-second run); run the handler under the visibility heartbeat; encode the reply (a large one
+when it is there; decode the body; claim the request in the idempotency store
+(``idempotency.py``): a redelivery is answered from there, a copy running elsewhere is left
+(no second run); run the handler under the visibility heartbeat; encode the reply (a large one
 goes to S3); send it; delete the request only after SQS accepted the reply, and only then its
 S3 object, if it had one.
 """
@@ -40,10 +41,12 @@ from sqs_rpc._wire import (
     valid_nonce,
 )
 
+from .backoff import poison_delay
 from .deadline import Expiry, expiry_of
 from .handler import IncomingMessage, MessageHandler, Retry
+from .idempotency import Claim, InMemoryIdempotencyStore, request_key
 from .replies import Replies, Sender
-from .reply_cache import Key, ReplyCache, key_of
+from .reply_cache import key_of
 from .reply_policy import ReplyPolicy
 from .visibility import VisibilityHeartbeat
 
@@ -81,7 +84,11 @@ class AwaitableRunner(Protocol):
 
 
 class Dispatcher:
-    """Runs one message through the decision table; owns the reply cache."""
+    """Runs one message through the decision table; claims requests in the idempotency store.
+
+    ``lease`` is how long a claim may last: the longest a worker may hold a request (its
+    visibility extension bound). A server that crashed holds its requests no longer.
+    """
 
     def __init__(
         self,
@@ -97,6 +104,7 @@ class Dispatcher:
         payloads: PayloadStore,
         heartbeat: VisibilityHeartbeat | None,
         max_receive_count: int | None,
+        lease: float,
         exact_receive_time: bool = False,
     ) -> None:
         self._sqs = sqs
@@ -115,12 +123,14 @@ class Dispatcher:
         # True when process() gets the moment SQS handed the message out (a poller): a first
         # delivery then tells SQS's clock. A Lambda record is handed over later.
         self._exact_receive_time = exact_receive_time
-        self._cache = ReplyCache(ttl=options.reply_cache_ttl, max_bytes=options.reply_cache_bytes)
+        self._store = options.idempotency_store or InMemoryIdempotencyStore(
+            ttl=options.reply_cache_ttl, max_bytes=options.reply_cache_bytes
+        )
+        self._lease = lease
         self._replies = Replies(
             policy=policy,
             outbox=outbox,
             payloads=payloads,
-            cache=self._cache,
             max_message_bytes=options.max_message_bytes,
             delete=self._delete,
         )
@@ -159,6 +169,7 @@ class Dispatcher:
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._reject(message, exc, extra)
+            self._back_off(message.get("ReceiptHandle"), _receive_count(message))
             return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
@@ -197,6 +208,7 @@ class Dispatcher:
                 request.reply_to,
                 self._policy.description,
             )
+            self._back_off(request.receipt_handle, request.receive_count)
             return Outcome("rejected", finished=False)
         expired = expiry_of(
             request, received if self._exact_receive_time else None, self._skew_tolerance
@@ -214,25 +226,33 @@ class Dispatcher:
 
     def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
         """The decision table after decoding and admission."""
-        key = key_of(request)
-        state, cached = self._cache.begin(key)
-        if state == "running":
-            # The same request is running on another worker (its visibility ran out):
-            # leave this copy; once the first finishes, a redelivery hits the cache.
-            logger.info("request %s is already running; copy left in queue", key[1])
-            return Outcome("duplicate", finished=False, counted=False)
-        if state == "finished":
-            logger.info("request %s was already handled; resending its reply", key[1])
-            if cached is not None and request.reply_to is not None:
-                return Outcome("duplicate", self._replies.reply_and_delete(request, cached))
-            return Outcome("duplicate", self._delete(request.receipt_handle))
+        key = request_key(self._queue_url, key_of(request))
+        name = request.correlation_id or request.message_id
         try:
-            return self._run(request, body, key, received, extra)
+            state, stored = self._store.begin(key, self._lease)
+        except SqsError as exc:
+            # Running it unclaimed could run it twice; a later delivery may reach the store.
+            logger.warning("could not claim request %s (%s); left for retry", name, exc)
+            return Outcome("error", finished=False, counted=False)
+        if state == "in_progress":
+            # The same request runs on another worker or server (its visibility ran out, or
+            # SQS delivered a second copy): leave this copy; once the first finishes, its
+            # next delivery is answered from the store.
+            logger.info("request %s is already running; copy left in queue", name)
+            return Outcome("duplicate", finished=False, counted=False)
+        if state == "done":
+            logger.info("request %s was already handled; resending its reply", name)
+            if stored is not None and request.reply_to is not None:
+                return Outcome("duplicate", self._replies.reply_and_delete(request, stored))
+            return Outcome("duplicate", self._delete(request.receipt_handle))
+        claim = Claim(self._store, key)
+        try:
+            return self._run(request, body, claim, received, extra)
         finally:
-            self._cache.done(key)  # done on every normal path already; this is for the rest
+            _end_quietly(claim.release, name)  # ended on every normal path; this is for the rest
 
     def _run(
-        self, request: Request, body: Any, key: Key, received: float, extra: Attributes
+        self, request: Request, body: Any, claim: Claim, received: float, extra: Attributes
     ) -> Outcome:
         set_trace_context(request.trace)  # the handler's own calls carry it on
         incoming = IncomingMessage(
@@ -263,31 +283,33 @@ class Dispatcher:
             # Stop extending before anything is sent, deleted or made visible again.
             if heartbeat is not None and token is not None:
                 heartbeat.untrack(token)
-        # Each branch below leaves the running set before the message can come back (Retry's
-        # visibility change, a failed reply), and only after the reply cache has the answer,
-        # so a redelivery either finds the cache or runs the handler: never neither.
+        # Each branch below ends the claim before the message can come back (Retry's
+        # visibility change, a failed reply), and only after the store has the answer, so a
+        # redelivery either finds the answer or runs the handler: never neither.
+        name = request.correlation_id or request.message_id
         if isinstance(failure, Retry):
-            self._cache.done(key)
+            _end_quietly(claim.release, name)
             self._retry(request, incoming, failure, extra)
             return Outcome("retry", finished=False)
         if failure is not None:
             if request.reply_to is None:
-                self._cache.done(key)
+                _end_quietly(claim.release, name)
                 logger.warning(
                     "handler failed on one-way message %s; left for retry/redrive",
                     request.message_id,
                     exc_info=failure,
                 )
+                if self._max_receive_count is None:  # nothing else ends its cycle
+                    self._back_off(request.receipt_handle, request.receive_count, first=2)
                 return Outcome("error", finished=False)
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
             finished = self._replies.finish(
-                request, key, "error", error_body, JSON_CONTENT_TYPE, extra=extra
+                request, claim, "error", error_body, JSON_CONTENT_TYPE, extra=extra
             )
             return Outcome("error", finished)
         if request.reply_to is None:
-            self._cache.remember(key, None)
-            self._cache.done(key)
+            _end_quietly(functools.partial(claim.complete, None), name)
             return Outcome("ok", self._delete(request.receipt_handle))
         try:
             reply_body = encode_body(self._codec, result)  # a body SQS accepts, or EncodeError
@@ -295,11 +317,11 @@ class Dispatcher:
             # Checked before sending: the caller gets an error, not an undecodable reply.
             error = ErrorInfo("EncodeError", f"the handler's return value: {exc}").to_body()
             finished = self._replies.finish(
-                request, key, "error", error, JSON_CONTENT_TYPE, extra=extra
+                request, claim, "error", error, JSON_CONTENT_TYPE, extra=extra
             )
             return Outcome("ok", finished)
         finished = self._replies.finish(
-            request, key, "ok", reply_body, self._codec.content_type, extra=extra
+            request, claim, "ok", reply_body, self._codec.content_type, extra=extra
         )
         return Outcome("ok", finished)
 
@@ -401,11 +423,20 @@ class Dispatcher:
                 error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
                 nonce = valid_nonce(nonce_of(message))  # so that only its call takes it
                 self._replies.send_error(reply_to, correlation_id or "", error, extra, nonce=nonce)
-        logger.warning(
+        # Once per message: a flood of poison must not become a flood of warnings too.
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
             "undecodable message %s left for redrive (configure a dead-letter queue): %s",
             message_id,
             exc,
         )
+
+    def _back_off(self, receipt_handle: object, receive_count: int, *, first: int = 1) -> None:
+        """Hide a request that will fail again for longer at each delivery (``backoff.py``)."""
+        delay = poison_delay(receive_count, self._max_receive_count, first=first)
+        if delay and isinstance(receipt_handle, str):
+            # Batched and off this worker: a flood of poison costs a tenth of a request each.
+            self._outbox.hide(receipt_handle, delay)
 
     def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:
@@ -424,3 +455,23 @@ def _utc(epoch_ms: int | None) -> str:
         return "unknown"
     moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc)
     return moment.isoformat(timespec="milliseconds")
+
+
+def _receive_count(message: Mapping[str, Any]) -> int:
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _end_quietly(end: Callable[[], None], name: str) -> None:
+    """End a claim; a store that fails here only delays a redelivery until the lease ends."""
+    try:
+        end()
+    except SqsError as exc:
+        logger.warning(
+            "could not record the end of request %s in the idempotency store (%s); a "
+            "redelivery waits for its claim to expire",
+            name,
+            exc,
+        )

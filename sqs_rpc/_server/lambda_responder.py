@@ -48,6 +48,7 @@ from sqs_rpc._stats import Counters, PollerStats
 
 from .dispatcher import Dispatcher, max_receive_count
 from .handler import MessageHandler
+from .idempotency import IdempotencyStore
 from .lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of
 from .outbox import Outbox
 from .reply_policy import ReplyPolicy, ReplyToAllowed
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_MIN_REMAINING_TIME = 1.0
+# A claim's lease when the queue's visibility timeout cannot be read: Lambda's longest timeout.
+DEFAULT_LEASE = 900.0
 BatchResponse = dict[str, list[dict[str, str]]]
 
 
@@ -81,6 +84,10 @@ class _LambdaSender:
 
     def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
         self._outbox.send_reply(reply_to, arguments)
+
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        # Lambda leaves a failed record's visibility alone: the backoff holds.
+        self._outbox.hide(receipt_handle, seconds)
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
         # Not in batchItemFailures: Lambda deletes the record when the invocation returns.
@@ -142,9 +149,11 @@ class LambdaResponder:
         queue_url: the request queue's URL. By default it is built from the records'
             ``eventSourceARN`` and the SQS client's endpoint, which is right on AWS.
         codec, include_traceback, reply_queue_prefix, reply_to_allowed, reply_cache_ttl,
-            reply_cache_bytes, max_message_bytes, offload, clock_skew_tolerance: as for
-            :class:`~sqs_rpc.MessagePoller`. With ``offload``, a request's S3 object is
-            deleted when its batch is done, just before Lambda deletes the record.
+            reply_cache_bytes, idempotency_store, max_message_bytes, offload,
+            clock_skew_tolerance: as for :class:`~sqs_rpc.MessagePoller`. A claim in the
+            ``idempotency_store`` lasts the queue's visibility timeout, which must exceed the
+            function's timeout anyway. With ``offload``, a request's S3 object is deleted when
+            its batch is done, just before Lambda deletes the record.
         min_remaining_time: seconds; a record is started only while the invocation has more
             time left than this (``context.get_remaining_time_in_millis()``). The records not
             started are reported as failures, so they come back.
@@ -165,6 +174,7 @@ class LambdaResponder:
         reply_to_allowed: ReplyToAllowed | None = None,
         reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
         reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
+        idempotency_store: IdempotencyStore | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         min_remaining_time: float = DEFAULT_MIN_REMAINING_TIME,
         offload: S3Offload | None = None,
@@ -184,6 +194,7 @@ class LambdaResponder:
             max_message_bytes=max_message_bytes,
             offload=offload,
             clock_skew_tolerance=clock_skew_tolerance,
+            idempotency_store=idempotency_store,
         )
         self._min_remaining_ms = 1000 * seconds(
             min_remaining_time,
@@ -292,6 +303,7 @@ class LambdaResponder:
 
     def _make_dispatcher(self, arn: str | None) -> Dispatcher:
         queue_url = self._queue_url or self._url_of(arn)
+        max_receive_count, lease = self._queue_settings(queue_url)
         dispatcher = Dispatcher(
             sqs=self._sqs,
             queue_url=queue_url,
@@ -313,7 +325,8 @@ class LambdaResponder:
             event_loop=self._loop,
             payloads=self._payloads,
             heartbeat=None,  # the function's timeout bounds a handler (see the module doc)
-            max_receive_count=self._max_receive_count(queue_url),
+            max_receive_count=max_receive_count,
+            lease=lease,
         )
         logger.info("responding to requests from %s", queue_url)
         return dispatcher
@@ -339,17 +352,20 @@ class LambdaResponder:
             )
         return _queue_url(self._sqs.meta.endpoint_url, parsed)
 
-    def _max_receive_count(self, queue_url: str) -> int | None:
-        # Best effort: it only lets a handler see its last attempt (IncomingMessage.last_attempt).
+    def _queue_settings(self, queue_url: str) -> tuple[int | None, float]:
+        """The queue's ``maxReceiveCount`` (None: no redrive policy) and a claim's lease."""
+        # Best effort: the first lets a handler see its last attempt, and poison back off
+        # until then; the second bounds how long a crashed invocation's claim lasts.
         try:
             with aws_errors("GetQueueAttributes", queue_url):
                 attributes = self._sqs.get_queue_attributes(
-                    QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+                    QueueUrl=queue_url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
                 ).get("Attributes", {})
         except SqsError as exc:
             logger.warning("cannot read the redrive policy of %s: %s", queue_url, exc)
-            return None
-        return max_receive_count(attributes.get("RedrivePolicy"), queue_url)
+            return None, DEFAULT_LEASE
+        lease = float(attributes.get("VisibilityTimeout", DEFAULT_LEASE)) or DEFAULT_LEASE
+        return max_receive_count(attributes.get("RedrivePolicy"), queue_url), lease
 
 
 def _queue_url(endpoint_url: str, queue: QueueArn) -> str:

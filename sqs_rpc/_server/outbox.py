@@ -9,6 +9,9 @@ deletes and leaves in a ``DeleteMessageBatch``, so the worker is free for the ne
 request at once. A delete that fails is logged; the request comes back after its visibility
 timeout and the reply cache answers it (see :mod:`sqs_rpc._reply_cache`).
 
+Requests left in the queue on purpose (poison, see :mod:`sqs_rpc._server.backoff`) are hidden
+the same way as deletes go: batched, ``ChangeMessageVisibilityBatch``, off the worker.
+
 FIFO request queues delete at once, and the worker waits for SQS's answer: SQS holds a FIFO
 group's next message back until the ones in flight are deleted, so a delayed delete would delay
 the group; and the group's next message, if already received, must not start before this one
@@ -28,7 +31,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._batcher import Batcher
-from sqs_rpc._errors import ClientClosedError, aws_errors
+from sqs_rpc._errors import ClientClosedError, SqsError, aws_errors
 from sqs_rpc._loop import thread_name
 from sqs_rpc._stats import Counters
 
@@ -151,6 +154,27 @@ class Outbox:
             return False
         return True
 
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a request left in the queue for ``seconds``, soon; a failure is logged."""
+        batcher = self._batcher
+        if batcher is not None:
+            try:
+                batcher.hide(self._queue_url, receipt_handle, seconds).add_done_callback(
+                    _log_hide_failure
+                )
+                return
+            except ClientClosedError:
+                pass  # stopped meanwhile: do it here (below)
+        try:
+            with aws_errors("ChangeMessageVisibility", self._queue_url):
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=seconds,
+                )
+        except SqsError as exc:
+            logger.warning("could not hide a request for %ds: %s", seconds, exc)
+
     def _deleted(self, then: Callable[[], object] | None, future: Future[None]) -> None:
         error = future.exception()
         if error is None:
@@ -169,3 +193,10 @@ class Outbox:
     @staticmethod
     def _not_deleted(error: BaseException) -> None:
         logger.warning("could not delete a request (%s); it will be redelivered", error)
+
+
+def _log_hide_failure(future: Future[None]) -> None:
+    # Harmless: the request comes back after its visibility timeout instead of its backoff.
+    error = future.exception()
+    if error is not None:
+        logger.warning("could not hide a request: %s", error)

@@ -3,7 +3,8 @@
 The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
 (FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
 (decode, reply policy, deadline, reply cache, handler, reply, delete);
-:mod:`sqs_rpc._reply_cache` answers redeliveries; :mod:`sqs_rpc._outbox` sends replies and
+:mod:`sqs_rpc._server.idempotency` claims requests and answers redeliveries (in
+memory, or in a store shared by servers); :mod:`sqs_rpc._outbox` sends replies and
 deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers' messages hidden;
 :mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the full table of
 outcomes and every option.
@@ -51,6 +52,7 @@ from sqs_rpc._sweeper import PeriodicSweep
 from .dispatcher import Dispatcher, max_receive_count
 from .event_loop import EventLoopThread
 from .handler import IncomingMessage, MessageHandler, Retry
+from .idempotency import IdempotencyStore
 from .outbox import Outbox
 from .receiver import Receiver
 from .reply_policy import ReplyPolicy, ReplyToAllowed
@@ -104,11 +106,14 @@ class MessagePoller:
             visibility timeout); must be shorter than the visibility timeout.
         max_visibility_extension: seconds after its receive past which a running message is no
             longer extended; 0 turns extension off.
-        reply_cache_ttl: seconds a finished request's reply is kept to answer a redelivery
-            without running the handler again; 0 turns the cache off.
+        reply_cache_ttl: seconds a finished request's reply is kept in this process to answer
+            a redelivery without running the handler again; 0 keeps none.
         reply_cache_bytes: the reply cache's memory bound, in bytes (each entry counts every
-            string it holds, the sender's ReplyTo and CorrelationId included, plus about
-            1.2 KiB of bookkeeping).
+            string it holds, plus about 1.2 KiB of bookkeeping).
+        idempotency_store: where requests are claimed and replies kept, shared by every
+            server of the queue (a :class:`~sqs_rpc.DynamoDBIdempotencyStore`), so that a
+            redelivery to another server does not run again either. None (the default):
+            this process's memory, bounded by ``reply_cache_ttl`` and ``reply_cache_bytes``.
         max_message_bytes: the largest reply sent; a larger one is replaced by an error
             reply (``PayloadTooLarge``) so the caller learns why. SQS's limit by default.
         sweep_interval: when set, seconds (jittered) between sweeps of orphaned reply queues
@@ -147,6 +152,7 @@ class MessagePoller:
         max_visibility_extension: float = DEFAULT_MAX_VISIBILITY_EXTENSION,
         reply_cache_ttl: float = DEFAULT_REPLY_CACHE_TTL,
         reply_cache_bytes: int = DEFAULT_REPLY_CACHE_BYTES,
+        idempotency_store: IdempotencyStore | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         sweep_interval: float | None = None,
         offload: S3Offload | None = None,
@@ -181,6 +187,7 @@ class MessagePoller:
             max_message_bytes=max_message_bytes,
             offload=offload,
             clock_skew_tolerance=clock_skew_tolerance,
+            idempotency_store=idempotency_store,
         )
         prefix = self._options.reply_queue_prefix
         self._policy = ReplyPolicy(queue_url, prefix=prefix, allowed=reply_to_allowed)
@@ -280,10 +287,15 @@ class MessagePoller:
 
     def _build(self, attributes: Mapping[Any, str]) -> None:
         """The parts that depend on the queue: its visibility timeout and redrive policy."""
-        extension = self._visibility.resolve(int(attributes.get("VisibilityTimeout", "30")))
+        queue_timeout = int(attributes.get("VisibilityTimeout", "30"))
+        extension = self._visibility.resolve(queue_timeout)
+        # How long a worker may hold a request, so how long its claim lasts: a crashed
+        # server's requests run elsewhere once it is over.
+        lease = float(queue_timeout)
         if extension is None:
             logger.info("visibility extension off for %s", self.queue_url)
         else:
+            lease = self._visibility.max_extension + extension[1]
             interval, timeout = extension
             self._heartbeat = VisibilityHeartbeat(
                 self._sqs,
@@ -306,6 +318,7 @@ class MessagePoller:
             heartbeat=self._heartbeat,
             max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
             exact_receive_time=True,  # the receiver passes the moment of each receive
+            lease=max(lease, 1.0),
         )
         self._receiver = Receiver(
             self._sqs,

@@ -1,7 +1,7 @@
 """Replies: encode, size-check and send a request's answer, then delete the request.
 
 The dispatcher decides *what* to answer; this module makes it an SQS message (a large body
-goes to S3), remembers it in the reply cache, sends it to the caller's reply queue (a Java
+goes to S3), records it in the idempotency store, sends it to the caller's reply queue (a Java
 virtual queue through its host queue), and deletes the request only once SQS accepted the
 reply. A reply SQS refuses as too large becomes an error reply, so the caller learns why.
 """
@@ -26,7 +26,7 @@ from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import TraceContext
 from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
 
-from .reply_cache import Key, ReplyCache
+from .idempotency import Claim
 from .reply_policy import ReplyPolicy
 
 __all__ = ["Replies", "Sender"]
@@ -51,6 +51,9 @@ class Sender(Protocol):
         ``then`` runs once the request is deleted for good (not at all if it is not).
         """
 
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a request left in the queue for ``seconds`` (a backoff); never raises."""
+
 
 class Replies:
     """Sends replies through a :class:`Sender`; ``delete`` finishes a request once answered."""
@@ -61,28 +64,26 @@ class Replies:
         policy: ReplyPolicy,
         outbox: Sender,
         payloads: PayloadStore,
-        cache: ReplyCache,
         max_message_bytes: int,
         delete: Callable[[str], bool],
     ) -> None:
         self._policy = policy
         self._outbox = outbox
         self._payloads = payloads
-        self._cache = cache
         self._max_message_bytes = max_message_bytes
         self._delete = delete
 
     def finish(
         self,
         request: Request,
-        key: Key,
+        claim: Claim,
         status: Status,
         body: str,
         content_type: str,
         *,
         extra: Attributes,
     ) -> bool:
-        """Answer a request that ran: remember the reply, send it, delete the request."""
+        """Answer a request that ran: record the reply, send it, delete the request."""
         assert request.correlation_id is not None
         arguments = reply_arguments(
             request.correlation_id,
@@ -95,7 +96,7 @@ class Replies:
         )
         try:
             # The size check; over the offload threshold the body goes to S3 first, and the
-            # reply cache and the outbox see only the pointer message.
+            # store and the outbox see only the pointer message.
             arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
         except SqsError as exc:
             logger.warning(
@@ -118,8 +119,16 @@ class Replies:
                 trace=request.trace,
                 nonce=request.nonce,
             )
-        self._cache.remember(key, arguments)
-        self._cache.done(key)
+        try:
+            claim.complete(arguments)
+        except SqsError as exc:
+            # The handler ran: its caller gets the answer all the same. A redelivery waits
+            # for the claim to expire, then runs again.
+            logger.warning(
+                "could not record the reply to call %s in the idempotency store: %s",
+                request.correlation_id,
+                exc,
+            )
         return self.reply_and_delete(request, arguments)
 
     def reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:

@@ -26,7 +26,8 @@ __all__ = ["Key", "ReplyCache", "key_of"]
 # deadline, the FIFO group and the call's nonce. A redelivery, or a send botocore retried, is
 # the same message and has the same digest; any other call differs at least in its nonce (and
 # an older client's in its deadline). Not the SQS MessageId: a retried send is a new message.
-Key = tuple[str, str, str]
+# The idempotency store keys its entries by a digest of this key.
+Key = tuple[str, ...]
 Reply = dict[str, Any] | None  # SendMessage arguments; None for a one-way message
 # "run": claimed, run the handler; "running": another worker runs it; "finished": the reply.
 State = Literal["run", "running", "finished"]

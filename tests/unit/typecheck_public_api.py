@@ -18,9 +18,13 @@ from sqs_rpc import (
     CallOutcome,
     CallStarted,
     ClientStats,
+    DynamoDBIdempotencyStore,
     EmbeddedSqs,
     Hooks,
+    IdempotencyState,
+    IdempotencyStore,
     IncomingMessage,
+    InMemoryIdempotencyStore,
     JsonCodec,
     Latency,
     MessageHandled,
@@ -168,3 +172,28 @@ def run_on_lambda(sqs: Any, queue_url: str) -> list[str]:
     print(stats.received, DEFAULT_MIN_REMAINING_TIME)
     responder.close()
     return delete_succeeded(sqs, queue_url, event, response)
+
+
+class DictStore:
+    """A store of one's own: anything with the three methods is an IdempotencyStore."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[IdempotencyState, dict[str, Any] | None]] = {}
+
+    def begin(self, key: str, lease: float) -> tuple[IdempotencyState, dict[str, Any] | None]:
+        state, reply = self.items.setdefault(key, ("in_progress", None))
+        return ("new", None) if reply is None and state == "in_progress" else (state, reply)
+
+    def complete(self, key: str, reply: dict[str, Any] | None) -> None:
+        self.items[key] = ("done", reply)
+
+    def release(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+def idempotent(queue_url: str, handler: MessageHandler) -> None:
+    shared = DynamoDBIdempotencyStore("sqs-rpc-idempotency", ttl=3600, region_name="eu-west-1")
+    store: IdempotencyStore = DictStore()
+    MessagePoller(queue_url, handler, idempotency_store=shared)
+    MessagePoller(queue_url, handler, idempotency_store=store)
+    LambdaResponder(handler, idempotency_store=InMemoryIdempotencyStore(ttl=60))
