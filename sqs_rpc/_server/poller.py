@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._client.process import close_all
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
@@ -57,7 +58,7 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry"]
+__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry", "close_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,18 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_RECEIVE_AGE = 120.0
 # The budget shared by the background threads once the handlers are done (see stop()).
 STOP_TIMEOUT = 30.0
+
+
+def close_clients() -> None:
+    """Close every client of this process that is still open, for a process that is ending.
+
+    ``run()`` and ``sqs-rpc serve`` call it once stopped: a handler's client is closed (its
+    reply queue deleted) even if a call of it still waits, and even if the process is then
+    killed before ``atexit`` runs.
+    """
+    closed = close_all()
+    if closed:
+        logger.info("closed %d RpcClient(s) still open in this process", closed)
 
 
 def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
@@ -330,15 +343,17 @@ class MessagePoller:
                 return True
             self._stopped = True
         budget = self._shutdown_timeout if timeout is None else timeout
-        # Shutdown order: (1) stop receiving: a receive in progress returns within the
-        # long-poll wait and releases what it got (visibility 0); (2) drain: handlers that
-        # started finish, bounded by the budget, and their replies and deletes go out through
-        # the outbox, which is still running; (3) stop the outbox, flushing what is left (a
-        # late handler sends its own); (4) stop visibility extension (a late handler's
-        # message is no longer extended); (5) stop the event loop; (6) stop the in-process
-        # sweeper, if any; (7) stop counting SQS requests. Steps 3 to 6 share one budget.
+        # Shutdown order: (1) stop receiving: the receive in progress is not waited for beyond
+        # a second; when it returns (within the long-poll wait) it releases what it got
+        # (visibility 0); (2) drain: handlers that started finish, bounded by the budget, and
+        # their replies and deletes go out through the outbox, which is still running; (3)
+        # stop the outbox, flushing what is left (a late handler sends its own); (4) stop
+        # visibility extension (a late handler's message is no longer extended); (5) stop the
+        # event loop; (6) stop the in-process sweeper, if any; (7) stop counting SQS requests.
+        # Steps 3 to 6 share one budget.
         receiver = self._receiver
-        receiver_done = receiver is None or receiver.stop_receiving()
+        if receiver is not None:
+            receiver.stop_receiving()
         drained = receiver is None or receiver.drain(budget)
         if not drained:
             # A handler outlived the budget: its event loop is not waited for either.
@@ -347,7 +362,7 @@ class MessagePoller:
             [self._outbox, self._heartbeat, self._event_loop, self._sweep], STOP_TIMEOUT
         )
         self._observer.requests.detach()
-        if receiver_done and drained and released:
+        if drained and released:
             logger.info("stopped polling %s", self.queue_url)
         else:
             logger.warning(
@@ -356,20 +371,22 @@ class MessagePoller:
                 ", ".join(
                     what
                     for what, done in (
-                        ("the receive in progress", receiver_done),
-                        ("handlers past shutdown_timeout", drained),
+                        ("handlers past shutdown_timeout (daemon threads)", drained),
                         ("the outbox, extension, event loop or sweeper threads", released),
                     )
                     if not done
                 ),
             )
-        return receiver_done and drained and released
+        return drained and released
 
     def run(self) -> None:
-        """Start, block until SIGTERM or SIGINT, then :meth:`stop` gracefully.
+        """Start, block until SIGTERM or SIGINT, :meth:`stop` gracefully, close the clients.
 
+        Once stopped, every :class:`~sqs_rpc.RpcClient` of the process still open is closed
+        (its reply queue deleted), handler code's clients included: the process is ending.
         Must be called from the main thread (signal handlers can only be installed there);
-        the previous handlers are restored on return.
+        the previous handlers are restored before the stop, so a second signal acts as it
+        did before ``run()``: a second Ctrl-C raises ``KeyboardInterrupt`` at once.
         """
         if threading.current_thread() is not threading.main_thread():
             raise ConfigurationError("run() must be called from the main thread; use start()")
@@ -387,6 +404,7 @@ class MessagePoller:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stop()
+            close_clients()
 
     # -- observing ---------------------------------------------------------------------------
 
