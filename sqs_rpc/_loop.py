@@ -170,7 +170,12 @@ class BackgroundLoop:
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
-        thread.join(timeout)
+        try:
+            thread.join(timeout)
+        except RuntimeError:
+            # start() was interrupted (a KeyboardInterrupt) before the thread said it runs.
+            # If it runs at all, it sees the stop flag before its first step and ends.
+            return True
         return not thread.is_alive()
 
     def _run(self) -> None:

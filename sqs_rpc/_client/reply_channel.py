@@ -1,9 +1,9 @@
 """A client's reply channel: its reply queue, pending map, reply poller and heartbeat.
 
 They live and die together. :meth:`ReplyChannel.open` creates them: one CreateQueue, two
-threads and one heartbeat registration. :meth:`ReplyChannel.stop` ends the threads, and
-:meth:`ReplyChannel.delete_queue` then deletes the queue. :meth:`ReplyChannel.lose` handles
-a queue deleted underneath.
+threads and one heartbeat registration; all or nothing, with :meth:`ReplyChannel.abandon`.
+:meth:`ReplyChannel.stop` ends the threads, and :meth:`ReplyChannel.delete_queue` then
+deletes the queue. :meth:`ReplyChannel.lose` handles a queue deleted underneath.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
-from sqs_rpc._errors import ClientClosedError, ReplyQueueLost
+from sqs_rpc._errors import ClientClosedError, ReplyQueueLost, SqsError
 from sqs_rpc._loop import stop_all, thread_name
 from sqs_rpc._offload import PayloadStore
 
@@ -32,18 +32,15 @@ logger = logging.getLogger(__name__)
 
 
 class ReplyChannel:
-    """One reply queue with the threads that serve it. Create with :meth:`open`."""
+    """One reply queue with the threads that serve it.
 
-    def __init__(self, queue: ReplyQueue, pending: PendingCalls, url: str) -> None:
-        self.queue = queue
-        self.pending = pending
-        self.url = url
-        self._poller: ReplyPoller | None = None
-        self._heartbeat: Registration | None = None
+    Built inert; :meth:`open` creates the queue and starts the threads. If ``open`` fails,
+    or anything interrupts it (a ``KeyboardInterrupt`` included), its owner calls
+    :meth:`abandon`, which undoes whatever part of it was done.
+    """
 
-    @classmethod
-    def open(
-        cls,
+    def __init__(
+        self,
         sqs: SQSClient,
         *,
         prefix: str,
@@ -55,34 +52,67 @@ class ReplyChannel:
         idle_retention: int,
         wait_time_seconds: int,
         on_lost: Callable[[ReplyChannel], None],
-    ) -> ReplyChannel:
-        """Create the queue, start the timer and poller, and register the heartbeat.
+    ) -> None:
+        """``owner`` is the client's :func:`~sqs_rpc._loop.owner_id`, for the thread names."""
+        self._sqs = sqs
+        self.queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
+        self.pending = PendingCalls(thread_name("timeouts", owner))
+        self.url = ""  # set by open()
+        self._owner = owner
+        self._codec = codec
+        self._payloads = payloads
+        self._batcher = batcher
+        self._heartbeat_interval = heartbeat_interval
+        self._idle_retention = idle_retention
+        self._wait_time = wait_time_seconds
+        self._on_lost = on_lost
+        self._poller: ReplyPoller | None = None
+        self._heartbeat: Registration | None = None
 
-        ``owner`` is the client's :func:`~sqs_rpc._loop.owner_id`, for the thread names.
+    def open(self) -> None:
+        """Create the queue, start the timer and poller, and register the heartbeat."""
+        self.url = self.queue.create()
+        self._poller = ReplyPoller(
+            self._sqs,
+            self.url,
+            self.pending,
+            self._codec,
+            self._batcher,
+            payloads=self._payloads,
+            name=thread_name("replies", self._owner),
+            wait_time_seconds=self._wait_time,
+            on_lost=lambda: self._on_lost(self),
+        )
+        self.pending.start()
+        self._poller.start()
+        self._heartbeat = SCHEDULER.register(
+            self.queue,
+            interval=self._heartbeat_interval,
+            retention=self._idle_retention,
+            on_lost=lambda: self._on_lost(self),
+        )
+
+    def abandon(self, timeout: float | None = None) -> None:
+        """Undo an :meth:`open` that failed or was interrupted, at any point. Idempotent.
+
+        Stops the threads it started, leaves the heartbeat, and deletes the queue if SQS
+        created it (found by name when the URL never came back).
         """
-        queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
-        url = queue.create()
-        channel = cls(queue, PendingCalls(thread_name("timeouts", owner)), url)
-        channel._poller = ReplyPoller(
-            sqs,
-            url,
-            channel.pending,
-            codec,
-            batcher,
-            payloads=payloads,
-            name=thread_name("replies", owner),
-            wait_time_seconds=wait_time_seconds,
-            on_lost=lambda: on_lost(channel),
+        self.pending.fail_all(
+            lambda cid: ClientClosedError(f"the reply queue of call {cid} could not be made"),
+            close=True,
         )
-        channel.pending.start()
-        channel._poller.start()
-        channel._heartbeat = SCHEDULER.register(
-            queue,
-            interval=heartbeat_interval,
-            retention=idle_retention,
-            on_lost=lambda: on_lost(channel),
-        )
-        return channel
+        stop_all([self.pending, self._poller], timeout)
+        SCHEDULER.forget(self.queue, timeout)
+        try:
+            self.queue.discard()
+        except SqsError as exc:
+            logger.warning(
+                "could not delete reply queue %s after its creation failed (%s); the sweeper "
+                "will, once its idle retention has passed",
+                self.queue.name,
+                exc,
+            )
 
     def stop(self, timeout: float | None = None) -> bool:
         """Fail waiting calls and stop the threads; True if they ended within ``timeout``.

@@ -125,6 +125,8 @@ class ReplyPoller:
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
         messages = response.get("Messages", [])
         for message in messages:
+            if is_wake_message(message):
+                continue  # sent by stop(): its queue is deleted next, no delete needed
             read = self._dispatch(message)
             deleted = self._batcher.delete(self._queue_url, message["ReceiptHandle"])
             deleted.add_done_callback(_log_delete_failure)
@@ -138,8 +140,6 @@ class ReplyPoller:
 
     def _dispatch(self, message: Mapping[str, Any]) -> Offloaded | None:
         """Settle the call ``message`` answers; return its S3 body's pointer if it was read."""
-        if is_wake_message(message):
-            return None
         correlation_id = correlation_id_of(message)
         future = self._pending.pop(correlation_id) if correlation_id else None
         if future is None:

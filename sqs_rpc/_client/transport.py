@@ -40,6 +40,8 @@ REPLY_DELETE_DELAY = 0.2
 # How long a request waits for others to share its SendMessageBatch, only while other calls
 # are in flight (see _batcher.py). A lone call goes at once.
 SEND_LINGER = 0.01
+# How long undoing a failed reply queue creation waits for the threads it had started.
+ABANDON_TIMEOUT = 5.0
 
 
 class Transport:
@@ -112,7 +114,7 @@ class Transport:
         with self._lock:
             self._check_running()
             if self._reply is None:
-                self._reply = ReplyChannel.open(
+                channel = ReplyChannel(
                     self._sqs,
                     prefix=self._prefix,
                     owner=self._owner,
@@ -124,6 +126,15 @@ class Transport:
                     wait_time_seconds=self._reply_wait,
                     on_lost=self._lost,
                 )
+                # All or nothing: whatever interrupts the creation (an SQS error, a thread that
+                # cannot start, a Ctrl-C between two lines, also right after open() returns),
+                # the queue and the threads it made go, before the exception propagates.
+                try:
+                    channel.open()
+                    self._reply = channel
+                except BaseException:
+                    channel.abandon(ABANDON_TIMEOUT)
+                    raise
             return self._reply.pending, self._reply.url
 
     def send(self, queue_url: str, arguments: dict[str, Any], timeout: float) -> str:
