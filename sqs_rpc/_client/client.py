@@ -9,6 +9,9 @@ No way out leaves a queue or a thread behind:
 
 - ``close()`` deletes the queue at once.
 - At interpreter exit, ``atexit`` closes clients still open (``process.py``).
+- A client dropped without ``close()`` warns (``ResourceWarning``, like an unclosed file)
+  when it is garbage-collected, and its queue and threads are released then. No thread
+  holds the client itself: they hold its transport.
 - A SIGKILLed client's queue is deleted by a sweeper after its idle retention.
 - In a forked child, the client forgets the parent's queue and threads, and lazily makes its
   own. That needs a boto3 client sqs-rpc built: an injected one cannot cross a fork.
@@ -18,11 +21,13 @@ No way out leaves a queue or a thread behind:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -31,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._aws import RequestCounter, make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
-from sqs_rpc._loop import owner_id
+from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._observe import CallObserver
 from sqs_rpc._offload import PayloadStore, S3Offload
 from sqs_rpc._options import (
@@ -198,6 +203,20 @@ class RpcClient:
 
     def __repr__(self) -> str:
         return f"<RpcClient {self._state.value} reply_queue={self.reply_queue_url!r}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Like an unclosed file or socket: warn, then release what close() would have. Only
+        # an opened client owns anything (threads, a queue). getattr: __init__ may have failed.
+        if getattr(self, "_state", None) is not ClientState.OPENED:
+            return
+        self._state = ClientState.CLOSED
+        _warn(
+            f"unclosed RpcClient (reply queue {self.reply_queue_url}); call close(), or use "
+            "'with RpcClient() as client:'",
+            ResourceWarning,
+            source=self,
+        )
+        _release(self._transport, self._observer.requests, owner_id(self))
 
     @property
     def reply_queue_url(self) -> str | None:
@@ -395,3 +414,20 @@ class RpcClient:
 
     def _timeout(self, timeout: float | None) -> float:
         return self._default_timeout if timeout is None else check_timeout(timeout, "timeout")
+
+
+def _release(transport: Transport, requests: RequestCounter, owner: str) -> None:
+    """Close a garbage-collected client's transport, on a thread of its own.
+
+    Never on the collecting thread: garbage collection runs on whichever thread allocates,
+    which may hold a lock that stopping needs, or be one of the threads stopping joins.
+    """
+
+    def release() -> None:
+        if not transport.stop(CLOSE_TIMEOUT):
+            logger.warning("an unclosed RpcClient's threads did not stop within %gs", CLOSE_TIMEOUT)
+        requests.detach()
+
+    # RuntimeError: the interpreter is shutting down, and atexit closed what it could.
+    with contextlib.suppress(RuntimeError):
+        threading.Thread(target=release, name=thread_name("closer", owner), daemon=True).start()
