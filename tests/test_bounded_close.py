@@ -3,16 +3,22 @@ stops answering. Each says what it abandoned."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reliability.faultproxy import Fault, FaultProxy
+from sqs_rpc import ClientClosedError, RpcClient
+from sqs_rpc._loop import owner_id
+
 from .child_process import Child
-from .conftest import Endpoint
+from .conftest import Endpoint, wait_for
 
 NEVER_RETURNS = """
 import sys, threading
@@ -80,3 +86,44 @@ def test_serve_exits_though_a_handler_never_returns(
         took = time.monotonic() - sent
     assert took < SHUTDOWN_TIMEOUT + STOP_BOUND, child.output
     assert "stopped with handlers still running after 2 s" in child.output
+
+
+# docs/client.md: close() returns within CLOSE_TIMEOUT (30 s) whatever SQS does; when SQS does
+# not answer at all, in about 10 s: 5 s for the message that wakes the reply poller, 5 s for
+# DeleteQueue.
+SILENT_CLOSE_BOUND = 15.0
+
+
+@pytest.mark.timeout(120)
+def test_close_is_bounded_when_sqs_stops_answering_and_says_what_it_left(
+    endpoint: Endpoint, sqs: Any, queue_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sqs_rpc")
+    with FaultProxy(endpoint.endpoint_url) as proxy:
+        client = RpcClient(
+            session=endpoint.session(), endpoint_url=proxy.endpoint_url, default_timeout=60
+        )
+        waiting = client.call_async(queue_url, "never answered")
+        reply_queue = client.reply_queue_url
+        assert reply_queue is not None
+        owner = owner_id(client)
+        # SQS goes silent: every request is held, none answered (botocore: 40 s read timeout,
+        # 5 attempts, over 200 s per request).
+        proxy.set_faults(Fault("latency", delay=600))
+        started = time.monotonic()
+        client.close()
+        took = time.monotonic() - started
+        with pytest.raises(ClientClosedError):
+            waiting.result(timeout=0)
+    assert took < SILENT_CLOSE_BOUND
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "failed 1 pending calls" in said
+    assert f"reply queue {reply_queue} was not deleted" in said
+    assert "left for the sweeper" in said
+    assert "threads still running" in said
+    # With the proxy gone, the requests left behind fail and their threads end.
+    wait_for(lambda: not any(owner in t.name for t in threading.enumerate()), timeout=90)
+    # Not deleted: the sweeper's job; here, the test's. (Its URL names the proxy's port.)
+    name = reply_queue.rsplit("/", 1)[-1]
+    (url,) = sqs.list_queues(QueueNamePrefix=name)["QueueUrls"]
+    sqs.delete_queue(QueueUrl=url)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
-from sqs_rpc._errors import ClientClosedError, ReplyQueueLost, SqsError
-from sqs_rpc._loop import stop_all, thread_name
+from sqs_rpc._errors import ClientClosedError, ReplyQueueLost
+from sqs_rpc._loop import in_thread, stop_all, thread_name
 from sqs_rpc._offload import PayloadStore
 
 from .heartbeat import SCHEDULER, Registration
@@ -26,9 +26,13 @@ from .reply_queue import ReplyQueue
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["ReplyChannel"]
+__all__ = ["DELETE_TIMEOUT", "ReplyChannel"]
 
 logger = logging.getLogger(__name__)
+
+# How long a close waits for DeleteQueue. A healthy SQS answers in milliseconds; one that
+# does not answer must not hold a close (botocore would retry for minutes).
+DELETE_TIMEOUT = 5.0
 
 
 class ReplyChannel:
@@ -104,15 +108,7 @@ class ReplyChannel:
         )
         stop_all([self.pending, self._poller], timeout)
         SCHEDULER.forget(self.queue, timeout)
-        try:
-            self.queue.discard()
-        except SqsError as exc:
-            logger.warning(
-                "could not delete reply queue %s after its creation failed (%s); the sweeper "
-                "will, once its idle retention has passed",
-                self.queue.name,
-                exc,
-            )
+        self._delete(self.queue.discard, DELETE_TIMEOUT)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Fail waiting calls and stop the threads; True if they ended within ``timeout``.
@@ -131,9 +127,29 @@ class ReplyChannel:
         # woken and joined.
         return stop_all([self.pending, self._heartbeat, self._poller], timeout)
 
-    def delete_queue(self) -> None:
-        """Delete the reply queue. Call after :meth:`stop`: the poller never sees it gone."""
-        self.queue.delete()
+    def delete_queue(self, timeout: float = DELETE_TIMEOUT) -> bool:
+        """Delete the reply queue within ``timeout`` seconds; True if it is gone.
+
+        Call after :meth:`stop`: the poller never sees it gone. A queue not deleted is logged
+        and left for a sweeper. A request without an answer in time is left behind, on a
+        daemon thread that ends when botocore gives up.
+        """
+        return self._delete(self.queue.delete, timeout)
+
+    def _delete(self, delete: Callable[[], None], timeout: float) -> bool:
+        where = self.queue.url or self.queue.name
+        try:
+            in_thread(delete, thread_name("closing", self._owner)).result(timeout)
+        except Exception as exc:  # FutureTimeout (no answer) or SqsError
+            logger.warning(
+                "reply queue %s was not deleted (%s); it is left for the sweeper, which may "
+                "delete it %ds after its last heartbeat",
+                where,
+                str(exc) or f"no answer within {timeout:g}s",
+                self._idle_retention,
+            )
+            return False
+        return True
 
     def lose(self) -> None:
         """The queue was deleted underneath: fail the waiting calls now, and stop.

@@ -25,7 +25,7 @@ from sqs_rpc._offload import PayloadStore
 from sqs_rpc._sweeper import PeriodicSweep
 
 from .pending import PendingCalls
-from .reply_channel import ReplyChannel
+from .reply_channel import DELETE_TIMEOUT, ReplyChannel
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -157,9 +157,10 @@ class Transport:
             ) from None
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop every thread within ``timeout`` seconds, then delete the reply queue.
+        """Stop every thread, then delete the reply queue, all within ``timeout`` seconds.
 
-        Idempotent. Returns True when every thread ended in time.
+        Idempotent. Returns True when every thread ended in time. A queue not deleted in
+        time is logged and left for a sweeper.
         """
         with self._lock:
             self._stopped = True
@@ -170,9 +171,11 @@ class Transport:
         # batcher sends what is queued and stops. Requests of calls failed in (3) still go, as
         # SQS cannot take them back, and the replies' deletes go now. (5) The reply queue is
         # deleted last, so that neither the poller nor the deletes of (4) find it gone.
-        stopped = stop_all([self._sweep, *retired, reply, batcher], timeout)
+        # The threads share the budget less what (5) may take, so that the whole stays in it.
+        threads = None if timeout is None else max(timeout - DELETE_TIMEOUT, 0.0)
+        stopped = stop_all([self._sweep, *retired, reply, batcher], threads)
         if reply is not None:
-            reply.delete_queue()
+            reply.delete_queue(DELETE_TIMEOUT if timeout is None else min(DELETE_TIMEOUT, timeout))
         return stopped
 
     def after_fork_in_child(self) -> None:
