@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -72,6 +73,49 @@ def test_sigterm_to_run_closes_the_clients_of_the_handlers(
     assert "run() returned; client closed: True" in child.output
     assert not exists(sqs, reply_queue), child.output
     assert took < 1 + 8, child.output  # shutdown_timeout + a few seconds
+
+
+HANDLER_WITH_A_CLIENT = """
+from sqs_rpc import MessageHandler, RpcClient
+
+clients = []
+
+
+class CallsDownstream(MessageHandler):
+    def handle(self, message):
+        where = message.body
+        client = RpcClient(endpoint_url=where["endpoint"], region_name=where["region"])
+        clients.append(client)
+        future = client.call_async(where["downstream"], "never answered", timeout=600)
+        print("reply queue", client.reply_queue_url, flush=True)
+        return future.result()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_to_serve_closes_the_clients_of_the_handlers(
+    endpoint: Endpoint, sqs: Any, make_queue: Callable[..., str], tmp_path: Path
+) -> None:
+    requests, downstream = make_queue(), make_queue()
+    (tmp_path / "calls_downstream.py").write_text(HANDLER_WITH_A_CLIENT)
+    where = ["--endpoint-url", endpoint.endpoint_url, "--region", endpoint.region_name]
+    serve = ["-m", "sqs_rpc", "serve", "calls_downstream:CallsDownstream"]
+    options = ["--app-dir", str(tmp_path), "--queue-url", requests, "--shutdown-timeout", "1"]
+    with Child([*serve, *options, "--wait-time", "1", *where]) as child:
+        child.wait_for_line("polling")
+        body = {
+            "endpoint": endpoint.endpoint_url,
+            "region": endpoint.region_name,
+            "downstream": downstream,
+        }
+        sqs.send_message(QueueUrl=requests, MessageBody=json.dumps(body))
+        reply_queue = child.wait_for_line("reply queue").split()[-1]
+        sent = child.signal(signal.SIGTERM)
+        assert child.wait(timeout=20) == 0
+        took = time.monotonic() - sent
+    assert "closed 1 RpcClient(s) still open in this process" in child.output
+    assert not exists(sqs, reply_queue), child.output
+    assert took < 1 + 8, child.output
 
 
 PLAIN_CLIENT = """

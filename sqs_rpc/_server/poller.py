@@ -118,9 +118,10 @@ class MessagePoller:
         concurrency: handler threads; also the most messages held at once.
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
-        wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` may wait this long for the
-            receive in progress.
-        shutdown_timeout: seconds :meth:`stop` waits for running handlers.
+        wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` does not wait for the receive
+            in progress beyond a second: it ends within this wait and releases what it got.
+        shutdown_timeout: seconds :meth:`stop` waits for running handlers; it gives up on
+            those still running then (daemon threads: they cannot keep the process alive).
         include_traceback: send the handler's traceback in error replies' details.
         reply_queue_prefix: the reply queue name prefix the default reply policy allows (or a
             list of them); also what ``sweep_interval`` sweeps.
