@@ -8,6 +8,7 @@ exponentially. It never kills the thread.
 
 Every activity has the same lifecycle: ``start()``, then ``stop(timeout) -> bool``, True when
 it has ended. :func:`stop_all` stops several in order within one shutdown budget.
+:func:`in_thread` runs one SQS request that a stop must not wait on past its bound.
 :func:`thread_name` names every library thread.
 """
 
@@ -17,13 +18,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from concurrent.futures import Future
+from typing import Protocol, TypeVar
 
 __all__ = [
     "RECEIVE_LINGER",
     "THREAD_PREFIX",
     "BackgroundLoop",
     "Stoppable",
+    "in_thread",
     "owner_id",
     "receive_pause",
     "stop_all",
@@ -84,6 +87,35 @@ def stop_all(activities: Iterable[Stoppable | None], timeout: float | None) -> b
         left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         stopped = activity.stop(left) and stopped
     return stopped
+
+
+T = TypeVar("T")
+
+
+def in_thread(function: Callable[[], T], name: str) -> Future[T]:
+    """Run ``function`` on a new daemon thread named ``name``; its outcome goes to the future.
+
+    For a request that a stop must not wait on past its bound (botocore's retries and
+    timeouts can hold one for minutes when SQS does not answer): wait on the future with a
+    timeout, and on timeout leave the thread behind. It ends when botocore gives up.
+
+    Example::
+
+        try:
+            in_thread(queue.delete, thread_name("closing", owner)).result(timeout=5)
+        except concurrent.futures.TimeoutError:
+            ...  # no answer in 5 s: say what was left
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as exc:  # handed to the waiter, who decides
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def receive_pause(
@@ -170,7 +202,12 @@ class BackgroundLoop:
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
-        thread.join(timeout)
+        try:
+            thread.join(timeout)
+        except RuntimeError:
+            # start() was interrupted (a KeyboardInterrupt) before the thread said it runs.
+            # If it runs at all, it sees the stop flag before its first step and ends.
+            return True
         return not thread.is_alive()
 
     def _run(self) -> None:
@@ -185,6 +222,11 @@ class BackgroundLoop:
                 delay = self._step()
                 backoff = self._min_backoff
             except Exception:
+                if self._stopping:
+                    # Expected: the step was cut short by the stop (a queue being deleted, an
+                    # SQS that stopped answering). Nothing to retry.
+                    logger.debug("%s: step failed while stopping", self.name, exc_info=True)
+                    break
                 self.errors += 1
                 logger.warning(
                     "%s: step failed; retrying in %.1fs", self.name, backoff, exc_info=True

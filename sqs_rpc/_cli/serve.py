@@ -14,9 +14,10 @@ from sqs_rpc._server.poller import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
     MessagePoller,
+    close_clients,
 )
 
-from .common import add_command, add_common_options, aws_options, queue_url, whole
+from .common import add_command, add_common_options, aws_options, queue_url, seconds, whole
 from .errors import ExitCode, UsageError
 from .loader import load_handler
 
@@ -33,8 +34,10 @@ def register(commands: Any) -> None:
         help="run a MessageHandler on a request queue until SIGTERM or Ctrl-C",
         description="Import HANDLER (module:Class, a MessageHandler subclass built with no "
         "arguments), run it on the queue with a MessagePoller, and stop gracefully on SIGTERM "
-        f"or Ctrl-C: running handlers finish (up to {DEFAULT_SHUTDOWN_TIMEOUT:g} s), unstarted "
-        "messages are released.",
+        "or Ctrl-C: running handlers finish (up to --shutdown-timeout), unstarted messages "
+        "are released, every RpcClient of the process is closed, and the command exits. A "
+        "second Ctrl-C exits at once: handlers still running are abandoned and their "
+        "messages come back after the queue's visibility timeout.",
         exit_codes=(ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE, ExitCode.SQS_ERROR),
     )
     serve.add_argument("handler", metavar="HANDLER", help="module:Class, e.g. myapp.rpc:Orders")
@@ -50,6 +53,13 @@ def register(commands: Any) -> None:
         type=whole(1, 20),
         default=DEFAULT_WAIT_TIME_SECONDS,
         help=f"long-poll seconds, 1 to 20 (default {DEFAULT_WAIT_TIME_SECONDS})",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=seconds,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        help="seconds running handlers get to finish after SIGTERM or Ctrl-C; handlers still "
+        f"running then are abandoned (default {DEFAULT_SHUTDOWN_TIMEOUT:g})",
     )
     serve.add_argument(
         "--include-traceback",
@@ -72,15 +82,15 @@ def _serve(args: argparse.Namespace) -> int:
         handler,
         concurrency=args.concurrency,
         wait_time_seconds=args.wait_time,
-        shutdown_timeout=DEFAULT_SHUTDOWN_TIMEOUT,
+        shutdown_timeout=args.shutdown_timeout,
         include_traceback=args.include_traceback,
         **aws_options(args),
     )
-    _run(poller)
+    _run(poller, args.shutdown_timeout)
     return ExitCode.OK
 
 
-def _run(poller: MessagePoller) -> None:
+def _run(poller: MessagePoller, shutdown_timeout: float) -> None:
     """Like ``MessagePoller.run()``, but says what happens between the signal and the exit."""
     if threading.current_thread() is not threading.main_thread():
         raise UsageError("serve must run in the main thread, where signals are handled")
@@ -97,9 +107,10 @@ def _run(poller: MessagePoller) -> None:
         stop_requested.wait()
         logger.info(
             "%s received: stopping; waiting up to %g s for %d in-flight messages (running "
-            "handlers finish, unstarted messages are released)",
+            "handlers finish, unstarted messages are released); a second Ctrl-C or SIGTERM "
+            "ends the process at once",
             signal.Signals(signals[0]).name,
-            DEFAULT_SHUTDOWN_TIMEOUT,
+            shutdown_timeout,
             poller.stats().in_flight,
         )
     finally:
@@ -107,6 +118,5 @@ def _run(poller: MessagePoller) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if not poller.stop():
-            logger.warning(
-                "stopped with handlers still running after %g s", DEFAULT_SHUTDOWN_TIMEOUT
-            )
+            logger.warning("stopped with handlers still running after %g s", shutdown_timeout)
+        close_clients()

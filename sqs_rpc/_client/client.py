@@ -9,6 +9,9 @@ No way out leaves a queue or a thread behind:
 
 - ``close()`` deletes the queue at once.
 - At interpreter exit, ``atexit`` closes clients still open (``process.py``).
+- A client dropped without ``close()`` warns (``ResourceWarning``, like an unclosed file)
+  when it is garbage-collected, and its queue and threads are released then. No thread
+  holds the client itself: they hold its transport.
 - A SIGKILLed client's queue is deleted by a sweeper after its idle retention.
 - In a forked child, the client forgets the parent's queue and threads, and lazily makes its
   own. That needs a boto3 client sqs-rpc built: an injected one cannot cross a fork.
@@ -18,12 +21,14 @@ No way out leaves a queue or a thread behind:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import secrets
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,13 +39,13 @@ import boto3
 from botocore.config import Config
 
 from sqs_rpc._attributes import MAX_MESSAGE_BYTES, AttributeValue
-from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._aws import RequestCounter, make_sqs_client
 from sqs_rpc._codecs import Codec
 from sqs_rpc._deadline_context import bounded_timeout
 from sqs_rpc._errors import ConfigurationError, RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
-from sqs_rpc._loop import owner_id
+from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._observe import CallObserver
 from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
@@ -82,8 +87,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_INTERVAL = 60.0
 DEFAULT_IDLE_RETENTION = 600
 DEFAULT_MAX_CONNECTIONS = 50
-# The budget close() shares among all the threads it stops. A healthy close takes well under
-# a second: the poller is woken by a message. The budget bounds a close against a hung SQS.
+# The bound of close(): the threads it stops and the final DeleteQueue share it. A healthy
+# close takes well under a second: the poller is woken by a message. Against an SQS that does
+# not answer, each request of the close gives up after 5 s, and the threads are not waited for.
 CLOSE_TIMEOUT = 30.0
 
 
@@ -219,6 +225,20 @@ class RpcClient:
 
     def __repr__(self) -> str:
         return f"<RpcClient {self._state.value} reply_queue={self.reply_queue_url!r}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Like an unclosed file or socket: warn, then release what close() would have. Only
+        # an opened client owns anything (threads, a queue). getattr: __init__ may have failed.
+        if getattr(self, "_state", None) is not ClientState.OPENED:
+            return
+        self._state = ClientState.CLOSED
+        _warn(
+            f"unclosed RpcClient (reply queue {self.reply_queue_url}); call close(), or use "
+            "'with RpcClient() as client:'",
+            ResourceWarning,
+            source=self,
+        )
+        _release(self._transport, self._observer.requests, owner_id(self))
 
     @property
     def reply_queue_url(self) -> str | None:
@@ -427,8 +447,10 @@ class RpcClient:
     def close(self) -> None:
         """Fail pending calls, stop every thread, delete the reply queue. Idempotent.
 
-        The threads share one budget of :data:`CLOSE_TIMEOUT` seconds. One still running
-        after it is logged and left behind: it is a daemon thread.
+        Returns within :data:`CLOSE_TIMEOUT` seconds whatever SQS does: about 10 s when SQS
+        does not answer at all (5 s to wake the reply poller, 5 s for ``DeleteQueue``). What
+        it gives up on is logged at WARNING: threads still running (daemon threads) and a
+        queue not deleted (left for a sweeper).
         """
         with self._lock:
             if self._state is ClientState.CLOSED:
@@ -437,10 +459,12 @@ class RpcClient:
             self._state = ClientState.CLOSED
         untrack(self)
         if not self._transport.stop(CLOSE_TIMEOUT):
+            owner = owner_id(self)
+            left = sorted(t.name for t in threading.enumerate() if owner in t.name)
             logger.warning(
-                "RpcClient.close(): some threads did not stop within %gs; they are daemon "
-                "threads and end with the process",
-                CLOSE_TIMEOUT,
+                "RpcClient.close(): threads still running, not waited for: %s; they are "
+                "daemon threads, which end when their SQS request returns, or with the process",
+                ", ".join(left) or "none by now",
             )
         self._observer.requests.detach()  # last: the requests of the steps above count
         self._observer.s3_requests.detach()
@@ -468,3 +492,20 @@ class RpcClient:
         # Inside a handler: never longer than the inbound request's remaining time, and that
         # by default (_deadline_context.py).
         return bounded_timeout(seconds, self._default_timeout)
+
+
+def _release(transport: Transport, requests: RequestCounter, owner: str) -> None:
+    """Close a garbage-collected client's transport, on a thread of its own.
+
+    Never on the collecting thread: garbage collection runs on whichever thread allocates,
+    which may hold a lock that stopping needs, or be one of the threads stopping joins.
+    """
+
+    def release() -> None:
+        if not transport.stop(CLOSE_TIMEOUT):
+            logger.warning("an unclosed RpcClient's threads did not stop within %gs", CLOSE_TIMEOUT)
+        requests.detach()
+
+    # RuntimeError: the interpreter is shutting down, and atexit closed what it could.
+    with contextlib.suppress(RuntimeError):
+        threading.Thread(target=release, name=thread_name("closer", owner), daemon=True).start()

@@ -123,6 +123,13 @@ class HeartbeatScheduler:
         # Outside the lock: the step takes the lock. Joins unless called from the loop.
         return loop.stop(timeout)
 
+    def forget(self, queue: ReplyQueue, timeout: float | None = None) -> bool:
+        """Unregister ``queue`` (idempotent), for an owner whose ``register()`` was interrupted
+        before it got its :class:`Registration` back. As :meth:`unregister` otherwise."""
+        with self._lock:
+            mine = [r for r in self._registrations if r.queue is queue]
+        return all([self.unregister(registration, timeout) for registration in mine])
+
     def registered(self) -> int:
         with self._lock:
             return len(self._registrations)

@@ -1,13 +1,16 @@
 """What happens to open clients when the interpreter exits and when the process forks.
 
 * **Exit:** an ``atexit`` hook closes every client that was never closed. So its reply queue
-  is deleted even when the program forgot ``close()``. Only a SIGKILL or a crash of the
+  is deleted even when the program forgot ``close()``. Only a SIGKILL, a signal whose
+  default action kills (SIGTERM, unless the application handles it), or a crash of the
   interpreter itself leaves a queue behind, for the sweeper.
 * **Exit of a multiprocessing child** (every start method, ``Pool`` and
   ``ProcessPoolExecutor`` workers): such a child ends with ``os._exit()``, so ``atexit`` never
   runs there; multiprocessing runs its *finalizers* instead. The same closing is registered
   as one (:func:`_hook_exit`), in every process: at import, and again in each
   multiprocessing child, whose finalizers are cleared as it starts.
+* **Server shutdown:** ``MessagePoller.run()`` and ``sqs-rpc serve`` call :func:`close_all`
+  once stopped: clients made by handler code are closed even if a call of theirs still waits.
 * **fork():** the child inherits copies of the parent's clients but not their threads. A hook
   runs in the child before any other code. It gives each copy fresh locks and forgets the
   parent's reply queue, so the child can never receive (steal) the parent's replies.
@@ -25,7 +28,7 @@ import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ProcessBound", "track", "untrack"]
+__all__ = ["ProcessBound", "close_all", "track", "untrack"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +68,24 @@ def untrack(owner: ProcessBound) -> None:
         _registry.open.discard(owner)
 
 
-def _close_all_at_exit() -> None:
+def close_all() -> int:
+    """Close every client of this process that is still open; return how many there were.
+
+    A client that fails to close is logged, never raised: the sweeper covers what is left.
+    """
     with _registry.lock:
         owners = list(_registry.open)
     for owner in owners:
         try:
             owner.close()
         except Exception:
-            # At exit there is no one to raise to; the sweeper covers what is left.
-            logger.warning("could not close %r at exit", owner, exc_info=True)
+            # At exit or at a server's shutdown there is no one to raise to.
+            logger.warning("could not close %r", owner, exc_info=True)
+    return len(owners)
+
+
+def _close_all_at_exit() -> None:
+    close_all()
 
 
 def _hook_exit(_: object = None) -> None:

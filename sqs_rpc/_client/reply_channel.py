@@ -1,9 +1,10 @@
 """A client's reply channel: its reply queue, pending map, reply poller and heartbeat.
 
 They live and die together. :meth:`ReplyChannel.open` creates them: one CreateQueue, two
-threads and one heartbeat registration. :meth:`ReplyChannel.stop` ends the threads, and
-:meth:`ReplyChannel.delete_queue` then deletes the queue. :meth:`ReplyChannel.lose` handles
-a queue deleted underneath; :meth:`ReplyChannel.retire`, a queue flooded with junk.
+threads and one heartbeat registration; all or nothing, with :meth:`ReplyChannel.abandon`.
+:meth:`ReplyChannel.stop` ends the threads, and :meth:`ReplyChannel.delete_queue` then
+deletes the queue. :meth:`ReplyChannel.lose` handles a queue deleted underneath;
+:meth:`ReplyChannel.retire`, a queue flooded with junk.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ReplyQueueLost, SqsError
-from sqs_rpc._loop import stop_all, thread_name
+from sqs_rpc._loop import in_thread, stop_all, thread_name
 from sqs_rpc._payload_store import PayloadStore
 
 from .heartbeat import SCHEDULER, Registration
@@ -26,24 +27,25 @@ from .reply_queue import ReplyQueue
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["ReplyChannel"]
+__all__ = ["DELETE_TIMEOUT", "ReplyChannel"]
 
 logger = logging.getLogger(__name__)
 
+# How long a close waits for DeleteQueue. A healthy SQS answers in milliseconds; one that
+# does not answer must not hold a close (botocore would retry for minutes).
+DELETE_TIMEOUT = 5.0
+
 
 class ReplyChannel:
-    """One reply queue with the threads that serve it. Create with :meth:`open`."""
+    """One reply queue with the threads that serve it.
 
-    def __init__(self, queue: ReplyQueue, pending: PendingCalls, url: str) -> None:
-        self.queue = queue
-        self.pending = pending
-        self.url = url
-        self._poller: ReplyPoller | None = None
-        self._heartbeat: Registration | None = None
+    Built inert; :meth:`open` creates the queue and starts the threads. If ``open`` fails,
+    or anything interrupts it (a ``KeyboardInterrupt`` included), its owner calls
+    :meth:`abandon`, which undoes whatever part of it was done.
+    """
 
-    @classmethod
-    def open(
-        cls,
+    def __init__(
+        self,
         sqs: SQSClient,
         *,
         prefix: str,
@@ -56,34 +58,60 @@ class ReplyChannel:
         wait_time_seconds: int,
         on_lost: Callable[[ReplyChannel], None],
         on_flooded: Callable[[ReplyChannel], None] | None = None,
-    ) -> ReplyChannel:
-        """Create the queue, start the timer and poller, and register the heartbeat.
+    ) -> None:
+        """``owner`` is the client's :func:`~sqs_rpc._loop.owner_id`, for the thread names."""
+        self._sqs = sqs
+        self.queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
+        self.pending = PendingCalls(thread_name("timeouts", owner))
+        self.url = ""  # set by open()
+        self._owner = owner
+        self._codec = codec
+        self._payloads = payloads
+        self._batcher = batcher
+        self._heartbeat_interval = heartbeat_interval
+        self._idle_retention = idle_retention
+        self._wait_time = wait_time_seconds
+        self._on_lost = on_lost
+        self._on_flooded = on_flooded
+        self._poller: ReplyPoller | None = None
+        self._heartbeat: Registration | None = None
 
-        ``owner`` is the client's :func:`~sqs_rpc._loop.owner_id`, for the thread names.
+    def open(self) -> None:
+        """Create the queue, start the timer and poller, and register the heartbeat."""
+        self.url = self.queue.create()
+        self._poller = ReplyPoller(
+            self._sqs,
+            self.url,
+            self.pending,
+            self._codec,
+            self._batcher,
+            payloads=self._payloads,
+            name=thread_name("replies", self._owner),
+            wait_time_seconds=self._wait_time,
+            on_lost=lambda: self._on_lost(self),
+            on_flooded=None if self._on_flooded is None else self._flooded,
+        )
+        self.pending.start()
+        self._poller.start()
+        self._heartbeat = SCHEDULER.register(
+            self.queue,
+            interval=self._heartbeat_interval,
+            on_lost=lambda: self._on_lost(self),
+        )
+
+    def abandon(self, timeout: float | None = None) -> None:
+        """Undo an :meth:`open` that failed or was interrupted, at any point. Idempotent.
+
+        Stops the threads it started, leaves the heartbeat, and deletes the queue if SQS
+        created it (found by name when the URL never came back).
         """
-        queue = ReplyQueue(sqs, prefix=prefix, retention_seconds=idle_retention)
-        url = queue.create()
-        channel = cls(queue, PendingCalls(thread_name("timeouts", owner)), url)
-        channel._poller = ReplyPoller(
-            sqs,
-            url,
-            channel.pending,
-            codec,
-            batcher,
-            payloads=payloads,
-            name=thread_name("replies", owner),
-            wait_time_seconds=wait_time_seconds,
-            on_lost=lambda: on_lost(channel),
-            on_flooded=None if on_flooded is None else lambda: on_flooded(channel),
+        self.pending.fail_all(
+            lambda cid: ClientClosedError(f"the reply queue of call {cid} could not be made"),
+            close=True,
         )
-        channel.pending.start()
-        channel._poller.start()
-        channel._heartbeat = SCHEDULER.register(
-            queue,
-            interval=heartbeat_interval,
-            on_lost=lambda: on_lost(channel),
-        )
-        return channel
+        stop_all([self.pending, self._poller], timeout)
+        SCHEDULER.forget(self.queue, timeout)
+        self._delete(self.queue.discard, DELETE_TIMEOUT)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Fail waiting calls and stop the threads; True if they ended within ``timeout``.
@@ -102,9 +130,29 @@ class ReplyChannel:
         # woken and joined.
         return stop_all([self.pending, self._heartbeat, self._poller], timeout)
 
-    def delete_queue(self) -> None:
-        """Delete the reply queue. Call after :meth:`stop`: the poller never sees it gone."""
-        self.queue.delete()
+    def delete_queue(self, timeout: float = DELETE_TIMEOUT) -> bool:
+        """Delete the reply queue within ``timeout`` seconds; True if it is gone.
+
+        Call after :meth:`stop`: the poller never sees it gone. A queue not deleted is logged
+        and left for a sweeper. A request without an answer in time is left behind, on a
+        daemon thread that ends when botocore gives up.
+        """
+        return self._delete(self.queue.delete, timeout)
+
+    def _delete(self, delete: Callable[[], None], timeout: float) -> bool:
+        where = self.queue.url or self.queue.name
+        try:
+            in_thread(delete, thread_name("closing", self._owner)).result(timeout)
+        except Exception as exc:  # FutureTimeout (no answer) or SqsError
+            logger.warning(
+                "reply queue %s was not deleted (%s); it is left for the sweeper, which may "
+                "delete it %ds after its last heartbeat",
+                where,
+                str(exc) or f"no answer within {timeout:g}s",
+                self._idle_retention,
+            )
+            return False
+        return True
 
     def lose(self) -> None:
         """The queue was deleted underneath: fail the waiting calls now, and stop.
@@ -132,6 +180,10 @@ class ReplyChannel:
         if self._poller is not None:
             self._poller.signal_stop()
         self.queue.url = None  # nothing left to delete
+
+    def _flooded(self) -> None:
+        if self._on_flooded is not None:
+            self._on_flooded(self)
 
     def retire(self) -> None:
         """The client moved to a new queue: delete this one once no call waits on it.

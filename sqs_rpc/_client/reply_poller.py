@@ -38,7 +38,7 @@ from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from sqs_rpc._futures import settle
-from sqs_rpc._loop import BackgroundLoop, receive_pause
+from sqs_rpc._loop import BackgroundLoop, in_thread, receive_pause
 from sqs_rpc._offload import Offloaded
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._wire import (
@@ -55,7 +55,7 @@ from .pending import PendingCalls
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["ReplyPoller"]
+__all__ = ["WAKE_TIMEOUT", "ReplyPoller"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ BATCH_SIZE = 10
 # too, but rarely fifty in a row with no answer to a waiting call among them; and a false
 # alarm costs one new queue.
 FLOOD_UNKNOWN = 50
+# How long stop() waits for SQS to take the message that ends the receive in progress. A
+# healthy SQS answers in milliseconds; one that does not answer must not hold a close.
+WAKE_TIMEOUT = 5.0
+# How long stop() still waits for the poller when the wake message failed.
+WAKE_FAILED_JOIN = 1.0
 
 
 class ReplyPoller:
@@ -113,26 +118,41 @@ class ReplyPoller:
         self._loop.signal_stop()
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop polling; return True when the thread has ended within ``timeout``."""
+        """Stop polling; return True when the thread has ended within ``timeout``.
+
+        A receive cannot be interrupted, and it waits up to 20 s for a message: a message sent
+        to the queue makes it return at once. When SQS does not take that message within
+        :data:`WAKE_TIMEOUT`, the receive is not waited for: the thread ends when it returns.
+        """
         if timeout is None:
             timeout = self._wait_time + 5
-        if not self._loop.is_alive():
-            self._loop.signal_stop()
-            return True
         self._loop.signal_stop()
-        # A receive cannot be interrupted, and it waits up to 20 s for a message: send one
-        # to our own queue so that the long poll returns at once.
+        if not self._loop.is_alive():
+            return True
+        started = time.monotonic()
         try:
-            with aws_errors("SendMessage", self._queue_url):
-                self._sqs.send_message(QueueUrl=self._queue_url, **wake_message())
-        except SqsError as exc:
-            logger.debug("could not wake the reply poller: %s", exc)
-        stopped = self._loop.stop(timeout)
+            in_thread(self._wake, f"{self._loop.name}-wake").result(min(WAKE_TIMEOUT, timeout))
+        except Exception as exc:  # FutureTimeout (no answer) or SqsError
+            logger.warning(
+                "could not wake the reply poller of %s (%s); not waiting for its receive in "
+                "progress, which ends within %ds or when botocore gives up",
+                self._queue_url,
+                str(exc) or f"no answer within {min(WAKE_TIMEOUT, timeout):g}s",
+                self._wait_time,
+            )
+            # Refused at once (not silent), the receive may be failing too: a moment to end.
+            return self._loop.stop(min(WAKE_FAILED_JOIN, timeout))
+        left = max(timeout - (time.monotonic() - started), 0.0)
+        stopped = self._loop.stop(left)
         if not stopped:
             logger.warning(
                 "reply poller for %s did not stop within %.0fs", self._queue_url, timeout
             )
         return stopped
+
+    def _wake(self) -> None:
+        with aws_errors("SendMessage", self._queue_url):
+            self._sqs.send_message(QueueUrl=self._queue_url, **wake_message())
 
     def _poll_once(self) -> float | None:
         on_idle = self._on_idle
@@ -160,6 +180,8 @@ class ReplyPoller:
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
         messages = response.get("Messages", [])
         for message in messages:
+            if is_wake_message(message):
+                continue  # sent by stop(): its queue is deleted next, no delete needed
             read = self._dispatch(message)
             deleted = self._batcher.delete(self._queue_url, message["ReceiptHandle"])
             deleted.add_done_callback(_log_delete_failure)
@@ -173,8 +195,6 @@ class ReplyPoller:
 
     def _dispatch(self, message: Mapping[str, Any]) -> Offloaded | None:
         """Settle the call ``message`` answers; return its S3 body's pointer if it was read."""
-        if is_wake_message(message):
-            return None
         correlation_id = correlation_id_of(message)
         # The nonce too: a late reply to an earlier call with this id is not this call's.
         future = self._pending.pop(correlation_id, nonce_of(message)) if correlation_id else None

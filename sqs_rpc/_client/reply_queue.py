@@ -68,12 +68,14 @@ class ReplyQueue:
         self.name = validate_prefix(prefix) + uuid.uuid4().hex
         self.retention_seconds = retention_seconds
         self.url: str | None = None
+        self._asked = False  # CreateQueue was sent: the queue may exist, URL known or not
         # Epoch seconds (wall clock, which a frozen or suspended process sees jump) of the
         # creation or the last heartbeat SQS accepted: what a sweeper compares with retention.
         self.last_heartbeat = time.time()
 
     def create(self) -> str:
         """Create the queue with its tags in one request and return its URL."""
+        self._asked = True
         with aws_errors("CreateQueue"):
             response = self._sqs.create_queue(
                 QueueName=self.name,
@@ -103,6 +105,20 @@ class ReplyQueue:
         with aws_errors("TagQueue", self.url):
             self._sqs.tag_queue(QueueUrl=self.url, Tags={HEARTBEAT_TAG: str(int(now))})
         self.last_heartbeat = now
+
+    def discard(self) -> None:
+        """Delete the queue after a failed :meth:`create`, even one whose URL never came back.
+
+        An interrupted CreateQueue may have created the queue: its name finds it.
+        """
+        if self.url is None and self._asked:
+            try:
+                with aws_errors("GetQueueUrl"):
+                    self.url = self._sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
+            except QueueDoesNotExist:
+                return  # never created
+        self._asked = False
+        self.delete()
 
     def delete(self) -> None:
         """Delete the queue; a queue already gone is not an error."""

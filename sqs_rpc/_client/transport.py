@@ -25,7 +25,7 @@ from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._sweeper import PeriodicSweep
 
 from .pending import PendingCalls
-from .reply_channel import ReplyChannel
+from .reply_channel import DELETE_TIMEOUT, ReplyChannel
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -45,6 +45,8 @@ SEND_LINGER = 0.01
 # each new queue at once (ListQueues) cannot make the client create queues without end.
 MIN_ROTATION_INTERVAL = 60.0
 MAX_DRAINING = 3
+# How long undoing a failed reply queue creation waits for the threads it had started.
+ABANDON_TIMEOUT = 5.0
 
 
 class Transport:
@@ -118,7 +120,7 @@ class Transport:
         with self._lock:
             self._check_running()
             if self._reply is None:
-                self._reply = ReplyChannel.open(
+                channel = ReplyChannel(
                     self._sqs,
                     prefix=self._prefix,
                     owner=self._owner,
@@ -131,6 +133,15 @@ class Transport:
                     on_lost=self._lost,
                     on_flooded=self._flooded,
                 )
+                # All or nothing: whatever interrupts the creation (an SQS error, a thread that
+                # cannot start, a Ctrl-C between two lines, also right after open() returns),
+                # the queue and the threads it made go, before the exception propagates.
+                try:
+                    channel.open()
+                    self._reply = channel
+                except BaseException:
+                    channel.abandon(ABANDON_TIMEOUT)
+                    raise
             return self._reply.pending, self._reply.url
 
     def send(self, queue_url: str, arguments: dict[str, Any], timeout: float) -> str:
@@ -153,9 +164,10 @@ class Transport:
             ) from None
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop every thread within ``timeout`` seconds, then delete the reply queue.
+        """Stop every thread, then delete the reply queue, all within ``timeout`` seconds.
 
-        Idempotent. Returns True when every thread ended in time.
+        Idempotent. Returns True when every thread ended in time. A queue not deleted in
+        time is logged and left for a sweeper.
         """
         with self._lock:
             self._stopped = True
@@ -166,10 +178,13 @@ class Transport:
         # batcher sends what is queued and stops. Requests of calls failed in (3) still go, as
         # SQS cannot take them back, and the replies' deletes go now. (5) The reply queue is
         # deleted last, so that neither the poller nor the deletes of (4) find it gone.
-        stopped = stop_all([self._sweep, *retired, reply, batcher], timeout)
+        # The threads share the budget less what (5) may take, so that the whole stays in it.
+        threads = None if timeout is None else max(timeout - DELETE_TIMEOUT, 0.0)
+        stopped = stop_all([self._sweep, *retired, reply, batcher], threads)
+        delete_budget = DELETE_TIMEOUT if timeout is None else min(DELETE_TIMEOUT, timeout)
         for channel in [*retired, reply]:  # abandoned queues still draining too
             if channel is not None:
-                channel.delete_queue()
+                channel.delete_queue(delete_budget)
         return stopped
 
     def after_fork_in_child(self) -> None:

@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from sqs_rpc._attributes import MAX_MESSAGE_BYTES
 from sqs_rpc._aws import make_sqs_client
+from sqs_rpc._client.process import close_all
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
@@ -61,7 +62,7 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry"]
+__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry", "close_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,18 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_RECEIVE_AGE = 120.0
 # The budget shared by the background threads once the handlers are done (see stop()).
 STOP_TIMEOUT = 30.0
+
+
+def close_clients() -> None:
+    """Close every client of this process that is still open, for a process that is ending.
+
+    ``run()`` and ``sqs-rpc serve`` call it once stopped: a handler's client is closed (its
+    reply queue deleted) even if a call of it still waits, and even if the process is then
+    killed before ``atexit`` runs.
+    """
+    closed = close_all()
+    if closed:
+        logger.info("closed %d RpcClient(s) still open in this process", closed)
 
 
 class MessagePoller:
@@ -93,9 +106,10 @@ class MessagePoller:
             waiting behind their group's running one are held besides, on no thread).
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
-        wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` may wait this long for the
-            receive in progress.
-        shutdown_timeout: seconds :meth:`stop` waits for running handlers.
+        wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` does not wait for the receive
+            in progress beyond a second: it ends within this wait and releases what it got.
+        shutdown_timeout: seconds :meth:`stop` waits for running handlers; it gives up on
+            those still running then (daemon threads: they cannot keep the process alive).
         include_traceback: send the handler's traceback in error replies' details.
         reply_queue_prefix: the reply queue name prefix the default reply policy allows (or a
             list of them); also what ``sweep_interval`` sweeps.
@@ -346,15 +360,17 @@ class MessagePoller:
                 return True
             self._stopped = True
         budget = self._shutdown_timeout if timeout is None else timeout
-        # Shutdown order: (1) stop receiving: a receive in progress returns within the
-        # long-poll wait and releases what it got (visibility 0); (2) drain: handlers that
-        # started finish, bounded by the budget, and their replies and deletes go out through
-        # the outbox, which is still running; (3) stop the outbox, flushing what is left (a
-        # late handler sends its own); (4) stop visibility extension (a late handler's
-        # message is no longer extended); (5) stop the event loop; (6) stop the in-process
-        # sweeper, if any; (7) stop counting SQS requests. Steps 3 to 6 share one budget.
+        # Shutdown order: (1) stop receiving: the receive in progress is not waited for beyond
+        # a second; when it returns (within the long-poll wait) it releases what it got
+        # (visibility 0); (2) drain: handlers that started finish, bounded by the budget, and
+        # their replies and deletes go out through the outbox, which is still running; (3)
+        # stop the outbox, flushing what is left (a late handler sends its own); (4) stop
+        # visibility extension (a late handler's message is no longer extended); (5) stop the
+        # event loop; (6) stop the in-process sweeper, if any; (7) stop counting SQS requests.
+        # Steps 3 to 6 share one budget.
         receiver = self._receiver
-        receiver_done = receiver is None or receiver.stop_receiving()
+        if receiver is not None:
+            receiver.stop_receiving()
         drained = receiver is None or receiver.drain(budget)
         if not drained:
             # A handler outlived the budget: its event loop is not waited for either.
@@ -364,7 +380,7 @@ class MessagePoller:
         )
         self._observer.requests.detach()
         self._observer.s3_requests.detach()
-        if receiver_done and drained and released:
+        if drained and released:
             logger.info("stopped polling %s", self.queue_url)
         else:
             logger.warning(
@@ -373,20 +389,22 @@ class MessagePoller:
                 ", ".join(
                     what
                     for what, done in (
-                        ("the receive in progress", receiver_done),
-                        ("handlers past shutdown_timeout", drained),
+                        ("handlers past shutdown_timeout (daemon threads)", drained),
                         ("the outbox, extension, event loop or sweeper threads", released),
                     )
                     if not done
                 ),
             )
-        return receiver_done and drained and released
+        return drained and released
 
     def run(self) -> None:
-        """Start, block until SIGTERM or SIGINT, then :meth:`stop` gracefully.
+        """Start, block until SIGTERM or SIGINT, :meth:`stop` gracefully, close the clients.
 
+        Once stopped, every :class:`~sqs_rpc.RpcClient` of the process still open is closed
+        (its reply queue deleted), handler code's clients included: the process is ending.
         Must be called from the main thread (signal handlers can only be installed there);
-        the previous handlers are restored on return.
+        the previous handlers are restored before the stop, so a second signal acts as it
+        did before ``run()``: a second Ctrl-C raises ``KeyboardInterrupt`` at once.
         """
         if threading.current_thread() is not threading.main_thread():
             raise ConfigurationError("run() must be called from the main thread; use start()")
@@ -404,6 +422,7 @@ class MessagePoller:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stop()
+            close_clients()
 
     # -- observing ---------------------------------------------------------------------------
 

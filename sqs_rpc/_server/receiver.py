@@ -8,16 +8,21 @@ held one, so a group runs strictly in order: the next starts only once the previ
 Held messages stay hidden: the visibility heartbeat extends them from their receive. If one
 of a group's messages is not finished (left for redelivery), the group's held messages are
 released (visibility 0), so SQS redelivers the group in order.
+
+Stopping does not wait out the long poll in progress (up to ``wait_time_seconds``): the
+receiver is a daemon thread, and what a late receive brings back is released at once
+(visibility 0) for another poller. Workers are daemon threads too: a handler that never
+returns cannot keep the process alive once :meth:`Receiver.drain` gave up on it.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +36,16 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["Receiver"]
+__all__ = ["RECEIVE_STOP_WAIT", "Receiver"]
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10
+# How long a stop waits for the receive in progress: enough for one that is returning with
+# messages (they are released before stop() returns), far less than a 20 s long poll.
+RECEIVE_STOP_WAIT = 1.0
+# Workers are joined only once drained: they are returning from their last message.
+WORKER_JOIN_TIMEOUT = 5.0
 # What the dispatcher reads: redelivery count, FIFO group, and SQS's clock (deadline checks).
 RECEIVE_ATTRIBUTES: list[Any] = [
     "ApproximateReceiveCount",
@@ -96,9 +106,7 @@ class Receiver:
         self.last_receive: float | None = None  # time.monotonic() of the last successful receive
         self.errors_in_a_row = 0
         self._loaded = False  # the last receive brought more than one message
-        self._executor = ThreadPoolExecutor(
-            concurrency, thread_name_prefix=thread_name("worker", owner)
-        )
+        self._workers = _Workers(concurrency, thread_name("worker", owner))
         self._loop = BackgroundLoop(thread_name("receiver", owner), self._receive_once)
 
     @property
@@ -113,15 +121,30 @@ class Receiver:
     def start(self) -> None:
         self._loop.start()
 
-    def stop_receiving(self) -> bool:
-        """Stop the loop; a receive in progress returns within the long-poll wait."""
+    def stop_receiving(self, timeout: float = RECEIVE_STOP_WAIT) -> bool:
+        """Stop the loop; wait up to ``timeout`` for the receive in progress. True if it ended.
+
+        Once this returns, no message is handed to a worker: a receive still in progress
+        releases what it brings (visibility 0) when it returns, within the long-poll wait.
+        """
         self._loop.signal_stop()
+        # Under the lock: a receive that has not yet handed its messages out sees the flag.
         with self._slots:
             self._slots.notify_all()
-        return self._loop.stop(self._wait_time + 10)
+        ended = self._loop.stop(timeout)
+        if not ended:
+            logger.info(
+                "not waiting for the receive in progress (up to %ds): it ends on its own and "
+                "releases what it brings",
+                self._wait_time,
+            )
+        return ended
 
     def drain(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for running work; then stop the worker pool."""
+        """Wait up to ``timeout`` for running work; then stop the worker pool.
+
+        Workers still running after ``timeout`` are left behind: they are daemon threads.
+        """
         with self._slots:
             drained = self._slots.wait_for(
                 lambda: self._free == self._concurrency and not self._held, timeout
@@ -132,7 +155,7 @@ class Receiver:
                 self.in_flight,
                 timeout,
             )
-        self._executor.shutdown(wait=drained, cancel_futures=True)
+        self._workers.shutdown(wait=drained)
         return drained
 
     def _receive_once(self) -> float:
@@ -174,11 +197,16 @@ class Receiver:
         self.errors_in_a_row = 0
         messages = response.get("Messages", [])
         self._counters.add("received", len(messages))
-        if self._loop.stopping:
+        with self._slots:
+            # Decided under the lock that stop_receiving() takes after setting the flag: either
+            # drain() counts these messages, or they are released.
+            late = self._loop.stopping
+            if not late:
+                for group_id, message in self._admit(messages, received):
+                    self._workers.submit(self._run, group_id, message, received)
+        if late:
             self._release(messages)
             return 0
-        for group_id, message in self._admit(messages, received):
-            self._executor.submit(self._run, group_id, message, received)
         # Under load (this receive or the last brought several messages), let more gather.
         busy, self._loaded = self._loaded, len(messages) > 1
         return receive_pause(len(messages), count, busy=busy, round_trip=received - asked)
@@ -287,3 +315,54 @@ class Receiver:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))
             return False
+
+
+class _Workers:
+    """Up to ``size`` daemon worker threads, started as work comes, named ``<name>_<n>``.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined at interpreter exit, so one handler
+    that never returns would keep the process alive forever after a stop gave up on it.
+    The receiver never submits more work than there are free workers.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._idle = threading.Semaphore(0)  # released by a worker each time it is free
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[..., None], *args: Any) -> None:
+        self._work.put((function, args))
+        if self._idle.acquire(blocking=False):
+            return  # a free worker takes it
+        with self._lock:
+            if len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def shutdown(self, *, wait: bool) -> None:
+        """End the workers once their work is done; with ``wait``, join them (they are idle)."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            deadline = time.monotonic() + WORKER_JOIN_TIMEOUT
+            for thread in threads:
+                thread.join(max(deadline - time.monotonic(), 0.0))
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            function, args = item
+            try:
+                function(*args)
+            except BaseException:  # a worker never dies of its work; nor is it silent
+                logger.exception("a worker's work failed unexpectedly")
+            self._idle.release()
