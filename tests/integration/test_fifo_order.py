@@ -29,7 +29,7 @@ def test_one_worker_runs_each_group_in_send_order(
         f"test-{uuid.uuid4().hex[:12]}.fifo", FifoQueue="true", ContentBasedDeduplication="true"
     )
     recorder = Recorder()
-    # concurrency=1: one worker for both groups (tests/test_fifo_groups.py has several).
+    # concurrency=1: one worker for both groups (tests/integration/test_fifo_groups.py has several).
     serve(fifo, recorder, concurrency=1)
     with RpcClient(sqs_client=sqs) as client:
         for i in range(8):

@@ -58,7 +58,7 @@ def test_many_clients_share_one_thread(endpoint: Endpoint, queue_url: str) -> No
         # Every queue gets its turn: the oldest heartbeat goes first.
         wait_for(lambda: {url for _, url in calls} == urls, timeout=30)
     wait_for(lambda: not heartbeat_threads(), timeout=10)  # gone with the last client
-    # How often each queue is refreshed: tests/test_many_clients.py.
+    # How often each queue is refreshed: tests/system/test_many_clients.py.
 
 
 def test_throttled_heartbeats_back_off_and_retry(endpoint: Endpoint, queue_url: str) -> None:

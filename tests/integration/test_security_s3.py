@@ -427,7 +427,7 @@ def test_a_client_never_reads_or_deletes_an_object_a_forged_reply_points_to(
     ) as (client):
         # A call waits (nothing serves queue_url); the attacker knows its id (from a log line,
         # say: here, from the request). A chosen, guessable id would not do: a call with one
-        # takes no reply without its nonce (tests/test_correlation.py).
+        # takes no reply without its nonce (tests/integration/test_correlation.py).
         waiting = client.send(RequestMessage(queue_url, 1), timeout=30)
         assert client.reply_queue_url is not None
         (request,) = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"])[

@@ -1,7 +1,7 @@
 """A Python child process whose output a test waits on line by line, with deadlines.
 
-Used by the tests that signal or kill a process (tests/test_signals.py,
-tests/test_bounded_close.py): a pipe is read on a thread of its own, so that the child never
+Used by the tests that signal or kill a process (tests/system/test_signals.py,
+tests/system/test_bounded_close.py): a pipe is read on a thread of its own, so that the child never
 blocks on a full pipe and the test never blocks on a silent child.
 """
 
