@@ -1,4 +1,4 @@
-"""How long a request left in the queue for good reason stays hidden before it comes back.
+"""Redeliveries: a queue's receive limit, and how long a request left in the queue stays hidden.
 
 A request no server here can decode, or whose ``ReplyTo`` the reply policy refuses, fails the
 same way at every delivery. Without a dead-letter queue it would come back after every
@@ -16,7 +16,20 @@ is not hidden: it goes there at its next receive, as soon as the visibility time
 
 from __future__ import annotations
 
-__all__ = ["POISON_DELAY", "POISON_MAX_DELAY", "poison_delay"]
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "POISON_DELAY",
+    "POISON_MAX_DELAY",
+    "max_receive_count",
+    "poison_delay",
+    "receive_count_of",
+]
+
+logger = logging.getLogger(__name__)
 
 POISON_DELAY = 30  # seconds hidden after the first receive
 POISON_MAX_DELAY = 3600  # SQS allows 12 hours; an hour keeps a fixed server's wait short
@@ -34,3 +47,28 @@ def poison_delay(receive_count: int, max_receive_count: int | None, *, first: in
         return 0
     doublings = min(receive_count - first, 16)  # 2**16 * 30 s is far past the cap anyway
     return min(POISON_DELAY << doublings, POISON_MAX_DELAY)
+
+
+def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
+    """The ``maxReceiveCount`` of a queue's ``RedrivePolicy`` attribute; None (warned) if none."""
+    count: int | None = None
+    if redrive_policy:
+        try:
+            count = int(json.loads(redrive_policy)["maxReceiveCount"])
+        except (ValueError, KeyError, TypeError):
+            logger.warning("cannot read the RedrivePolicy of %s", queue_url)
+    if count is None:
+        logger.warning(
+            "request queue %s has no redrive policy: a message that keeps failing comes "
+            "back until its retention period ends; give it a dead-letter queue",
+            queue_url,
+        )
+    return count
+
+
+def receive_count_of(message: Mapping[str, Any]) -> int:
+    """``ApproximateReceiveCount`` of a received message; 1 when absent or not a number."""
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1

@@ -13,12 +13,16 @@ or this server's (then every call expires, and a quiet INFO line would hide why)
 
 from __future__ import annotations
 
+import datetime
+import logging
 import time
 from dataclasses import dataclass
 
 from sqs_rpc._wire import Request
 
-__all__ = ["SKEW_MARGIN_MS", "Expiry", "expiry", "expiry_of"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["SKEW_MARGIN_MS", "Expiry", "expiry", "expiry_of", "log_expiry"]
 
 # Clocks kept by NTP, and SQS's timestamps, agree far more closely than this.
 SKEW_MARGIN_MS = 1000
@@ -85,3 +89,35 @@ def expiry_of(request: Request, received: float | None, tolerance: float) -> Exp
         sent_ms=request.sent_ms,
         tolerance=tolerance,
     )
+
+
+def log_expiry(request: Request, expired: Expiry, tolerance: float) -> bool:
+    """Log an expired request: at INFO, or at WARNING with both clocks when it looks like skew.
+
+    Returns True for skew, which the caller counts.
+    """
+    name = request.correlation_id or request.message_id
+    if not expired.skewed:
+        logger.info("request %s arrived after its caller's deadline; deleted without running", name)
+        return False
+    logger.warning(
+        "request %s arrived after its caller's deadline; deleted without running. Its "
+        "deadline (%s, by the caller's clock) passed %.1fs ago by this server's clock (now "
+        "%s), but SQS accepted it at %s (SQS's clock now: %s): the caller's clock or this "
+        "server's is off by more than clock_skew_tolerance=%gs; sync them (NTP)",
+        name,
+        _utc(request.deadline_ms),
+        expired.overdue,
+        _utc(expired.server_ms),
+        _utc(expired.sent_ms),
+        _utc(expired.sqs_ms),
+        tolerance,
+    )
+    return True
+
+
+def _utc(epoch_ms: int | None) -> str:
+    if epoch_ms is None:
+        return "unknown"
+    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import datetime
 import functools
 import inspect
-import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,8 +39,8 @@ from sqs_rpc._wire import (
     valid_nonce,
 )
 
-from .backoff import poison_delay
-from .deadline import Expiry, expiry_of
+from .backoff import poison_delay, receive_count_of
+from .deadline import expiry_of, log_expiry
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import Claim, InMemoryIdempotencyStore, request_key
 from .replies import Replies, Sender
@@ -53,28 +51,11 @@ from .visibility import VisibilityHeartbeat
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["AwaitableRunner", "Dispatcher", "max_receive_count"]
+__all__ = ["AwaitableRunner", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def max_receive_count(redrive_policy: str | None, queue_url: str) -> int | None:
-    """The ``maxReceiveCount`` of a queue's ``RedrivePolicy`` attribute; None (warned) if none."""
-    count: int | None = None
-    if redrive_policy:
-        try:
-            count = int(json.loads(redrive_policy)["maxReceiveCount"])
-        except (ValueError, KeyError, TypeError):
-            logger.warning("cannot read the RedrivePolicy of %s", queue_url)
-    if count is None:
-        logger.warning(
-            "request queue %s has no redrive policy: a message that keeps failing comes "
-            "back until its retention period ends; give it a dead-letter queue",
-            queue_url,
-        )
-    return count
 
 
 class AwaitableRunner(Protocol):
@@ -169,7 +150,7 @@ class Dispatcher:
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
             self._reject(message, exc, extra)
-            self._back_off(message.get("ReceiptHandle"), _receive_count(message))
+            self._back_off(message.get("ReceiptHandle"), receive_count_of(message))
             return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
@@ -214,7 +195,8 @@ class Dispatcher:
             request, received if self._exact_receive_time else None, self._skew_tolerance
         )
         if expired is not None:
-            self._log_expiry(request, expired)
+            if log_expiry(request, expired, self._skew_tolerance):
+                self._observer.counters.add("expired_skewed")
             # Its S3 body, unread, goes too: once its size is checked against the pointer.
             then = (
                 None
@@ -363,28 +345,6 @@ class Dispatcher:
         if exc.delay is not None:
             self._set_visibility(request.receipt_handle, exc.delay)
 
-    def _log_expiry(self, request: Request, expired: Expiry) -> None:
-        name = request.correlation_id or request.message_id
-        if not expired.skewed:
-            logger.info(
-                "request %s arrived after its caller's deadline; deleted without running", name
-            )
-            return
-        self._observer.counters.add("expired_skewed")
-        logger.warning(
-            "request %s arrived after its caller's deadline; deleted without running. Its "
-            "deadline (%s, by the caller's clock) passed %.1fs ago by this server's clock (now "
-            "%s), but SQS accepted it at %s (SQS's clock now: %s): the caller's clock or this "
-            "server's is off by more than clock_skew_tolerance=%gs; sync them (NTP)",
-            name,
-            _utc(request.deadline_ms),
-            expired.overdue,
-            _utc(expired.server_ms),
-            _utc(expired.sent_ms),
-            _utc(expired.sqs_ms),
-            self._skew_tolerance,
-        )
-
     # -- bad input ---------------------------------------------------------------------------
 
     def _decode_body(self, request: Request) -> Any:
@@ -448,20 +408,6 @@ class Dispatcher:
                 )
         except SqsError as exc:
             logger.warning("could not delay the retry: %s", exc)
-
-
-def _utc(epoch_ms: int | None) -> str:
-    if epoch_ms is None:
-        return "unknown"
-    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
-
-
-def _receive_count(message: Mapping[str, Any]) -> int:
-    try:
-        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-    except (TypeError, ValueError):
-        return 1
 
 
 def _end_quietly(end: Callable[[], None], name: str) -> None:

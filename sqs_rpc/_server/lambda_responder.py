@@ -46,7 +46,8 @@ from sqs_rpc._options import (
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import Counters, PollerStats
 
-from .dispatcher import Dispatcher, max_receive_count
+from .backoff import max_receive_count
+from .dispatcher import Dispatcher
 from .handler import MessageHandler
 from .idempotency import IdempotencyStore
 from .lambda_event import QueueArn, message_from_record, parse_queue_arn, records_of

@@ -50,7 +50,8 @@ from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import PollerHealth, PollerStats
 from sqs_rpc._sweeper import PeriodicSweep
 
-from .dispatcher import Dispatcher, max_receive_count
+from .backoff import max_receive_count
+from .dispatcher import Dispatcher
 from .event_loop import EventLoopThread
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import IdempotencyStore

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from sqs_rpc import AsyncRpcClient, Hooks, MessageHandled, MessagePoller, RemoteError, RpcClient
 from sqs_rpc.prometheus import PrometheusMetrics
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 
@@ -54,7 +54,10 @@ def test_calls_and_messages_are_counted_and_timed(
             assert sample is not None, (name, labels)
             return sample
 
-        assert value("sqs_rpc_client_calls_total", queue=queue, outcome="ok") == 4
+        # A call's hook runs from its future's callbacks, which may follow the call's return.
+        wait_for(lambda: registry.get_sample_value(
+            "sqs_rpc_client_calls_total", {"queue": queue, "outcome": "ok"}
+        ) == 4)
         assert value("sqs_rpc_client_calls_total", queue=queue, outcome="remote_error") == 1
         assert value("sqs_rpc_client_call_duration_seconds_count", queue=queue) == 5
         assert value("sqs_rpc_client_call_duration_seconds_bucket", queue=queue, le="+Inf") == 5
