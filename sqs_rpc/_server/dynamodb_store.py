@@ -203,7 +203,8 @@ def _client(
             "dynamodb",
             endpoint_url=endpoint_url,
             region_name=region_name,
-            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+            # Every worker thread of a server may claim at once.
+            config=Config(max_pool_connections=50, retries={"mode": "standard", "max_attempts": 5}),
         )
     except BotoCoreError as exc:
         raise ConfigurationError(
