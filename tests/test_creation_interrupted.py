@@ -6,7 +6,8 @@ function (``sys.settrace``) raises at the k-th call or return event while the ca
 the reply queue, for every k until the call goes through. The points are sqs-rpc's functions,
 ``Thread.start`` and its wait (a thread that fails to start), and botocore's API call (after
 SQS created the queue, before its URL came back). After each interrupt no reply queue and no
-sqs-rpc thread is left, and the next call works.
+sqs-rpc thread is left, and the next call works. A last test sends real SIGINTs, at random
+moments of 60 first calls in a child process.
 """
 
 from __future__ import annotations
