@@ -55,9 +55,14 @@ def test_calls_and_messages_are_counted_and_timed(
             return sample
 
         # A call's hook runs from its future's callbacks, which may follow the call's return.
-        wait_for(lambda: registry.get_sample_value(
-            "sqs_rpc_client_calls_total", {"queue": queue, "outcome": "ok"}
-        ) == 4)
+        wait_for(
+            lambda: (
+                registry.get_sample_value(
+                    "sqs_rpc_client_calls_total", {"queue": queue, "outcome": "ok"}
+                )
+                == 4
+            )
+        )
         assert value("sqs_rpc_client_calls_total", queue=queue, outcome="remote_error") == 1
         assert value("sqs_rpc_client_call_duration_seconds_count", queue=queue) == 5
         assert value("sqs_rpc_client_call_duration_seconds_bucket", queue=queue, le="+Inf") == 5
