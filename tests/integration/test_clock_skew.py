@@ -84,7 +84,7 @@ def test_a_skew_beyond_the_tolerance_is_logged_as_such_and_counted(
     serve: Serve,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="sqs_rpc._server.dispatcher")
+    caplog.set_level(logging.WARNING, logger="sqs_rpc._server")
     # The caller's clock is 30 s behind SQS's: beyond the tolerance, the call is not run,
     # but it is no quiet INFO line: both clocks are logged at WARNING, and it is counted.
     deadline_ms = int((time.time() - 30) * 1000)
@@ -112,7 +112,7 @@ def test_an_ordinary_expiry_is_not_taken_for_skew(
     serve: Serve,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sqs_rpc._server.dispatcher")
+    caplog.set_level(logging.INFO, logger="sqs_rpc._server")
     # A caller that gave up while its request waited: sent before its deadline, by every
     # clock. With no tolerance the server drops it at INFO, as before, and counts no skew.
     deadline_ms = int((time.time() + 0.5) * 1000)
