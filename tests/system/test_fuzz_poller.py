@@ -144,7 +144,7 @@ def test_every_fuzzed_message_is_answered_handled_or_redriven(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
-    caplog.set_level(logging.INFO, logger="sqs_rpc._server.dispatcher")  # to see expired requests
+    caplog.set_level(logging.INFO, logger="sqs_rpc._server.deadline")  # to see expired requests
     dlq = make_queue()
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
