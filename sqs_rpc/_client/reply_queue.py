@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -28,6 +29,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# How often, and how far apart, an interrupted creation looks for the queue it may have made.
+DISCARD_LOOKUPS = 5
+DISCARD_LOOKUP_PAUSE = 0.25
 REPLY_VISIBILITY_TIMEOUT = 5  # seconds; see create()
 # SQS's bounds for MessageRetentionPeriod, in seconds: one minute to 14 days.
 MIN_MESSAGE_RETENTION = 60
@@ -109,14 +113,22 @@ class ReplyQueue:
     def discard(self) -> None:
         """Delete the queue after a failed :meth:`create`, even one whose URL never came back.
 
-        An interrupted CreateQueue may have created the queue: its name finds it.
+        An interrupted CreateQueue may have created the queue: its name finds it. The request
+        may still be on its way to SQS when the client gave up on it, so "no such queue" is
+        asked again a few times over about a second. A queue created even later carries its
+        heartbeat tags: a sweeper removes it after its idle retention.
         """
         if self.url is None and self._asked:
-            try:
-                with aws_errors("GetQueueUrl"):
-                    self.url = self._sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
-            except QueueDoesNotExist:
-                return  # never created
+            pause = threading.Event()
+            for attempt in range(DISCARD_LOOKUPS):
+                try:
+                    with aws_errors("GetQueueUrl"):
+                        self.url = self._sqs.get_queue_url(QueueName=self.name)["QueueUrl"]
+                    break
+                except QueueDoesNotExist:
+                    if attempt == DISCARD_LOOKUPS - 1:
+                        return  # never created, as far as SQS can tell
+                    pause.wait(DISCARD_LOOKUP_PAUSE)
         self._asked = False
         self.delete()
 

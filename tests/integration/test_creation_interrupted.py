@@ -26,8 +26,7 @@ import pytest
 import sqs_rpc
 from sqs_rpc import RpcClient
 from sqs_rpc._loop import THREAD_PREFIX
-from tests.support.child_process import Child
-from tests.support.helpers import Endpoint, wait_for
+from tests.support.helpers import wait_for
 
 PACKAGE = str(Path(sqs_rpc.__file__).resolve().parent)
 FOREIGN_POINTS = {
@@ -151,52 +150,3 @@ def test_an_interrupt_in_a_botocore_hook_after_create_queue_leaves_no_queue(
         sqs.meta.events.unregister("after-call.sqs.CreateQueue", interrupt)
     assert _queues(sqs, prefix) == []
     wait_for(lambda: _library_threads() <= before, timeout=10)
-
-
-RANDOM_CTRL_C = """
-import os, random, signal, sys, threading
-from sqs_rpc import RpcClient
-
-endpoint, region, queue_url, prefix = sys.argv[1:5]
-calling = threading.Event()
-
-
-def on_sigint(signum, frame):
-    if calling.is_set():  # only while a first call runs: close() is not what is tested
-        raise KeyboardInterrupt
-
-
-signal.signal(signal.SIGINT, on_sigint)
-rng = random.Random(7)
-interrupted = 0
-for _ in range(60):
-    client = RpcClient(endpoint_url=endpoint, region_name=region, reply_queue_prefix=prefix)
-    ctrl_c = threading.Timer(rng.uniform(0, 0.03), os.kill, (os.getpid(), signal.SIGINT))
-    try:
-        calling.set()
-        ctrl_c.start()
-        try:
-            client.call_async(queue_url, "first", timeout=30)
-        finally:
-            calling.clear()
-    except KeyboardInterrupt:
-        interrupted += 1
-    ctrl_c.join()
-    client.close()
-threads = [t.name for t in threading.enumerate() if t.name.startswith("sqs-rpc-")]
-print("interrupted", interrupted, "threads", threads, flush=True)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_real_ctrl_cs_at_random_moments_of_first_calls_leave_nothing(
-    endpoint: Endpoint, sqs: Any, queue_url: str, prefix: str
-) -> None:
-    args = [endpoint.endpoint_url, endpoint.region_name, queue_url, prefix]
-    with Child(["-c", RANDOM_CTRL_C, *args]) as child:
-        assert child.wait(timeout=100) == 0, child.output
-    line = child.wait_for_line("interrupted")
-    assert line.endswith("threads []"), child.output
-    assert int(line.split()[1]) > 20  # most calls were interrupted somewhere
-    assert _queues(sqs, prefix) == []
