@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability.faultproxy import Fault, FaultProxy
+from tests.support.faultproxy import Fault, FaultProxy
 
 from sqs_rpc import ClientClosedError, RpcClient
 from sqs_rpc._loop import owner_id
