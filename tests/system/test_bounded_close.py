@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.faultproxy import Fault, FaultProxy
 
 from sqs_rpc import ClientClosedError, RpcClient
 from sqs_rpc._loop import owner_id
 from tests.support.child_process import Child
+from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.helpers import Endpoint, wait_for
 
 NEVER_RETURNS = """
