@@ -155,12 +155,11 @@ def test_call_to_a_missing_queue_creates_no_reply_queue(
 ) -> None:
     caplog.set_level(logging.INFO, logger="sqs_rpc")
     missing = f"{endpoint.endpoint_url}/123456789012/no-such-queue"
-    before = sqs.list_queues().get("QueueUrls", [])
     assert main(["call", missing, "1", "--json", *where]) == ExitCode.SQS_ERROR
     assert json.loads(capsys.readouterr().out)["error"]["type"] == "QueueDoesNotExist"
-    assert sqs.list_queues().get("QueueUrls", []) == before
-    # Listing after the fact cannot see a reply queue created and deleted meanwhile: the
-    # client logs every reply queue it creates.
+    # The client logs every reply queue it creates (and deletes). Listing the account's queues
+    # before and after would not do: it cannot see a queue created and deleted meanwhile, and
+    # on a shared SQS endpoint (fauxqs under xdist) other tests create queues at the same time.
     assert not [r for r in caplog.records if "reply queue" in r.getMessage()]
 
 
