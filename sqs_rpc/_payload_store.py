@@ -77,10 +77,6 @@ class PayloadStore:
             self._s3_client = self._build()
         self._pid = os.getpid()
 
-    @property
-    def enabled(self) -> bool:
-        return self.config is not None
-
     def watch(self, counter: RequestCounter) -> None:
         """Let ``counter`` count the S3 requests of this store's client (if any)."""
         if self._s3_client is not None:
