@@ -97,7 +97,9 @@ def in_thread(function: Callable[[], T], name: str) -> Future[T]:
 
     For a request that a stop must not wait on past its bound (botocore's retries and
     timeouts can hold one for minutes when SQS does not answer): wait on the future with a
-    timeout, and on timeout leave the thread behind. It ends when botocore gives up.
+    timeout, and on timeout leave the thread behind. It ends when botocore gives up. At
+    interpreter shutdown, where Python 3.12 and later start no thread (atexit hooks run
+    then), ``function`` runs inline, bounded by botocore's timeouts only.
 
     Example::
 
@@ -114,7 +116,13 @@ def in_thread(function: Callable[[], T], name: str) -> Future[T]:
         except BaseException as exc:  # handed to the waiter, who decides
             future.set_exception(exc)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        threading.Thread(target=run, name=name, daemon=True).start()
+    except RuntimeError:
+        # Python 3.12+ refuses new threads once the interpreter is finalizing, which is when
+        # atexit hooks run: run it here instead, bounded by botocore's own timeouts.
+        logger.debug("%s: no new thread at interpreter shutdown; running it inline", name)
+        run()
     return future
 
 
