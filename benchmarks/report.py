@@ -3,14 +3,20 @@
 Every figure is the median over a phase's paired repetitions (sqs-rpc's blocks and the
 baseline's, alternated on the same SQS server), with the min-max spread beside it; a ratio is
 sqs-rpc's median over the baseline's. Errors and wrong replies are totals, not medians.
+
+    python -m benchmarks.report benchmarks/results/RUN.json   # a recorded run, in Markdown
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import statistics
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .blocks import Block
@@ -235,3 +241,52 @@ def table(profile: str, summary: Summary, roles: list[str]) -> str:
             f"   sqs-rpc ${_fmt(by_impl.get('sqs-rpc', math.nan))}"
         )
     return "\n".join(lines)
+
+
+def markdown(profile: str, summary: Summary, roles: list[str]) -> str:
+    """The same table as :func:`table`, in Markdown (what docs/performance.md quotes)."""
+    lines = [
+        "| metric | baseline | sqs-rpc | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, phase, metric in _rows(summary, roles):
+        r = "" if metric in TOTALS else _fmt(ratio(summary, phase, metric))
+        lines.append(
+            f"| {label} | {_cell(summary, phase, 'baseline', metric)} "
+            f"| {_cell(summary, phase, 'sqs-rpc', metric)} | {r} |"
+        )
+    lines += ["", "| target | figure | |", "| --- | ---: | --- |"]
+    for check in check_targets(profile, summary):
+        lines.append(f"| {check['target']} | {_fmt(check['figure'])} | {check['status']} |")
+    lines += ["", "| pattern | baseline, $ per million calls | sqs-rpc |", "| --- | ---: | ---: |"]
+    for phase, by_impl in cost_per_million(summary).items():
+        label = "sequential" if phase == "sequential" else f"{phase} callers"
+        lines.append(
+            f"| {label} | {_fmt(by_impl.get('baseline', math.nan))} "
+            f"| {_fmt(by_impl.get('sqs-rpc', math.nan))} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report RESULTS.json``: a recorded run's tables, in Markdown."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", type=Path)
+    args = parser.parse_args(argv)
+    report = json.loads(args.results.read_text())
+    print(f"`{report['command']}`, commit {report['commit']}, started {report['started']}")
+    for name, data in report["profiles"].items():
+        roles = sorted({r for b in data["blocks"] for r in b["cpu_seconds"]}, key=_ROLE_ORDER.index)
+        print(f"\n### {name}: {data['description']}\n")
+        print(
+            f"Load average before / after: {data['load_average_before'][0]:.1f} / "
+            f"{data['load_average_after'][0]:.1f}; {data['seconds'] / 60:.1f} min.\n"
+        )
+        print(markdown(name, data["summary"], roles))
+    return 0
+
+
+_ROLE_ORDER = ["sqs", "proxy", "server", "client"]
+
+if __name__ == "__main__":
+    sys.exit(main())
