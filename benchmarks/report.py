@@ -268,6 +268,31 @@ def markdown(profile: str, summary: Summary, roles: list[str]) -> str:
     return "\n".join(lines)
 
 
+def memory_table(heap: dict[str, dict[str, Any]]) -> str:
+    """The memory phase, per implementation, in Markdown."""
+    mib = 1024 * 1024
+    lines = ["| memory | baseline | sqs-rpc |", "| --- | ---: | ---: |"]
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("calls in flight after the last send", lambda m: f"{m['in_flight_at_peak']:,}"),
+        (
+            "heap at each quarter of the sends, MiB",
+            lambda m: ", ".join(f"{b / mib:.2f}" for b in m["heap_bytes_at_each_quarter"]),
+        ),
+        ("heap bytes per in-flight call (peak / calls)", lambda m: f"{m['bytes_per_call']:,.0f}"),
+        (
+            "heap left once the calls finished (close() fails each), MiB",
+            lambda m: (
+                f"{m['retained_bytes_after_finish'] / mib:.2f}"
+                if "retained_bytes_after_finish" in m
+                else "n/a"
+            ),
+        ),
+    ]
+    for label, cell in rows:
+        lines.append(f"| {label} | {cell(heap['baseline'])} | {cell(heap['sqs-rpc'])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.report RESULTS.json``: a recorded run's tables, in Markdown."""
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -283,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{data['load_average_after'][0]:.1f}; {data['seconds'] / 60:.1f} min.\n"
         )
         print(markdown(name, data["summary"], roles))
+        if data.get("memory"):
+            print()
+            print(memory_table(data["memory"]))
     return 0
 
 

@@ -31,7 +31,7 @@ from .blocks import Block, run_block
 from .clients import IMPLEMENTATIONS, Side
 from .memory import memory
 from .profiles import PROFILES, NetworkModel, RunningProfile, start_profile
-from .report import PRICE_NOTE, aggregate, check_targets, cost_per_million, table
+from .report import PRICE_NOTE, aggregate, check_targets, cost_per_million, memory_table, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHASES = ("sequential", "1", "8", "32", "128", "cpu", "memory")
@@ -114,6 +114,8 @@ def run_profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
     summary = aggregate(blocks)
     roles = [*running.pids, "server", "client"]
     print(table(name, summary, roles), flush=True)
+    if heap is not None:
+        print(memory_table(heap), flush=True)
     return {
         "description": running.description,
         "added_latency_ms": running.added_latency_ms,
