@@ -131,15 +131,19 @@ def run_profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+    ).stdout.strip()
+
+
 def _commit() -> str:
+    """The commit measured, read at the start ("+changes" if tracked files differ from it)."""
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short", "HEAD")
+        return commit + (
+            "+changes" if _git("status", "--porcelain", "--untracked-files=no") else ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -174,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (2 if args.quick else 3)
     args.memory_calls = args.memory_calls or (300 if args.quick else 10_000)
-    started = time.time()
+    started, commit = time.time(), _commit()
     profiles = {name: run_profile(name, args) for name in args.profiles}
     report = {
         "command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv),
-        "commit": _commit(),
+        "commit": commit,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": time.time() - started,
         "machine": {
