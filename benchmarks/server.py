@@ -2,8 +2,9 @@
 
     python -m benchmarks.server {sqs-rpc|baseline} ENDPOINT QUEUE_URL COUNTS_FILE
 
-Prints "ready" once polling. On SIGUSR1 it writes its SQS request counts by operation to
-COUNTS_FILE (with a sequence number); on SIGTERM it writes them and exits at once.
+Prints "ready" once polling. On SIGUSR1 it writes its SQS request counts and billed request
+counts by operation to COUNTS_FILE (with a sequence number); on SIGTERM it writes them and
+exits at once.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ def main() -> None:
         sequence[0] += 1
         tmp = counts_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"sequence": sequence[0], "counts": counter.snapshot()}, f)
+            json.dump(
+                {
+                    "sequence": sequence[0],
+                    "counts": counter.snapshot(),
+                    "billed": counter.billed_snapshot(),
+                },
+                f,
+            )
         os.replace(tmp, counts_file)
 
     def on_usr1(_signum: int, _frame: Any) -> None:
