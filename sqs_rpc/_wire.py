@@ -1,7 +1,8 @@
 """The wire protocol: request, reply and error envelopes <-> SQS messages.
 
 ``docs/protocol.md`` is the prose form of this module; keep them in step. Every envelope is a
-frozen dataclass, built from and turned into SQS message dicts only here.
+frozen dataclass. Received SQS message dicts are read only here; messages to send are built
+here as an :class:`~sqs_rpc._outgoing.OutgoingMessage`.
 
 A request is an SQS message whose body is the encoded payload, with these String attributes:
 ``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
@@ -43,6 +44,7 @@ from ._attributes import (
 )
 from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
 from ._errors import DecodeError
+from ._outgoing import OutgoingMessage
 from ._trace import TraceContext
 
 __all__ = [
@@ -191,8 +193,8 @@ def encode_request(
     trace: TraceContext | None = None,
     nonce: str | None = None,
     operation: str | None = None,
-) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
+) -> OutgoingMessage:
+    """The message of a request, without FIFO fields (the request encoder adds those).
 
     ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only). With ``operation`` (a
     Service call), the request names it and says version 2.
@@ -213,7 +215,7 @@ def encode_request(
         attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
     if nonce is not None:
         attrs[NONCE] = string_value(nonce)
-    return {"MessageBody": body, "MessageAttributes": within_attribute_budget(attrs)}
+    return OutgoingMessage(body, within_attribute_budget(attrs))
 
 
 def encode_reply(
@@ -224,8 +226,8 @@ def encode_reply(
     content_type: str,
     trace: TraceContext | None = None,
     nonce: str | None = None,
-) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply.
+) -> OutgoingMessage:
+    """The message of a reply.
 
     ``nonce`` is the request's ``SqsRpcNonce``, echoed so that only its call takes the reply.
     """
@@ -238,12 +240,12 @@ def encode_reply(
     if nonce is not None:
         attrs[NONCE] = string_value(nonce)
     _add_trace(attrs, trace)
-    return {"MessageBody": body, "MessageAttributes": attrs}
+    return OutgoingMessage(body, attrs)
 
 
-def wake_message() -> dict[str, Any]:
+def wake_message() -> OutgoingMessage:
     """The message a client sends to its own reply queue to end a long poll at close."""
-    return {"MessageBody": "wake", "MessageAttributes": {CONTROL: string_value("wake")}}
+    return OutgoingMessage("wake", {CONTROL: string_value("wake")})
 
 
 def _attr(message: SqsMessage, name: str) -> str | None:

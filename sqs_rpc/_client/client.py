@@ -351,11 +351,11 @@ class RpcClient:
         body = self._requests.body(message)
         # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
         # Nothing goes to S3 yet: the message is not final.
-        self._requests.arguments(message, body, correlation_id, upload=False)
+        self._requests.outgoing(message, body, correlation_id, upload=False)
         pending, reply_to = self._open().reply_address()
         span = self._observer.span(correlation_id, message.queue_url)  # no-op without otel
         with carrying(span):  # the request carries the span's trace context
-            arguments = self._requests.arguments(
+            outgoing = self._requests.outgoing(
                 message,
                 body,
                 correlation_id,
@@ -372,7 +372,7 @@ class RpcClient:
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future
         try:
-            span.sent(self._open().send(message.queue_url, arguments, seconds))
+            span.sent(self._open().send(message.queue_url, outgoing, seconds))
         except Exception as exc:
             settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
             raise
@@ -435,8 +435,8 @@ class RpcClient:
         correlation_id = uuid.uuid4().hex
         span = self._observer.span(correlation_id, queue_url, publish=True)
         with carrying(span):  # ends the span on an error
-            arguments = self._requests.arguments(message, body, correlation_id)
-            message_id = transport.send(queue_url, arguments, self._default_timeout)
+            outgoing = self._requests.outgoing(message, body, correlation_id)
+            message_id = transport.send(queue_url, outgoing, self._default_timeout)
         span.sent(message_id)
         span.end("ok", None)
         self._observer.published()

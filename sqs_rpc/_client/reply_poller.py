@@ -152,7 +152,7 @@ class ReplyPoller:
 
     def _wake(self) -> None:
         with aws_errors("SendMessage", self._queue_url):
-            self._sqs.send_message(QueueUrl=self._queue_url, **wake_message())
+            self._sqs.send_message(QueueUrl=self._queue_url, **wake_message().to_send_kwargs())
 
     def _poll_once(self) -> float | None:
         on_idle = self._on_idle

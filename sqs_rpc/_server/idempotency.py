@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from sqs_rpc._options import DEFAULT_REPLY_CACHE_BYTES, DEFAULT_REPLY_CACHE_TTL, seconds, whole
+from sqs_rpc._outgoing import OutgoingMessage
 
 from .reply_cache import ReplyCache
 
@@ -134,9 +135,10 @@ class Claim:
             ended, self._ended = self._ended, True
         return not ended
 
-    def complete(self, reply: StoredReply) -> None:
+    def complete(self, reply: OutgoingMessage | None) -> None:
+        """Keep ``reply`` in the store, in its format (``SendMessage`` arguments)."""
         if self._end():
-            self._store.complete(self.key, reply)
+            self._store.complete(self.key, None if reply is None else dict(reply.to_send_kwargs()))
 
     def release(self) -> None:
         if self._end():

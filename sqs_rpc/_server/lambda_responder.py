@@ -43,6 +43,7 @@ from sqs_rpc._options import (
     check_queue_url,
     seconds,
 )
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import Counters, PollerStats
 
@@ -83,8 +84,8 @@ class _LambdaSender:
         self._counters = counters
         self._after_batch = after_batch
 
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
-        self._outbox.send_reply(reply_to, arguments)
+    def send_reply(self, reply_to: str, reply: OutgoingMessage) -> None:
+        self._outbox.send_reply(reply_to, reply)
 
     def hide(self, receipt_handle: str, seconds: int) -> None:
         # Lambda leaves a failed record's visibility alone: the backoff holds.

@@ -28,11 +28,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._errors import ClientClosedError, SqsError, aws_errors
 from sqs_rpc._loop import thread_name
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
@@ -95,14 +96,14 @@ class Outbox:
             return self._batcher.stop(30.0 if timeout is None else timeout)
         return True
 
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+    def send_reply(self, reply_to: str, reply: OutgoingMessage) -> None:
         """Send one reply; return once SQS accepted it, raise :class:`SqsError` if it did not."""
         batcher = self._batcher
         if batcher is not None:
             try:
                 # The worker waits for SQS anyway: when nothing else is going to that reply
                 # queue, the batcher lets it send the reply itself, with no thread hand-off.
-                future = batcher.send(reply_to, arguments, inline=True)
+                future = batcher.send(reply_to, reply, inline=True)
             except ClientClosedError:
                 pass  # stopped meanwhile: a late worker sends its own (below)
             else:
@@ -114,7 +115,7 @@ class Outbox:
                 return
         # No batcher: inline by design (background=False), or a worker that outlived stop().
         with aws_errors("SendMessage", reply_to):
-            self._sqs.send_message(QueueUrl=reply_to, **arguments)
+            self._sqs.send_message(QueueUrl=reply_to, **reply.to_send_kwargs())
         self._counters.add("replies_sent")
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:

@@ -12,6 +12,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._server.replies import reply_message
+
 __all__ = [
     "ROOT",
     "S3_SERVERS",
@@ -19,6 +22,7 @@ __all__ = [
     "messages_in",
     "queue_listed",
     "server_name",
+    "stored_reply",
     "wait_for",
 ]
 
@@ -82,3 +86,9 @@ class Endpoint:
         return self.session().client(
             "s3", endpoint_url=self.endpoint_url, config=Config(s3={"addressing_style": "path"})
         )
+
+
+def stored_reply(correlation_id: str, body: str) -> dict[str, Any]:
+    """An ``ok`` reply as the idempotency store and the reply cache keep it."""
+    reply = reply_message(correlation_id, "ok", body, JSON_CONTENT_TYPE, {})
+    return dict(reply.to_send_kwargs())
