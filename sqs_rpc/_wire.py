@@ -1,22 +1,24 @@
 """The wire protocol: request, reply and error envelopes <-> SQS messages.
 
 ``docs/protocol.md`` is the prose form of this module; keep them in step. Every envelope is a
-frozen dataclass. Received SQS message dicts are read only here; messages to send are built
-here as an :class:`~sqs_rpc._outgoing.OutgoingMessage`.
+frozen dataclass. Received SQS message dicts are read only here. Messages to send are built
+here, as an :class:`~sqs_rpc._outgoing.OutgoingMessage`.
 
-A request is an SQS message whose body is the encoded payload, with these String attributes:
-``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
-``SqsRpcVersion``, and on a call ``Deadline`` (Number, epoch milliseconds) and ``SqsRpcNonce``
-(random per call). A call to a :class:`~sqs_rpc.Service` also carries ``SqsRpcOperation`` (the
-operation's name) and version ``2``; version 1 messages stay readable. A reply carries
-``CorrelationId``, ``ContentType``, ``SqsRpcVersion``, ``Status`` (``ok`` or ``error``) and the
-request's ``SqsRpcNonce``; an error reply's body is a JSON error document. Both carry the W3C
-``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
+A request is an SQS message whose body is the encoded payload. Its String attributes are
+``ReplyTo`` (the reply queue's URL; absent on a one-way message), ``CorrelationId``,
+``ContentType`` and ``SqsRpcVersion``. A call also carries ``Deadline`` (a Number, in epoch
+milliseconds) and ``SqsRpcNonce`` (random per call). A call to a :class:`~sqs_rpc.Service`
+also carries ``SqsRpcOperation`` (the operation's name) and says version ``2``; version 1
+messages stay readable.
+
+A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion``, ``Status`` (``ok`` or
+``error``) and the request's ``SqsRpcNonce``. An error reply's body is a JSON error document
+(``_error_info.py``). Requests and replies carry the W3C ``traceparent`` and ``tracestate``
+attributes when the caller had a trace context.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -42,7 +44,7 @@ from ._attributes import (
     string_value,
     within_attribute_budget,
 )
-from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
+from ._codecs import JSON_CONTENT_TYPE
 from ._errors import DecodeError
 from ._outgoing import OutgoingMessage
 from ._trace import TraceContext
@@ -53,7 +55,6 @@ __all__ = [
     "MAX_NONCE_LENGTH",
     "PROTOCOL_VERSION",
     "SERVICE_PROTOCOL_VERSION",
-    "ErrorInfo",
     "Reply",
     "Request",
     "correlation_id_of",
@@ -91,55 +92,6 @@ _NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
 
 Status = Literal["ok", "error"]
 SqsMessage = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """The structured error document carried in an error reply's body."""
-
-    type: str
-    message: str
-    details: Mapping[str, Any] | None = None
-    code: str | None = None  # a stable, machine-readable name (ServiceError.code)
-
-    def to_body(self) -> str:
-        """The compact JSON document, always text SQS accepts.
-
-        An exception's message may hold what a sender sent (a lone surrogate too): an error
-        reply must still go out, so such characters are escaped, never refused.
-        """
-        doc: dict[str, Any] = {"type": self.type, "message": self.message}
-        if self.code is not None:
-            doc["code"] = self.code
-        if self.details is not None:
-            doc["details"] = dict(self.details)
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
-        return escape_for_sqs(text)
-
-    @classmethod
-    def from_body(cls, body: str) -> ErrorInfo:
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise DecodeError(f"error reply body is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
-            raise DecodeError("error reply body is not an error document with a 'type'")
-        details = doc.get("details")
-        code = doc.get("code")
-        return cls(
-            type=_printable(doc["type"]),
-            message=_printable(str(doc.get("message", ""))),
-            details=details if isinstance(details, dict) else None,
-            code=code if isinstance(code, str) else None,
-        )
-
-
-def _printable(text: str) -> str:
-    """``text`` with any lone surrogate written out as its escape: a replier writes any JSON,
-    and a caller must be able to log the message of its RemoteError."""
-    if sqs_text_problem(text) is None:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)

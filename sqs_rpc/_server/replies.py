@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqs_rpc._attributes import CONTENT_TYPE, CORRELATION_ID, STATUS, VERSION
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._errors import (
     DecodeError,
     PayloadTooLarge,
@@ -25,7 +26,7 @@ from sqs_rpc._interop import Attributes, reply_destination
 from sqs_rpc._outgoing import MessageAttributes, OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import TraceContext
-from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
+from sqs_rpc._wire import Request, Status, encode_reply
 
 from .idempotency import Claim
 from .reply_policy import ReplyPolicy

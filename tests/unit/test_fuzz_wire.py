@@ -28,11 +28,11 @@ from sqs_rpc._attributes import (
     VERSION,
 )
 from sqs_rpc._codecs import JsonCodec, TextCodec, sqs_text_problem
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import (
     MAX_DEADLINE_DISTANCE_MS,
     PROTOCOL_VERSION,
-    ErrorInfo,
     decode_reply,
     decode_request,
     encode_reply,

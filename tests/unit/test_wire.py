@@ -13,10 +13,10 @@ from sqs_rpc._attributes import (
     message_size,
     string_value,
 )
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._options import check_max_message_bytes
 from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import (
-    ErrorInfo,
     decode_reply,
     decode_request,
     encode_reply,
