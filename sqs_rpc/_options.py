@@ -36,8 +36,10 @@ __all__ = [
     "check_codec",
     "check_handler",
     "check_idempotency_store",
+    "check_idle_retention",
     "check_max_message_bytes",
     "check_queue_url",
+    "check_reply_wait",
     "check_sweep_interval",
     "seconds",
     "whole",
@@ -127,6 +129,23 @@ def check_max_message_bytes(value: object) -> int:
         rule=f"whole bytes from {MIN_MESSAGE_BYTES:,} to {MAX_MESSAGE_BYTES:,} (SQS's range);"
         " set it to the queue's MaximumMessageSize",
     )
+
+
+def check_idle_retention(idle_retention: object, heartbeat_interval: float) -> int:
+    """Validate an ``idle_retention`` option: whole seconds, at least 3 heartbeat intervals."""
+    if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
+        raise ConfigurationError(
+            f"idle_retention={idle_retention!r} must be whole seconds, at least three "
+            f"heartbeat intervals ({3 * heartbeat_interval:g}s), so that a sweeper never "
+            "deletes the queue of a live client whose heartbeat is a little late"
+        )
+    return idle_retention
+
+
+def check_reply_wait(value: object) -> int:
+    """Validate a ``reply_wait_time_seconds`` option: SQS's long-poll range."""
+    rule = "whole seconds from 1 to 20 (SQS's long-poll range)"
+    return whole(value, "reply_wait_time_seconds", low=1, high=20, rule=rule)
 
 
 def check_sweep_interval(interval: float | None) -> float | None:
