@@ -11,10 +11,11 @@ option and the fix. Defaults are named constants here, so each has one home.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._attributes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES
 from ._codecs import Codec, JsonCodec
@@ -184,6 +185,20 @@ class ResponderOptions:
     idempotency_store: IdempotencyStore | None = None
 
     @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> ResponderOptions:
+        """:meth:`create` from a server's keyword arguments, each taken by its field's name.
+
+        Every server names these options alike, so a server passes ``locals()`` of its
+        ``__init__`` and the list of them is written once, here. Example::
+
+            self._options = ResponderOptions.from_arguments(locals())
+        """
+        # LambdaResponder does; MessagePoller (poller.py) still spells the list out.
+        return cls.create(
+            **{field.name: arguments[field.name] for field in dataclasses.fields(cls)}
+        )
+
+    @classmethod
     def create(
         cls,
         *,
@@ -198,7 +213,10 @@ class ResponderOptions:
         clock_skew_tolerance: float,
         idempotency_store: IdempotencyStore | None = None,
     ) -> ResponderOptions:
-        """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
+        """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one.
+
+        A server passes its own arguments through :meth:`from_arguments` instead.
+        """
         prefix = reply_queue_prefix
         return cls(
             codec=check_codec(codec),

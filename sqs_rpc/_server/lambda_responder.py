@@ -186,18 +186,7 @@ class LambdaResponder:
         check_handler(handler)
         if queue_url is not None:
             check_queue_url(queue_url)
-        self._options = ResponderOptions.create(
-            codec=codec,
-            include_traceback=include_traceback,
-            reply_queue_prefix=reply_queue_prefix,
-            reply_to_allowed=reply_to_allowed,
-            reply_cache_ttl=reply_cache_ttl,
-            reply_cache_bytes=reply_cache_bytes,
-            max_message_bytes=max_message_bytes,
-            offload=offload,
-            clock_skew_tolerance=clock_skew_tolerance,
-            idempotency_store=idempotency_store,
-        )
+        self._options = ResponderOptions.from_arguments(locals())
         self._min_remaining_ms = 1000 * seconds(
             min_remaining_time,
             "min_remaining_time",
