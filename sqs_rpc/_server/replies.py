@@ -1,9 +1,10 @@
 """Replies: encode, size-check and send a request's answer, then delete the request.
 
-The dispatcher decides *what* to answer; this module makes it an SQS message (a large body
-goes to S3), records it in the idempotency store, sends it to the caller's reply queue (a Java
-virtual queue through its host queue), and deletes the request only once SQS accepted the
-reply. A reply SQS refuses as too large becomes an error reply, so the caller learns why.
+The dispatcher decides *what* to answer. This module makes the answer an SQS message; a large
+body goes to S3. It records the reply in the idempotency store and sends it to the caller's
+reply queue (a Java virtual queue through its host queue). It deletes the request only once
+SQS accepted the reply. A reply SQS refuses as too large becomes an error reply, so the
+caller learns why.
 """
 
 from __future__ import annotations
