@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._codecs import sqs_text_problem
-from ._errors import ConfigurationError, PayloadTooLarge
+from ._errors import ConfigurationError
 
 __all__ = [
     "CONTENT_TYPE",
@@ -38,7 +38,7 @@ __all__ = [
     "TRACESTATE",
     "VERSION",
     "AttributeValue",
-    "check_message_size",
+    "attributes_size",
     "encode_attributes",
     "message_size",
     "string_value",
@@ -156,14 +156,13 @@ def encode_attributes(
     return encoded
 
 
-def message_size(arguments: Mapping[str, Any]) -> int:
-    """The size of a message as SQS counts it against its limit, in bytes.
+def attributes_size(attributes: Mapping[str, Mapping[str, Any]]) -> int:
+    """What message attributes count against SQS's size limit, in bytes.
 
-    ``arguments`` are ``SendMessage`` arguments (or a batch entry): the UTF-8 body plus, for
-    every message attribute, its name, its data type and its value.
+    For every attribute: its name, its data type and its value.
     """
-    size = len(str(arguments.get("MessageBody", "")).encode())
-    for name, value in arguments.get("MessageAttributes", {}).items():
+    size = 0
+    for name, value in attributes.items():
         size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
         if "BinaryValue" in value:
             size += len(value["BinaryValue"])
@@ -172,24 +171,24 @@ def message_size(arguments: Mapping[str, Any]) -> int:
     return size
 
 
-def check_message_size(arguments: Mapping[str, Any], limit: int, *, what: str = "message") -> None:
-    """Raise :class:`PayloadTooLarge` when ``arguments`` make a message over ``limit`` bytes."""
-    size = message_size(arguments)
-    if size > limit:
-        raise PayloadTooLarge(
-            f"the {what} is {size:,} bytes (body plus attributes), over the limit of "
-            f"{limit:,} bytes: send a smaller payload (or a reference to it, such as an S3 "
-            "key), or raise max_message_bytes if the queue allows more",
-            size=size,
-            limit=limit,
-        )
+def message_size(arguments: Mapping[str, Any]) -> int:
+    """The size of a message as SQS counts it against its limit, in bytes.
+
+    ``arguments`` are ``SendMessage`` arguments (or a batch entry) as boto3 sees them: the
+    UTF-8 body plus :func:`attributes_size`. Messages sqs-rpc builds have
+    :attr:`~sqs_rpc._outgoing.OutgoingMessage.size`.
+    """
+    body = len(str(arguments.get("MessageBody", "")).encode())
+    return body + attributes_size(arguments.get("MessageAttributes", {}))
 
 
 def string_value(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
-def within_attribute_budget(attributes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def within_attribute_budget(
+    attributes: Mapping[str, Mapping[str, Any]],
+) -> Mapping[str, Mapping[str, Any]]:
     """``attributes`` within SQS's 10, leaving out ``tracestate`` if that is what it takes.
 
     Only a call with all 3 attributes of its own (or 2 and an S3 pointer's size) and a

@@ -29,15 +29,16 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._attributes import MAX_MESSAGE_BYTES, message_size
+from ._attributes import MAX_MESSAGE_BYTES
 from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
 from ._futures import settle
 from ._loop import BackgroundLoop, stop_all
+from ._outgoing import OutgoingMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -131,17 +132,17 @@ class Batcher:
             loop.start()
 
     def send(
-        self, queue_url: str, arguments: Mapping[str, Any], *, inline: bool = False
+        self, queue_url: str, message: OutgoingMessage, *, inline: bool = False
     ) -> Future[str]:
-        """Queue a message (``SendMessage`` arguments without ``QueueUrl``) for sending.
+        """Queue a message for sending.
 
         With ``inline``, a send that would go at once anyway is made on the calling thread,
         without a hand-off to a flusher and back. It goes at once when nothing waits or is in
         flight for its queue and the owner is not busy. This suits a caller that blocks on the
         result and needs no deadline shorter than botocore's own (a server worker's reply).
         """
-        entry = dict(arguments)
-        size = message_size(entry)
+        entry = dict(message.to_send_kwargs())
+        size = message.size
         if inline:
             item = self._take_inline(queue_url, entry, size)
             if item is not None:

@@ -11,10 +11,11 @@ option and the fix. Defaults are named constants here, so each has one home.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._attributes import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES
 from ._codecs import Codec, JsonCodec
@@ -36,8 +37,10 @@ __all__ = [
     "check_codec",
     "check_handler",
     "check_idempotency_store",
+    "check_idle_retention",
     "check_max_message_bytes",
     "check_queue_url",
+    "check_reply_wait",
     "check_sweep_interval",
     "seconds",
     "whole",
@@ -129,6 +132,23 @@ def check_max_message_bytes(value: object) -> int:
     )
 
 
+def check_idle_retention(idle_retention: object, heartbeat_interval: float) -> int:
+    """Validate an ``idle_retention`` option: whole seconds, at least 3 heartbeat intervals."""
+    if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
+        raise ConfigurationError(
+            f"idle_retention={idle_retention!r} must be whole seconds, at least three "
+            f"heartbeat intervals ({3 * heartbeat_interval:g}s), so that a sweeper never "
+            "deletes the queue of a live client whose heartbeat is a little late"
+        )
+    return idle_retention
+
+
+def check_reply_wait(value: object) -> int:
+    """Validate a ``reply_wait_time_seconds`` option: SQS's long-poll range."""
+    rule = "whole seconds from 1 to 20 (SQS's long-poll range)"
+    return whole(value, "reply_wait_time_seconds", low=1, high=20, rule=rule)
+
+
 def check_sweep_interval(interval: float | None) -> float | None:
     """Validate a ``sweep_interval`` option: None (off) or seconds >= 1."""
     if interval is None:
@@ -165,6 +185,20 @@ class ResponderOptions:
     idempotency_store: IdempotencyStore | None = None
 
     @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> ResponderOptions:
+        """:meth:`create` from a server's keyword arguments, each taken by its field's name.
+
+        Every server names these options alike, so a server passes ``locals()`` of its
+        ``__init__`` and the list of them is written once, here. Example::
+
+            self._options = ResponderOptions.from_arguments(locals())
+        """
+        # LambdaResponder does; MessagePoller (poller.py) still spells the list out.
+        return cls.create(
+            **{field.name: arguments[field.name] for field in dataclasses.fields(cls)}
+        )
+
+    @classmethod
     def create(
         cls,
         *,
@@ -179,7 +213,10 @@ class ResponderOptions:
         clock_skew_tolerance: float,
         idempotency_store: IdempotencyStore | None = None,
     ) -> ResponderOptions:
-        """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
+        """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one.
+
+        A server passes its own arguments through :meth:`from_arguments` instead.
+        """
         prefix = reply_queue_prefix
         return cls(
             codec=check_codec(codec),

@@ -9,6 +9,7 @@ with a clear error. ``_offload.py`` has the configuration and the threat model.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -25,13 +26,12 @@ from ._attributes import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
-    check_message_size,
-    message_size,
     within_attribute_budget,
 )
 from ._aws import RequestCounter, merge_config
 from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
 from ._offload import S3Offload
+from ._outgoing import OutgoingMessage
 from ._s3_pointer import (
     Kind,
     Offloaded,
@@ -94,9 +94,9 @@ class PayloadStore:
     # -- sending -----------------------------------------------------------------------------
 
     def outgoing(
-        self, arguments: dict[str, Any], limit: int, *, what: Kind, upload: bool = True
-    ) -> dict[str, Any]:
-        """Return ``arguments`` ready to send within ``limit``: as they are, or via S3.
+        self, message: OutgoingMessage, limit: int, *, what: Kind, upload: bool = True
+    ) -> OutgoingMessage:
+        """Return ``message`` ready to send within ``limit``: as it is, or via S3.
 
         Raises :class:`~sqs_rpc.PayloadTooLarge` when even the pointer message is over the
         limit, or the body over ``max_payload_bytes`` (checked before anything is uploaded),
@@ -105,9 +105,9 @@ class PayloadStore:
         """
         config = self.config
         if config is None:
-            check_message_size(arguments, limit, what=what)
-            return arguments
-        attributes: dict[str, Any] = arguments.get("MessageAttributes", {})
+            message.check_size(limit, what=what)
+            return message
+        attributes = message.attributes
         own = [name for name in attributes if name not in RESERVED_ATTRIBUTES]
         if len(own) > MAX_USER_ATTRIBUTES - 1:
             # Checked on every message, not only on offloaded ones, so that a caller learns
@@ -121,11 +121,11 @@ class PayloadStore:
             offload = True
         else:
             threshold = limit if config.threshold is None else min(config.threshold, limit)
-            offload = message_size(arguments) > threshold
+            offload = message.size > threshold
         if not offload:
-            check_message_size(arguments, limit, what=what)
-            return arguments
-        data = str(arguments["MessageBody"]).encode()
+            message.check_size(limit, what=what)
+            return message
+        data = message.body.encode()
         if len(data) > config.max_payload_bytes:
             raise PayloadTooLarge(
                 f"the {what}'s body is {len(data):,} bytes, over S3Offload's "
@@ -134,18 +134,16 @@ class PayloadStore:
                 size=len(data),
                 limit=config.max_payload_bytes,
             )
-        correlation_id = attributes.get(CORRELATION_ID, {}).get("StringValue")
+        correlation_id = message.attribute(CORRELATION_ID)
         pointer = S3Pointer(config.bucket, object_key(config.prefix, what, correlation_id))
         size = {"DataType": "Number", "StringValue": str(len(data))}
-        offloaded = {
-            **arguments,
-            "MessageBody": pointer.to_body(),
+        offloaded = dataclasses.replace(
+            message,
+            body=pointer.to_body(),
             # With 2 attributes of the caller's own and a tracestate, one over SQS's 10.
-            "MessageAttributes": within_attribute_budget(
-                {**attributes, EXTENDED_PAYLOAD_SIZE: size}
-            ),
-        }
-        check_message_size(offloaded, limit, what=f"{what} (its body in S3)")
+            attributes=within_attribute_budget({**attributes, EXTENDED_PAYLOAD_SIZE: size}),
+        )
+        offloaded.check_size(limit, what=f"{what} (its body in S3)")
         if upload:
             with aws_errors("PutObject", f"s3://{pointer.bucket}/{pointer.key}"):
                 self._s3().put_object(Bucket=pointer.bucket, Key=pointer.key, Body=data)

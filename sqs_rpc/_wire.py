@@ -1,21 +1,24 @@
 """The wire protocol: request, reply and error envelopes <-> SQS messages.
 
 ``docs/protocol.md`` is the prose form of this module; keep them in step. Every envelope is a
-frozen dataclass, built from and turned into SQS message dicts only here.
+frozen dataclass. Received SQS message dicts are read only here. Messages to send are built
+here, as an :class:`~sqs_rpc._outgoing.OutgoingMessage`.
 
-A request is an SQS message whose body is the encoded payload, with these String attributes:
-``ReplyTo`` (reply queue URL; absent for one-way messages), ``CorrelationId``, ``ContentType``,
-``SqsRpcVersion``, and on a call ``Deadline`` (Number, epoch milliseconds) and ``SqsRpcNonce``
-(random per call). A call to a :class:`~sqs_rpc.Service` also carries ``SqsRpcOperation`` (the
-operation's name) and version ``2``; version 1 messages stay readable. A reply carries
-``CorrelationId``, ``ContentType``, ``SqsRpcVersion``, ``Status`` (``ok`` or ``error``) and the
-request's ``SqsRpcNonce``; an error reply's body is a JSON error document. Both carry the W3C
-``traceparent`` and ``tracestate`` attributes when the caller had a trace context.
+A request is an SQS message whose body is the encoded payload. Its String attributes are
+``ReplyTo`` (the reply queue's URL; absent on a one-way message), ``CorrelationId``,
+``ContentType`` and ``SqsRpcVersion``. A call also carries ``Deadline`` (a Number, in epoch
+milliseconds) and ``SqsRpcNonce`` (random per call). A call to a :class:`~sqs_rpc.Service`
+also carries ``SqsRpcOperation`` (the operation's name) and says version ``2``; version 1
+messages stay readable.
+
+A reply carries ``CorrelationId``, ``ContentType``, ``SqsRpcVersion``, ``Status`` (``ok`` or
+``error``) and the request's ``SqsRpcNonce``. An error reply's body is a JSON error document
+(``_error_info.py``). Requests and replies carry the W3C ``traceparent`` and ``tracestate``
+attributes when the caller had a trace context.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -41,8 +44,9 @@ from ._attributes import (
     string_value,
     within_attribute_budget,
 )
-from ._codecs import JSON_CONTENT_TYPE, escape_for_sqs, sqs_text_problem
+from ._codecs import JSON_CONTENT_TYPE
 from ._errors import DecodeError
+from ._outgoing import OutgoingMessage
 from ._trace import TraceContext
 
 __all__ = [
@@ -51,7 +55,6 @@ __all__ = [
     "MAX_NONCE_LENGTH",
     "PROTOCOL_VERSION",
     "SERVICE_PROTOCOL_VERSION",
-    "ErrorInfo",
     "Reply",
     "Request",
     "correlation_id_of",
@@ -89,55 +92,6 @@ _NONCE = re.compile(rf"[\x21-\x7e]{{1,{MAX_NONCE_LENGTH}}}")
 
 Status = Literal["ok", "error"]
 SqsMessage = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """The structured error document carried in an error reply's body."""
-
-    type: str
-    message: str
-    details: Mapping[str, Any] | None = None
-    code: str | None = None  # a stable, machine-readable name (ServiceError.code)
-
-    def to_body(self) -> str:
-        """The compact JSON document, always text SQS accepts.
-
-        An exception's message may hold what a sender sent (a lone surrogate too): an error
-        reply must still go out, so such characters are escaped, never refused.
-        """
-        doc: dict[str, Any] = {"type": self.type, "message": self.message}
-        if self.code is not None:
-            doc["code"] = self.code
-        if self.details is not None:
-            doc["details"] = dict(self.details)
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr)
-        return escape_for_sqs(text)
-
-    @classmethod
-    def from_body(cls, body: str) -> ErrorInfo:
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise DecodeError(f"error reply body is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
-            raise DecodeError("error reply body is not an error document with a 'type'")
-        details = doc.get("details")
-        code = doc.get("code")
-        return cls(
-            type=_printable(doc["type"]),
-            message=_printable(str(doc.get("message", ""))),
-            details=details if isinstance(details, dict) else None,
-            code=code if isinstance(code, str) else None,
-        )
-
-
-def _printable(text: str) -> str:
-    """``text`` with any lone surrogate written out as its escape: a replier writes any JSON,
-    and a caller must be able to log the message of its RemoteError."""
-    if sqs_text_problem(text) is None:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -191,8 +145,8 @@ def encode_request(
     trace: TraceContext | None = None,
     nonce: str | None = None,
     operation: str | None = None,
-) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a request.
+) -> OutgoingMessage:
+    """The message of a request, without FIFO fields (the request encoder adds those).
 
     ``nonce`` is the call's own random ``SqsRpcNonce`` (calls only). With ``operation`` (a
     Service call), the request names it and says version 2.
@@ -213,7 +167,7 @@ def encode_request(
         attrs[DEADLINE] = {"DataType": "Number", "StringValue": str(deadline_ms)}
     if nonce is not None:
         attrs[NONCE] = string_value(nonce)
-    return {"MessageBody": body, "MessageAttributes": within_attribute_budget(attrs)}
+    return OutgoingMessage(body, within_attribute_budget(attrs))
 
 
 def encode_reply(
@@ -224,8 +178,8 @@ def encode_reply(
     content_type: str,
     trace: TraceContext | None = None,
     nonce: str | None = None,
-) -> dict[str, Any]:
-    """Return ``SendMessage`` arguments (without ``QueueUrl``) for a reply.
+) -> OutgoingMessage:
+    """The message of a reply.
 
     ``nonce`` is the request's ``SqsRpcNonce``, echoed so that only its call takes the reply.
     """
@@ -238,12 +192,12 @@ def encode_reply(
     if nonce is not None:
         attrs[NONCE] = string_value(nonce)
     _add_trace(attrs, trace)
-    return {"MessageBody": body, "MessageAttributes": attrs}
+    return OutgoingMessage(body, attrs)
 
 
-def wake_message() -> dict[str, Any]:
+def wake_message() -> OutgoingMessage:
     """The message a client sends to its own reply queue to end a long poll at close."""
-    return {"MessageBody": "wake", "MessageAttributes": {CONTROL: string_value("wake")}}
+    return OutgoingMessage("wake", {CONTROL: string_value("wake")})
 
 
 def _attr(message: SqsMessage, name: str) -> str | None:

@@ -21,17 +21,13 @@ No way out leaves a queue or a thread behind:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import secrets
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -39,27 +35,25 @@ import boto3
 from botocore.config import Config
 
 from sqs_rpc._attributes import MAX_MESSAGE_BYTES, AttributeValue
-from sqs_rpc._aws import RequestCounter, make_sqs_client
+from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._codecs import Codec
-from sqs_rpc._deadline_context import bounded_timeout
-from sqs_rpc._errors import ConfigurationError, RpcTimeout
-from sqs_rpc._futures import settle
 from sqs_rpc._hooks import Hooks, check_hooks
-from sqs_rpc._loop import owner_id, thread_name
+from sqs_rpc._loop import owner_id
 from sqs_rpc._observe import CallObserver
 from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
     DEFAULT_REPLY_QUEUE_PREFIX,
     check_codec,
+    check_idle_retention,
     check_max_message_bytes,
+    check_reply_wait,
     check_sweep_interval,
-    whole,
 )
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import ClientStats
-from sqs_rpc._tracing import carrying
 
-from .process import track, untrack
+from .caller import Caller
+from .process import release_unclosed, track, untrack
 from .proxy import sync_proxy
 from .reply_poller import WAIT_TIME_SECONDS
 from .reply_queue import validate_prefix
@@ -152,24 +146,13 @@ class RpcClient:
         botocore_config: Config | None = None,
     ) -> None:
         prefix = validate_prefix(reply_queue_prefix)
-        self._default_timeout = check_timeout(default_timeout, "default_timeout")
+        default = check_timeout(default_timeout, "default_timeout")
         heartbeat = check_timeout(
             heartbeat_interval, "heartbeat_interval", maximum=threading.TIMEOUT_MAX
         )
-        if not isinstance(idle_retention, int) or idle_retention < 3 * heartbeat_interval:
-            raise ConfigurationError(
-                f"idle_retention={idle_retention!r} must be whole seconds, at least three "
-                f"heartbeat intervals ({3 * heartbeat_interval:g}s), so that a sweeper never "
-                "deletes the queue of a live client whose heartbeat is a little late"
-            )
+        check_idle_retention(idle_retention, heartbeat_interval)
         max_bytes = check_max_message_bytes(max_message_bytes)
-        whole(
-            reply_wait_time_seconds,
-            "reply_wait_time_seconds",
-            low=1,
-            high=20,
-            rule="whole seconds from 1 to 20 (SQS's long-poll range)",
-        )
+        check_reply_wait(reply_wait_time_seconds)
         sweep_every = check_sweep_interval(sweep_interval)
         self._codec = check_codec(codec)
         self._observer = CallObserver(check_hooks(hooks))
@@ -188,7 +171,11 @@ class RpcClient:
             offload, session=session, region_name=region_name, botocore_config=botocore_config
         )
         payloads.watch(self._observer.s3_requests)  # S3 requests, in stats().s3_requests
-        self._requests = RequestEncoder(self._codec, payloads, max_bytes)
+        self._caller = Caller(
+            RequestEncoder(self._codec, payloads, max_bytes),
+            self._observer,
+            default_timeout=default,
+        )
         self._transport = Transport(
             sqs,
             # Only a boto3 client built here can be rebuilt in a forked child: its
@@ -238,7 +225,9 @@ class RpcClient:
             ResourceWarning,
             source=self,
         )
-        _release(self._transport, self._observer.requests, owner_id(self))
+        release_unclosed(
+            self._transport.stop, self._observer.requests.detach, owner_id(self), CLOSE_TIMEOUT
+        )
 
     @property
     def reply_queue_url(self) -> str | None:
@@ -285,30 +274,15 @@ class RpcClient:
             EncodeError: the payload cannot be encoded.
             SqsError: SQS refused the request (for example :class:`QueueDoesNotExist`).
         """
-        seconds = self._timeout(timeout)
-        correlation_id = uuid.uuid4().hex
         message = RequestMessage(
             queue_url,
             payload,
             attributes=attributes or {},
-            correlation_id=correlation_id,
+            correlation_id=uuid.uuid4().hex,
             group_id=group_id,
             deduplication_id=deduplication_id,
         )
-        future = self._send(message, seconds, chosen_id=False)  # generated above
-        try:
-            return future.result(timeout=seconds)
-        except FutureTimeout:
-            # Only reached if this wait ends a hair before the timer fails the future. Fail
-            # the future rather than cancel it, so that stats and hooks see a timeout.
-            error = RpcTimeout(
-                f"no reply within {seconds:g}s (correlation id {correlation_id}); raise "
-                "timeout= or check the server",
-                correlation_id=correlation_id,
-            )
-            if not settle(future, error=error):
-                return future.result(timeout=0)  # settled meanwhile: that outcome stands
-            raise error from None
+        return self._caller.call(message, timeout, self._open)
 
     def call_async(
         self,
@@ -337,50 +311,8 @@ class RpcClient:
 
     def send(self, message: RequestMessage, *, timeout: float | None = None) -> Future[Any]:
         """Send a :class:`RequestMessage` and return a future for its reply."""
-        return self._send(message, timeout, chosen_id=bool(message.correlation_id))
-
-    def _send(
-        self, message: RequestMessage, timeout: float | None, *, chosen_id: bool
-    ) -> Future[Any]:
-        seconds = self._timeout(timeout)
-        correlation_id = message.correlation_id or uuid.uuid4().hex
-        # This call's own: the server echoes it, and only a reply with it settles this call,
-        # whatever correlation id the caller chose (and perhaps reused).
-        nonce = secrets.token_hex(16)
-        # Check and encode first: bad input never creates a queue or touches the pending map.
-        body = self._requests.body(message)
-        # Size check without ReplyTo (a lower bound): an oversized payload creates no queue.
-        # Nothing goes to S3 yet: the message is not final.
-        self._requests.arguments(message, body, correlation_id, upload=False)
-        pending, reply_to = self._open().reply_address()
-        span = self._observer.span(correlation_id, message.queue_url)  # no-op without otel
-        with carrying(span):  # the request carries the span's trace context
-            arguments = self._requests.arguments(
-                message,
-                body,
-                correlation_id,
-                reply_to=reply_to,
-                deadline_ms=int((time.time() + seconds) * 1000),
-                nonce=nonce,
-            )
-        future: Future[Any] = Future()
-        self._observer.started(correlation_id, message.queue_url, future, span)
-        # A generated id is as unguessable as the nonce, and matched alone for older servers;
-        # a chosen one ("order-7") is not: it takes only replies that echo the nonce.
-        pending.add(correlation_id, future, seconds, nonce=nonce, nonce_required=chosen_id)
-        if future.done():
-            # Failed already: the client closed, or the queue was lost, since reply_address().
-            return future
-        try:
-            span.sent(self._open().send(message.queue_url, arguments, seconds))
-        except Exception as exc:
-            settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
-            raise
-        except BaseException:
-            future.cancel()
-            raise
-        logger.debug("sent call %s to %s", correlation_id, message.queue_url)
-        return future
+        chosen_id = bool(message.correlation_id)
+        return self._caller.send(message, timeout, self._open, chosen_id=chosen_id)
 
     def proxy(
         self,
@@ -422,7 +354,6 @@ class RpcClient:
         delay_seconds: int = 0,
     ) -> str:
         """Send a one-way message (no reply is expected) and return its SQS message id."""
-        transport = self._open()
         message = RequestMessage(
             queue_url,
             payload,
@@ -431,16 +362,7 @@ class RpcClient:
             deduplication_id=deduplication_id,
             delay_seconds=delay_seconds,
         )
-        body = self._requests.body(message)
-        correlation_id = uuid.uuid4().hex
-        span = self._observer.span(correlation_id, queue_url, publish=True)
-        with carrying(span):  # ends the span on an error
-            arguments = self._requests.arguments(message, body, correlation_id)
-            message_id = transport.send(queue_url, arguments, self._default_timeout)
-        span.sent(message_id)
-        span.end("ok", None)
-        self._observer.published()
-        return message_id
+        return self._caller.publish(message, self._open)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -488,24 +410,4 @@ class RpcClient:
         self._transport.after_fork_in_child()
 
     def _timeout(self, timeout: float | None) -> float:
-        seconds = None if timeout is None else check_timeout(timeout, "timeout")
-        # Inside a handler: never longer than the inbound request's remaining time, and that
-        # by default (_deadline_context.py).
-        return bounded_timeout(seconds, self._default_timeout)
-
-
-def _release(transport: Transport, requests: RequestCounter, owner: str) -> None:
-    """Close a garbage-collected client's transport, on a thread of its own.
-
-    Never on the collecting thread: garbage collection runs on whichever thread allocates,
-    which may hold a lock that stopping needs, or be one of the threads stopping joins.
-    """
-
-    def release() -> None:
-        if not transport.stop(CLOSE_TIMEOUT):
-            logger.warning("an unclosed RpcClient's threads did not stop within %gs", CLOSE_TIMEOUT)
-        requests.detach()
-
-    # RuntimeError: the interpreter is shutting down, and atexit closed what it could.
-    with contextlib.suppress(RuntimeError):
-        threading.Thread(target=release, name=thread_name("closer", owner), daemon=True).start()
+        return self._caller.timeout(timeout)  # for the proxies

@@ -11,6 +11,8 @@
   multiprocessing child, whose finalizers are cleared as it starts.
 * **Server shutdown:** ``MessagePoller.run()`` and ``sqs-rpc serve`` call :func:`close_all`
   once stopped: clients made by handler code are closed even if a call of theirs still waits.
+* **Garbage collection:** a client dropped without ``close()`` warns, and
+  :func:`release_unclosed` stops its threads and deletes its queue, on a thread of its own.
 * **fork():** the child inherits copies of the parent's clients but not their threads. A hook
   runs in the child before any other code. It gives each copy fresh locks and forgets the
   parent's reply queue, so the child can never receive (steal) the parent's replies.
@@ -21,14 +23,18 @@ Clients are held weakly: the registry never keeps a client alive.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing.util
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["ProcessBound", "close_all", "track", "untrack"]
+from sqs_rpc._loop import thread_name
+
+__all__ = ["ProcessBound", "close_all", "release_unclosed", "track", "untrack"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,26 @@ def close_all() -> int:
             # At exit or at a server's shutdown there is no one to raise to.
             logger.warning("could not close %r", owner, exc_info=True)
     return len(owners)
+
+
+def release_unclosed(
+    stop: Callable[[float], bool], detach: Callable[[], None], owner: str, timeout: float
+) -> None:
+    """Stop a garbage-collected client's transport (``stop``), then ``detach`` its counter.
+
+    On a thread of its own, never on the collecting thread: garbage collection runs on
+    whichever thread allocates. That thread may hold a lock that stopping needs, or be one of
+    the threads stopping joins.
+    """
+
+    def release() -> None:
+        if not stop(timeout):
+            logger.warning("an unclosed RpcClient's threads did not stop within %gs", timeout)
+        detach()
+
+    # RuntimeError: the interpreter is shutting down, and atexit closed what it could.
+    with contextlib.suppress(RuntimeError):
+        threading.Thread(target=release, name=thread_name("closer", owner), daemon=True).start()
 
 
 def _close_all_at_exit() -> None:

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._errors import DecodeError, QueueDoesNotExist, RemoteError, SqsError, aws_errors
 from sqs_rpc._futures import settle
 from sqs_rpc._loop import BackgroundLoop, in_thread, receive_pause
 from sqs_rpc._offload import Offloaded
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._wire import (
-    ErrorInfo,
     correlation_id_of,
     decode_reply,
     is_wake_message,
@@ -152,7 +152,7 @@ class ReplyPoller:
 
     def _wake(self) -> None:
         with aws_errors("SendMessage", self._queue_url):
-            self._sqs.send_message(QueueUrl=self._queue_url, **wake_message())
+            self._sqs.send_message(QueueUrl=self._queue_url, **wake_message().to_send_kwargs())
 
     def _poll_once(self) -> float | None:
         on_idle = self._on_idle

@@ -1,11 +1,13 @@
 """RequestMessage, the checks on what a caller passes, and the encoding of a request.
 
-:class:`RequestEncoder` turns a :class:`RequestMessage` into ``SendMessage`` arguments. It
-applies the codec, the wire envelope, FIFO ids, the size limit and the S3 offload.
+:class:`RequestEncoder` turns a :class:`RequestMessage` into an
+:class:`~sqs_rpc._outgoing.OutgoingMessage`. It applies the codec, the wire envelope, FIFO ids,
+the size limit and the S3 offload.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from sqs_rpc._attributes import (
 )
 from sqs_rpc._codecs import Codec, encode_body, sqs_text_problem
 from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import current_trace_context
 from sqs_rpc._wire import MAX_CORRELATION_ID_LENGTH, encode_request
@@ -131,13 +134,13 @@ def check_message(message: RequestMessage) -> None:
 
 
 class RequestEncoder:
-    """Builds ``SendMessage`` arguments for a client's requests.
+    """Builds the outgoing messages of a client's requests.
 
     Example::
 
         encoder = RequestEncoder(JsonCodec(), PayloadStore(None), MAX_MESSAGE_BYTES)
         body = encoder.body(message)
-        arguments = encoder.arguments(message, body, correlation_id, reply_to=url)
+        outgoing = encoder.outgoing(message, body, correlation_id, reply_to=url)
     """
 
     def __init__(self, codec: Codec, payloads: PayloadStore, max_message_bytes: int) -> None:
@@ -151,7 +154,7 @@ class RequestEncoder:
         check_message(message)
         return encode_body(self.codec, message.body)
 
-    def arguments(
+    def outgoing(
         self,
         message: RequestMessage,
         body: str,
@@ -161,14 +164,14 @@ class RequestEncoder:
         deadline_ms: int | None = None,
         nonce: str | None = None,
         upload: bool = True,
-    ) -> dict[str, Any]:
-        """The ``SendMessage`` arguments (without ``QueueUrl``) of an encoded request.
+    ) -> OutgoingMessage:
+        """The outgoing message of an encoded request.
 
         ``nonce`` is the call's random ``SqsRpcNonce`` (calls only). Raises
         :class:`~sqs_rpc.PayloadTooLarge` when the request is over the size limit. With
         ``upload=False``, only the size is checked: nothing goes to S3 yet.
         """
-        arguments = encode_request(
+        outgoing = encode_request(
             body=body,
             content_type=self.codec.content_type,
             correlation_id=correlation_id,
@@ -179,19 +182,24 @@ class RequestEncoder:
             nonce=nonce,
             operation=message.operation,
         )
-        if message.group_id is not None:
-            arguments["MessageGroupId"] = message.group_id
-        if message.deduplication_id is not None:
-            arguments["MessageDeduplicationId"] = message.deduplication_id
-        elif reply_to is not None and message.queue_url.endswith(".fifo"):
+        deduplication_id = message.deduplication_id
+        if (
+            deduplication_id is None
+            and reply_to is not None
+            and message.queue_url.endswith(".fifo")
+        ):
             # Every call is a request of its own. With content-based deduplication, two calls
             # with the same payload within 5 minutes would be one message, and one would time
             # out. The nonce, not the correlation id: a caller may reuse an id it chose.
-            arguments["MessageDeduplicationId"] = nonce or correlation_id
-        if message.delay_seconds:
-            arguments["DelaySeconds"] = message.delay_seconds
+            deduplication_id = nonce or correlation_id
+        outgoing = dataclasses.replace(
+            outgoing,
+            group_id=message.group_id,
+            deduplication_id=deduplication_id,
+            delay_seconds=message.delay_seconds,
+        )
         # The size check. A body over the offload threshold goes to S3 here (_offload.py), so
         # the batcher only ever sees, and sizes, the small pointer message.
         return self._payloads.outgoing(
-            arguments, self._max_message_bytes, what="request", upload=upload
+            outgoing, self._max_message_bytes, what="request", upload=upload
         )

@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqs_rpc._aws import RequestCounter
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
 from sqs_rpc._errors import ClientClosedError, QueueDoesNotExist, RpcTimeout, SqsError
 from sqs_rpc._loop import stop_all, thread_name
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._sweeper import PeriodicSweep
 
@@ -144,7 +145,7 @@ class Transport:
                     raise
             return self._reply.pending, self._reply.url
 
-    def send(self, queue_url: str, arguments: dict[str, Any], timeout: float) -> str:
+    def send(self, queue_url: str, message: OutgoingMessage, timeout: float) -> str:
         """Send a message and return its id, or raise :class:`RpcTimeout` after ``timeout``.
 
         Concurrent sends to one queue share a SendMessageBatch. A lone send goes at once.
@@ -152,7 +153,7 @@ class Transport:
         with self._lock:
             self._check_running()
             batcher = self._batcher_locked()
-        sent = batcher.send(queue_url, arguments)
+        sent = batcher.send(queue_url, message)
         try:
             # Bounded by the call's own timeout: a slow or retried send must not outlast it.
             return sent.result(timeout)

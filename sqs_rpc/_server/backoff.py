@@ -2,16 +2,18 @@
 
 A request no server here can decode, or whose ``ReplyTo`` the reply policy refuses, fails the
 same way at every delivery. Without a dead-letter queue it would come back after every
-visibility timeout, for the queue's whole retention period (up to 14 days), each time taking a
-receive and a worker from real requests: 300 of them on a queue with a 5-second visibility
-timeout kept 15 of 15 real calls from ever being received (SQS hands out the oldest
-messages first, and they were never all hidden at once). So such a request is hidden for an
+visibility timeout, for the queue's whole retention period (up to 14 days). Each time it would
+take a receive and a worker from real requests. 300 of them on a queue with a 5-second
+visibility timeout kept 15 of 15 real calls from ever being received: SQS hands out the oldest
+messages first, and they were never all hidden at once. So such a request is hidden for an
 exponential backoff on its receive count instead: 30 s, then 60 s, 120 s... up to an hour.
-A one-way request whose handler keeps failing backs off the same way from its second failure,
-when the queue has no dead-letter queue; the first retry keeps the visibility timeout.
+
+A one-way request whose handler keeps failing backs off the same way, when the queue has no
+dead-letter queue. The backoff starts at its second failure; the first retry keeps the
+visibility timeout.
 
 A request on its last delivery before the redrive policy moves it to the dead-letter queue
-is not hidden: it goes there at its next receive, as soon as the visibility timeout allows.
+is not hidden. It goes there at its next receive, as soon as the visibility timeout allows.
 """
 
 from __future__ import annotations

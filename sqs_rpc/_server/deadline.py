@@ -7,8 +7,8 @@ its deadline passed more than ``clock_skew_tolerance`` seconds ago.
 An expiry looks *skewed* when the deadline passed longer ago than the request has existed.
 SQS's clock says when the request was sent (``SentTimestamp``) and, on a first delivery, when
 it was received (``ApproximateFirstReceiveTimestamp``). A caller never sends a request whose
-deadline has passed, so a deadline well before the send means a clock is off: the caller's,
-or this server's (then every call expires, and a quiet INFO line would hide why).
+deadline has passed. So a deadline well before the send means a clock is off: the caller's, or
+this server's. In the latter case every call expires, and a quiet INFO line would hide why.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def expiry(
 def expiry_of(request: Request, received: float | None, tolerance: float) -> Expiry | None:
     """:func:`expiry` for a received request; ``received`` is the monotonic time of its receive.
 
-    Pass ``received=None`` when that time is not the moment SQS handed the request out (a
-    Lambda record comes later): SQS's clock is then taken to agree with this server's.
+    Pass ``received=None`` when that time is not the moment SQS handed the request out: a
+    Lambda record comes later. SQS's clock is then taken to agree with this server's.
     """
     if request.deadline_ms is None:
         return None

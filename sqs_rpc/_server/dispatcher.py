@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._deadline_context import set_inbound_deadline
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError, aws_errors
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
@@ -31,7 +32,6 @@ from sqs_rpc._options import ResponderOptions
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import (
-    ErrorInfo,
     Request,
     decode_request,
     nonce_of,

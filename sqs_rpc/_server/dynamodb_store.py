@@ -6,14 +6,14 @@ One item per request, keyed by the request's digest (``id`` by default)::
     status      S   IN_PROGRESS while a server runs it, COMPLETED once it answered
     expiration  N   epoch seconds after which the item counts as absent: the claim's lease
                     for IN_PROGRESS, the reply's time to live for COMPLETED. Also the table's
-                    TTL attribute, so DynamoDB deletes old items (within days; every read
-                    compares it with the clock, so a late delete changes nothing)
+                    TTL attribute, so DynamoDB deletes old items, within days. Every read
+                    compares it with the clock, so a late delete changes nothing.
     reply       S   COMPLETED only: the reply's SendMessage arguments as JSON (absent for a
                     one-way request, or a reply over MAX_REPLY_BYTES: DynamoDB keeps 400 KB)
     owner       S   IN_PROGRESS only: the claiming store, so that release() drops only its own
 
-``begin`` is one conditional ``PutItem`` (only if no item, or an expired one) that returns
-the item it found when the condition fails; ``complete`` one ``PutItem``; ``release`` one
+``begin`` is one conditional ``PutItem`` (only if no item, or an expired one). It returns the
+item it found when the condition fails. ``complete`` is one ``PutItem``, and ``release`` one
 conditional ``DeleteItem``. A server needs ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``
 on the table, nothing else. ``docs/server.md`` shows the table's creation.
 """
@@ -53,8 +53,8 @@ COMPLETED = "COMPLETED"
 class DynamoDBIdempotencyStore:
     """An :class:`~sqs_rpc.IdempotencyStore` in a DynamoDB table, shared by many servers.
 
-    A request redelivered to any server is answered from the table instead of running again;
-    a copy that arrives while another server runs it is left in the queue until that one is
+    A request redelivered to any server is answered from the table instead of running again.
+    A copy that arrives while another server runs it is left in the queue until that one is
     done. A crashed server's claim expires after its lease (the poller's visibility extension
     bound), and the request then runs elsewhere.
 

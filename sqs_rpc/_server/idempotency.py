@@ -1,16 +1,21 @@
 """Idempotency stores: run each request once, however often SQS delivers it, on any server.
 
-SQS delivers at least once: a request comes back when its visibility timeout runs out (a
-handler slower than it, a lost delete) and, rarely, a second copy arrives anyway. Before a
-server runs a request it *claims* it in the store (:meth:`IdempotencyStore.begin`). The
-claim says ``"new"`` (run it), ``"in_progress"`` (another worker or server runs it now: leave
-this copy in the queue, it comes back) or ``"done"`` (send the stored reply again instead of
-running it twice). A request that ran to an answer is :meth:`~IdempotencyStore.complete`; one
-that did not (a one-way handler failed, ``Retry``) is :meth:`~IdempotencyStore.release`\\ d,
-so that its redelivery runs.
+SQS delivers at least once. A request comes back when its visibility timeout runs out (a
+handler slower than it, a lost delete). Rarely, a second copy arrives anyway. Before a server
+runs a request it *claims* it in the store (:meth:`IdempotencyStore.begin`). The claim says
+one of three things:
 
-:class:`InMemoryIdempotencyStore` is the default: one process's memory (a redelivery to
-another server runs again). :class:`~sqs_rpc.DynamoDBIdempotencyStore` is shared by every
+- ``"new"``: run it.
+- ``"in_progress"``: another worker or server runs it now. Leave this copy in the queue; it
+  comes back.
+- ``"done"``: send the stored reply again instead of running it twice.
+
+A request that ran to an answer is :meth:`~IdempotencyStore.complete`. One that did not (a
+one-way handler failed, ``Retry``) is :meth:`~IdempotencyStore.release`\\ d, so that its
+redelivery runs.
+
+:class:`InMemoryIdempotencyStore` is the default: one process's memory. A redelivery to
+another server runs again. :class:`~sqs_rpc.DynamoDBIdempotencyStore` is shared by every
 server of a queue. The design follows AWS Lambda Powertools' idempotency utility.
 """
 
@@ -24,6 +29,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from sqs_rpc._options import DEFAULT_REPLY_CACHE_BYTES, DEFAULT_REPLY_CACHE_TTL, seconds, whole
+from sqs_rpc._outgoing import OutgoingMessage
 
 from .reply_cache import ReplyCache
 
@@ -134,9 +140,10 @@ class Claim:
             ended, self._ended = self._ended, True
         return not ended
 
-    def complete(self, reply: StoredReply) -> None:
+    def complete(self, reply: OutgoingMessage | None) -> None:
+        """Keep ``reply`` in the store, in its format (``SendMessage`` arguments)."""
         if self._end():
-            self._store.complete(self.key, reply)
+            self._store.complete(self.key, None if reply is None else dict(reply.to_send_kwargs()))
 
     def release(self) -> None:
         if self._end():
@@ -147,7 +154,7 @@ def request_key(queue_url: str, parts: Sequence[str]) -> str:
     """The store key of a request: a digest of its queue and of the reply cache's key.
 
     The queue is named by its URL's path (``/ACCOUNT/NAME``), so that servers reaching the
-    same queue through different endpoints agree; a table shared by several queues keeps
+    same queue through different endpoints agree. A table shared by several queues keeps
     their requests apart.
     """
     path = urlsplit(queue_url).path or queue_url

@@ -1,11 +1,11 @@
 """Lambda's SQS event shape, and SQS messages as boto3 returns them, into each other.
 
-Lambda's SQS event source delivers a batch as ``{"Records": [...]}``, each record a received
-message with camelCase keys (``messageId``, ``receiptHandle``, ``body``, ``attributes``,
-``messageAttributes`` whose values have ``stringValue`` / ``binaryValue`` (base64) /
-``dataType``, ``eventSourceARN``, ...). The protocol code (``_wire.py``) reads the shape boto3's
-``ReceiveMessage`` returns; :func:`message_from_record` converts, so there is one decoder.
-:func:`record_from_message` goes the other way, for tests and local runs
+Lambda's SQS event source delivers a batch as ``{"Records": [...]}``. Each record is a
+received message with camelCase keys: ``messageId``, ``receiptHandle``, ``body``,
+``attributes``, ``eventSourceARN``, ... and ``messageAttributes``, whose values have
+``stringValue`` / ``binaryValue`` (base64) / ``dataType``. The protocol code (``_wire.py``)
+reads the shape boto3's ``ReceiveMessage`` returns. :func:`message_from_record` converts, so
+there is one decoder. :func:`record_from_message` goes the other way, for tests and local runs
 (:func:`receive_event`).
 """
 

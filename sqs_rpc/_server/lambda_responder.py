@@ -1,16 +1,17 @@
 """LambdaResponder: a MessageHandler as the handler of an AWS Lambda SQS event source.
 
 Lambda receives from the request queue itself and invokes the function with a batch of
-records; the responder runs each record through the same :class:`~sqs_rpc._processing.Dispatcher`
-as a :class:`~sqs_rpc.MessagePoller` (decode, reply policy, deadline, reply cache, handler,
-reply size check, reply), then returns Lambda's partial batch response. Only three things
-differ from the poller, and they are all here:
+records. The responder runs each record through the same
+:class:`~sqs_rpc._server.dispatcher.Dispatcher` as a :class:`~sqs_rpc.MessagePoller`: decode,
+reply policy, deadline, reply cache, handler, reply size check, reply. Then it returns
+Lambda's partial batch response. Only three things differ from the poller, and they are all
+here:
 
-- nothing is deleted by the responder: a record reported as successful is deleted by Lambda,
-  one listed in ``batchItemFailures`` comes back after the visibility timeout;
-- replies are sent on the invoking thread (no outbox thread: Lambda freezes threads between
-  invocations), and async handlers run on an event loop on that thread;
-- no visibility heartbeat: the function's timeout bounds a handler, and the event source
+- Nothing is deleted by the responder. Lambda deletes a record reported as successful. One
+  listed in ``batchItemFailures`` comes back after the visibility timeout.
+- Replies are sent on the invoking thread. There is no outbox thread: Lambda freezes threads
+  between invocations. Async handlers run on an event loop on that thread.
+- No visibility heartbeat. The function's timeout bounds a handler, and the event source
   mapping's queue visibility timeout must exceed it (``docs/lambda.md``).
 """
 
@@ -43,6 +44,7 @@ from sqs_rpc._options import (
     check_queue_url,
     seconds,
 )
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import Counters, PollerStats
 
@@ -72,7 +74,7 @@ BatchResponse = dict[str, list[dict[str, str]]]
 class _LambdaSender:
     """Replies go out at once on this thread; deletes are Lambda's job.
 
-    What must follow a delete (a request's S3 body) is queued in ``after_batch``: the
+    What must follow a delete (a request's S3 body) is queued in ``after_batch``. The
     responder runs it once the batch is done, just before Lambda deletes the records.
     """
 
@@ -83,8 +85,8 @@ class _LambdaSender:
         self._counters = counters
         self._after_batch = after_batch
 
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
-        self._outbox.send_reply(reply_to, arguments)
+    def send_reply(self, reply_to: str, reply: OutgoingMessage) -> None:
+        self._outbox.send_reply(reply_to, reply)
 
     def hide(self, receipt_handle: str, seconds: int) -> None:
         # Lambda leaves a failed record's visibility alone: the backoff holds.
@@ -123,8 +125,8 @@ class _InlineLoop:
 class LambdaResponder:
     """Runs a :class:`~sqs_rpc.MessageHandler` as an AWS Lambda function fed by an SQS queue.
 
-    Build it once, at module level, so a warm function reuses it (and its reply cache);
-    Lambda calls it with each batch and deletes the records it does not report as failed.
+    Build it once, at module level, so a warm function reuses it (and its reply cache).
+    Lambda calls it with each batch, and deletes the records it does not report as failed.
 
     Example::
 
@@ -185,18 +187,7 @@ class LambdaResponder:
         check_handler(handler)
         if queue_url is not None:
             check_queue_url(queue_url)
-        self._options = ResponderOptions.create(
-            codec=codec,
-            include_traceback=include_traceback,
-            reply_queue_prefix=reply_queue_prefix,
-            reply_to_allowed=reply_to_allowed,
-            reply_cache_ttl=reply_cache_ttl,
-            reply_cache_bytes=reply_cache_bytes,
-            max_message_bytes=max_message_bytes,
-            offload=offload,
-            clock_skew_tolerance=clock_skew_tolerance,
-            idempotency_store=idempotency_store,
-        )
+        self._options = ResponderOptions.from_arguments(locals())
         self._min_remaining_ms = 1000 * seconds(
             min_remaining_time,
             "min_remaining_time",

@@ -1,21 +1,22 @@
 """The server's outbox: its replies and request deletes, batched by the shared :class:`Batcher`.
 
-A worker hands its reply to the outbox and blocks until SQS accepted it (only then may the
-request be deleted). Replies completed together go out in one ``SendMessageBatch`` per reply
-queue; while other requests are being handled, a reply waits up to ``REPLY_LINGER`` for theirs.
+A worker hands its reply to the outbox and blocks until SQS accepted it. Only then may the
+request be deleted. Replies completed together go out in one ``SendMessageBatch`` per reply
+queue. While other requests are being handled, a reply waits up to ``REPLY_LINGER`` for theirs.
 A reply with nothing to wait for is sent by the worker itself, with no hand-off to a thread.
-The delete that follows does not block the worker: it waits up to ``DELETE_DELAY`` for other
-deletes and leaves in a ``DeleteMessageBatch``, so the worker is free for the next
-request at once. A delete that fails is logged; the request comes back after its visibility
-timeout and the reply cache answers it (see :mod:`sqs_rpc._reply_cache`).
+
+The delete that follows does not block the worker. It waits up to ``DELETE_DELAY`` for other
+deletes and leaves in a ``DeleteMessageBatch``. So the worker is free for the next request at
+once. A delete that fails is logged. The request then comes back after its visibility timeout,
+and the reply cache answers it (see :mod:`sqs_rpc._server.reply_cache`).
 
 Requests left in the queue on purpose (poison, see :mod:`sqs_rpc._server.backoff`) are hidden
 the same way as deletes go: batched, ``ChangeMessageVisibilityBatch``, off the worker.
 
-FIFO request queues delete at once, and the worker waits for SQS's answer: SQS holds a FIFO
-group's next message back until the ones in flight are deleted, so a delayed delete would delay
-the group; and the group's next message, if already received, must not start before this one
-is gone (were the delete lost, this one would come back after it).
+FIFO request queues delete at once, and the worker waits for SQS's answer, for two reasons.
+SQS holds a FIFO group's next message back until the ones in flight are deleted, so a delayed
+delete would delay the group. And the group's next message, if already received, must not
+start before this one is gone: were the delete lost, this one would come back after it.
 
 After :meth:`Outbox.stop`, a late worker (one that outlived the shutdown budget) sends its
 reply and delete itself, one request each.
@@ -28,11 +29,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._errors import ClientClosedError, SqsError, aws_errors
 from sqs_rpc._loop import thread_name
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._stats import Counters
 
 if TYPE_CHECKING:
@@ -55,8 +57,8 @@ RESULT_TIMEOUT = 300.0
 class Outbox:
     """Batches a server's replies (per reply queue) and deletes (from its request queue).
 
-    With ``background=False`` there is no thread: each reply or delete is sent at once on the
-    caller's thread (the AWS Lambda responder, where threads freeze between invocations).
+    With ``background=False`` there is no thread. Each reply or delete is sent at once, on the
+    caller's thread. That is for the AWS Lambda responder: threads freeze between invocations.
     """
 
     def __init__(
@@ -95,14 +97,14 @@ class Outbox:
             return self._batcher.stop(30.0 if timeout is None else timeout)
         return True
 
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+    def send_reply(self, reply_to: str, reply: OutgoingMessage) -> None:
         """Send one reply; return once SQS accepted it, raise :class:`SqsError` if it did not."""
         batcher = self._batcher
         if batcher is not None:
             try:
                 # The worker waits for SQS anyway: when nothing else is going to that reply
                 # queue, the batcher lets it send the reply itself, with no thread hand-off.
-                future = batcher.send(reply_to, arguments, inline=True)
+                future = batcher.send(reply_to, reply, inline=True)
             except ClientClosedError:
                 pass  # stopped meanwhile: a late worker sends its own (below)
             else:
@@ -114,7 +116,7 @@ class Outbox:
                 return
         # No batcher: inline by design (background=False), or a worker that outlived stop().
         with aws_errors("SendMessage", reply_to):
-            self._sqs.send_message(QueueUrl=reply_to, **arguments)
+            self._sqs.send_message(QueueUrl=reply_to, **reply.to_send_kwargs())
         self._counters.add("replies_sent")
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:

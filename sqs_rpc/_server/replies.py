@@ -1,19 +1,21 @@
 """Replies: encode, size-check and send a request's answer, then delete the request.
 
-The dispatcher decides *what* to answer; this module makes it an SQS message (a large body
-goes to S3), records it in the idempotency store, sends it to the caller's reply queue (a Java
-virtual queue through its host queue), and deletes the request only once SQS accepted the
-reply. A reply SQS refuses as too large becomes an error reply, so the caller learns why.
+The dispatcher decides *what* to answer. This module makes the answer an SQS message; a large
+body goes to S3. It records the reply in the idempotency store and sends it to the caller's
+reply queue (a Java virtual queue through its host queue). It deletes the request only once
+SQS accepted the reply. A reply SQS refuses as too large becomes an error reply, so the
+caller learns why.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqs_rpc._attributes import CONTENT_TYPE, CORRELATION_ID, STATUS, VERSION
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._errors import (
     DecodeError,
     PayloadTooLarge,
@@ -22,9 +24,10 @@ from sqs_rpc._errors import (
     is_message_too_long,
 )
 from sqs_rpc._interop import Attributes, reply_destination
+from sqs_rpc._outgoing import MessageAttributes, OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._trace import TraceContext
-from sqs_rpc._wire import ErrorInfo, Request, Status, encode_reply
+from sqs_rpc._wire import Request, Status, encode_reply
 
 from .idempotency import Claim
 from .reply_policy import ReplyPolicy
@@ -42,7 +45,7 @@ class Sender(Protocol):
     Lambda.
     """
 
-    def send_reply(self, reply_to: str, arguments: dict[str, Any]) -> None:
+    def send_reply(self, reply_to: str, reply: OutgoingMessage) -> None:
         """Return once SQS accepted the reply; raise :class:`SqsError` if it did not."""
 
     def delete(self, receipt_handle: str, then: Callable[[], object] | None = None) -> bool:
@@ -85,7 +88,7 @@ class Replies:
     ) -> bool:
         """Answer a request that ran: record the reply, send it, delete the request."""
         assert request.correlation_id is not None
-        arguments = reply_arguments(
+        reply = reply_message(
             request.correlation_id,
             status,
             body,
@@ -97,7 +100,7 @@ class Replies:
         try:
             # The size check; over the offload threshold the body goes to S3 first, and the
             # store and the outbox see only the pointer message.
-            arguments = self._payloads.outgoing(arguments, self._max_message_bytes, what="reply")
+            reply = self._payloads.outgoing(reply, self._max_message_bytes, what="reply")
         except SqsError as exc:
             logger.warning(
                 "could not store the reply to call %s in S3 (%s); the request will be redelivered",
@@ -110,7 +113,7 @@ class Replies:
             # tell the caller.
             logger.warning("reply to call %s is too large: %s", request.correlation_id, exc)
             error = ErrorInfo("PayloadTooLarge", str(exc), {"size": exc.size, "limit": exc.limit})
-            arguments = reply_arguments(
+            reply = reply_message(
                 request.correlation_id,
                 "error",
                 error.to_body(),
@@ -120,7 +123,7 @@ class Replies:
                 nonce=request.nonce,
             )
         try:
-            claim.complete(arguments)
+            claim.complete(reply)
         except SqsError as exc:
             # The handler ran: its caller gets the answer all the same. A redelivery waits
             # for the claim to expire, then runs again.
@@ -129,13 +132,21 @@ class Replies:
                 request.correlation_id,
                 exc,
             )
-        return self.reply_and_delete(request, arguments)
+        return self._send_and_delete(request, reply)
 
-    def reply_and_delete(self, request: Request, arguments: dict[str, Any]) -> bool:
+    def reply_and_delete(self, request: Request, stored: Mapping[str, Any]) -> bool:
+        """Send a reply the idempotency store kept; True once the request is deleted.
+
+        ``stored`` holds ``SendMessage`` arguments, the store's format. False: the request
+        will come back.
+        """
+        return self._send_and_delete(request, OutgoingMessage.from_send_kwargs(stored))
+
+    def _send_and_delete(self, request: Request, reply: OutgoingMessage) -> bool:
         """Send a reply; True once the request is deleted, False if it will come back."""
         assert request.reply_to is not None
         try:
-            self.deliver(request.reply_to, arguments)
+            self.deliver(request.reply_to, reply)
         except QueueDoesNotExist:
             # The caller closed or died and its queue is gone: nobody can use this reply,
             # and running the handler again would not change that.
@@ -143,9 +154,9 @@ class Replies:
                 "reply queue for call %s is gone; dropping the reply", request.correlation_id
             )
         except SqsError as exc:
-            if is_message_too_long(exc) and _status(arguments) == "ok":
+            if is_message_too_long(exc) and reply.attribute(STATUS) == "ok":
                 # Running the handler again cannot make its answer smaller: tell the caller.
-                return self.reply_and_delete(request, _too_long(request, arguments, exc))
+                return self._send_and_delete(request, _too_long(request, reply, exc))
             logger.warning(
                 "could not reply to call %s (%s); the request will be redelivered",
                 request.correlation_id,
@@ -163,16 +174,15 @@ class Replies:
         # The policy gets the raw URL (a Java virtual queue's HOST#NAME whole), as documented.
         return destination is not None and self._policy.allows(reply_to)
 
-    def deliver(self, reply_to: str, arguments: dict[str, Any]) -> None:
+    def deliver(self, reply_to: str, reply: OutgoingMessage) -> None:
         """Send a reply to ``reply_to`` (a Java virtual queue goes through its host queue)."""
         destination = reply_destination(reply_to)
         if destination is None:  # checked by allowed() before anything runs
             raise DecodeError(f"reply address {reply_to!r} is not a queue URL")
         queue_url, routing = destination
         if routing:
-            attributes = {**arguments["MessageAttributes"], **routing}
-            arguments = {**arguments, "MessageAttributes": attributes}
-        self._outbox.send_reply(queue_url, arguments)
+            reply = reply.with_attributes(routing)
+        self._outbox.send_reply(queue_url, reply)
 
     def send_error(
         self,
@@ -185,7 +195,7 @@ class Replies:
         nonce: str | None = None,
     ) -> None:
         """Send an error reply and leave the request where it is (no delete)."""
-        arguments = reply_arguments(
+        reply = reply_message(
             correlation_id,
             "error",
             error.to_body(),
@@ -195,22 +205,23 @@ class Replies:
             nonce=nonce,
         )
         try:
-            self.deliver(reply_to, arguments)
+            self.deliver(reply_to, reply)
         except (SqsError, TimeoutError) as exc:
             logger.warning("could not send the error reply for %s: %s", correlation_id, exc)
 
 
-def reply_arguments(
+def reply_message(
     correlation_id: str,
     status: Status,
     body: str,
     content_type: str,
-    extra: Attributes,
+    extra: MessageAttributes,
     *,
     trace: TraceContext | None = None,
     nonce: str | None = None,
-) -> dict[str, Any]:
-    arguments = encode_reply(
+) -> OutgoingMessage:
+    """A reply with ``extra`` attributes: those a peer's protocol asks to be echoed."""
+    reply = encode_reply(
         correlation_id=correlation_id,
         status=status,
         body=body,
@@ -218,19 +229,13 @@ def reply_arguments(
         trace=trace,  # the caller's trace context goes back with the reply
         nonce=nonce,  # and its nonce: only that call takes the reply
     )
-    arguments["MessageAttributes"].update(extra)
-    return arguments
+    return reply.with_attributes(extra)
 
 
-def _status(arguments: dict[str, Any]) -> str | None:
-    value = arguments["MessageAttributes"].get(STATUS, {})
-    return value.get("StringValue") if isinstance(value, dict) else None
-
-
-def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dict[str, Any]:
+def _too_long(request: Request, reply: OutgoingMessage, exc: SqsError) -> OutgoingMessage:
     """The error reply that replaces a reply SQS refused as too large."""
     assert request.correlation_id is not None
-    size = len(str(arguments["MessageBody"]).encode())
+    size = len(reply.body.encode())
     error = ErrorInfo(
         "EncodeError",
         f"the handler's return value encodes to {size} bytes, more than SQS accepts in one "
@@ -238,9 +243,7 @@ def _too_long(request: Request, arguments: dict[str, Any], exc: SqsError) -> dic
     )
     extra = {
         name: value
-        for name, value in arguments["MessageAttributes"].items()
+        for name, value in reply.attributes.items()
         if name not in {CORRELATION_ID, CONTENT_TYPE, VERSION, STATUS}
     }
-    return reply_arguments(
-        request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra
-    )
+    return reply_message(request.correlation_id, "error", error.to_body(), JSON_CONTENT_TYPE, extra)

@@ -1,9 +1,10 @@
 """The server's memory of finished requests: replies to resend, and requests now running.
 
-SQS delivers at least once. A request that comes back after its handler finished in this
-process is answered from here (the same reply again) instead of running twice; a copy that
-arrives while the first is still running is recognised too. Entries live in a cachetools
-``TTLCache`` bounded in bytes; cachetools caches are not thread-safe, hence the lock.
+SQS delivers at least once. A request may come back after its handler finished in this
+process. It is then answered from here, with the same reply again, instead of running twice.
+A copy that arrives while the first is still running is recognised too. Entries live in a
+cachetools ``TTLCache`` bounded in bytes. cachetools caches are not thread-safe, hence the
+lock.
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """Which reply queues a server may send to: the defence against reply-to injection.
 
 Anyone who can send to a request queue chooses the request's ``ReplyTo``. Without a check, a
-server would send its handler's answer (data the sender may not be allowed to read, or a
-message that triggers work elsewhere) to any queue its credentials can write to. So a server
-replies only to queues that pass its :class:`ReplyPolicy`:
+server would send its handler's answer to any queue its credentials can write to. That answer
+may be data the sender is not allowed to read, or a message that triggers work elsewhere. So
+a server replies only to queues that pass its :class:`ReplyPolicy`:
 
-- by default, queues on the same SQS endpoint (so the same region) and in the same account as
-  the request queue, whose name starts with the reply prefix (``sqs-rpc-reply-``);
-- or queues matching the ``reply_to_allowed`` patterns, or accepted by a ``reply_to_allowed``
-  callable.
+- by default, queues whose name starts with the reply prefix (``sqs-rpc-reply-``), on the
+  same SQS endpoint (so the same region) and in the same account as the request queue;
+- or queues matching the ``reply_to_allowed`` patterns;
+- or queues accepted by a ``reply_to_allowed`` callable.
 
-Queue URLs are parsed with one strict regular expression instead of ``urllib.parse``: a URL is
-``scheme://host[:port]/ACCOUNT/NAME`` and nothing else, so userinfo (``user@host``), encoded
+Queue URLs are parsed with one strict regular expression instead of ``urllib.parse``. A URL is
+``scheme://host[:port]/ACCOUNT/NAME`` and nothing else. So userinfo (``user@host``), encoded
 characters, dot segments, backslashes, queries and fragments never reach a comparison.
 """
 
@@ -108,11 +108,16 @@ def parse_queue_url(url: object) -> QueueAddress | None:
 class ReplyPolicy:
     """Decides whether a server may send a reply to a ``ReplyTo`` URL.
 
-    ``allowed`` is None (the default rule: same endpoint and account as ``request_queue_url``,
-    name starting with ``prefix``, or with one of several prefixes), a sequence of
-    :func:`fnmatch.fnmatchcase` patterns matched against well-formed queue URLs, or a callable
-    given the raw URL. The default rule and patterns judge a Java virtual queue URL
-    (``HOST#NAME``) by its host queue; a callable gets it whole, as the request named it.
+    ``allowed`` is one of three things:
+
+    - None: the default rule. The queue is on the same endpoint and in the same account as
+      ``request_queue_url``, and its name starts with ``prefix`` (or one of several prefixes).
+    - A sequence of :func:`fnmatch.fnmatchcase` patterns, matched against well-formed queue
+      URLs.
+    - A callable, given the raw URL.
+
+    The default rule and patterns judge a Java virtual queue URL (``HOST#NAME``) by its host
+    queue. A callable gets it whole, as the request named it.
     """
 
     def __init__(

@@ -11,10 +11,11 @@ import pytest
 
 from sqs_rpc import ClientClosedError, RequestCounter, SqsError
 from sqs_rpc._batcher import MAX_BATCH_BYTES, Batcher
+from sqs_rpc._outgoing import OutgoingMessage
 
 
-def _arguments(body: str) -> dict[str, Any]:
-    return {"MessageBody": body}
+def _message(body: str) -> OutgoingMessage:
+    return OutgoingMessage(body)
 
 
 def _drain(
@@ -39,7 +40,7 @@ def test_a_lone_send_goes_at_once_in_one_request(sqs: Any, queue_url: str) -> No
     counter = RequestCounter.attach(sqs)
     batcher = Batcher(sqs, name="sqs-rpc-test")
     try:
-        message_id = batcher.send(queue_url, _arguments("one")).result(timeout=10)
+        message_id = batcher.send(queue_url, _message("one")).result(timeout=10)
     finally:
         batcher.stop()
     assert message_id
@@ -55,7 +56,7 @@ def test_concurrent_sends_share_batches(sqs: Any, queue_url: str) -> None:
 
     def send(i: int) -> None:
         start.wait()
-        message_id = batcher.send(queue_url, _arguments(str(i))).result(timeout=30)
+        message_id = batcher.send(queue_url, _message(str(i))).result(timeout=30)
         with lock:
             ids.append(message_id)
 
@@ -96,7 +97,7 @@ def test_batches_respect_the_byte_limit(sqs: Any, make_queue: Callable[..., str]
     try:
         # The three wait for each other: together (1.2 MB) they are more than one batch may
         # hold, so they go at once, and the batcher must split them.
-        futures = [batcher.send(queue_url, _arguments(body)) for _ in range(3)]
+        futures = [batcher.send(queue_url, _message(body)) for _ in range(3)]
     finally:
         batcher.stop()
     for future in futures:
@@ -112,9 +113,9 @@ def test_an_invalid_entry_does_not_fail_its_batch(sqs: Any, make_queue: Callable
     batcher = waiting_for_company(sqs)
     try:
         # All three in one batch, which SQS rejects as a whole.
-        good = batcher.send(fifo, {"MessageBody": "ok", "MessageGroupId": "g"})
-        bad = batcher.send(fifo, {"MessageBody": "no group id"})
-        also_good = batcher.send(fifo, {"MessageBody": "ok too", "MessageGroupId": "g"})
+        good = batcher.send(fifo, OutgoingMessage("ok", group_id="g"))
+        bad = batcher.send(fifo, OutgoingMessage("no group id"))
+        also_good = batcher.send(fifo, OutgoingMessage("ok too", group_id="g"))
     finally:
         batcher.stop()
     assert good.result(timeout=0)
@@ -160,11 +161,11 @@ def test_deletes_are_batched(sqs: Any, queue_url: str) -> None:
 
 def test_stop_flushes_then_refuses(sqs: Any, queue_url: str) -> None:
     batcher = Batcher(sqs, name="sqs-rpc-test")
-    future = batcher.send(queue_url, _arguments("last"))
+    future = batcher.send(queue_url, _message("last"))
     batcher.stop()
     assert future.result(timeout=0)  # already sent by stop()
     with pytest.raises(ClientClosedError):
-        batcher.send(queue_url, _arguments("late"))
+        batcher.send(queue_url, _message("late"))
     batcher.stop()  # idempotent
 
 
@@ -200,12 +201,12 @@ def test_sends_linger_only_while_the_owner_is_busy(sqs: Any, queue_url: str) -> 
     batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=busy.is_set)
     try:
         # Busy, and no round trip measured yet: sends wait for company, up to the linger.
-        futures = [batcher.send(queue_url, _arguments(str(i))) for i in range(3)]
+        futures = [batcher.send(queue_url, _message(str(i))) for i in range(3)]
         assert not any(f.done() for f in futures)
         busy.clear()
         # Not busy: a lone send goes at once (waiting out the linger would time this out),
         # and takes the three waiting ones with it.
-        assert batcher.send(queue_url, _arguments("alone")).result(timeout=20)
+        assert batcher.send(queue_url, _message("alone")).result(timeout=20)
         assert all(f.result(timeout=20) for f in futures)
     finally:
         batcher.stop()
@@ -216,11 +217,11 @@ def test_a_busy_send_lingers_no_longer_than_the_last_round_trip(sqs: Any, queue_
     busy = threading.Event()
     batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=busy.is_set)
     try:
-        assert batcher.send(queue_url, _arguments("first")).result(timeout=20)  # a round trip
+        assert batcher.send(queue_url, _message("first")).result(timeout=20)  # a round trip
         busy.set()
         # Busy, but the last SendMessageBatch took far less than the hour-long linger: the
         # send waits about that long for company, then goes (an hour's wait would time out).
-        assert batcher.send(queue_url, _arguments("second")).result(timeout=20)
+        assert batcher.send(queue_url, _message("second")).result(timeout=20)
     finally:
         batcher.stop()
 
@@ -231,7 +232,7 @@ def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_goi
     counter = RequestCounter.attach(sqs)
     idle = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: False)
     try:
-        sent = idle.send(queue_url, _arguments("idle"), inline=True)
+        sent = idle.send(queue_url, _message("idle"), inline=True)
         assert sent.done()  # sent before send() returned: no flusher thread involved
         assert sent.result(timeout=0)
     finally:
@@ -240,7 +241,7 @@ def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_goi
     try:
         # The owner is busy: the send waits for company like any other (no round trip
         # measured yet, so up to the linger), instead of going alone on this thread.
-        waiting = busy.send(queue_url, _arguments("busy"), inline=True)
+        waiting = busy.send(queue_url, _message("busy"), inline=True)
         assert not waiting.done()
     finally:
         busy.stop()  # sends what waits

@@ -39,7 +39,7 @@ class Echo(MessageHandler):
 def send_with_deadline(sqs: Any, queue_url: str, reply_to: str, deadline_ms: int) -> str:
     """Send a call whose Deadline is what the test says, as a caller with that clock would."""
     correlation_id = uuid.uuid4().hex
-    arguments = encode_request(
+    request = encode_request(
         body='"hello"',
         content_type="application/json",
         correlation_id=correlation_id,
@@ -47,7 +47,7 @@ def send_with_deadline(sqs: Any, queue_url: str, reply_to: str, deadline_ms: int
         deadline_ms=deadline_ms,
         attributes={},
     )
-    sqs.send_message(QueueUrl=queue_url, **arguments)
+    sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     return correlation_id
 
 

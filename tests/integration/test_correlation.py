@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,6 +37,7 @@ from sqs_rpc._attributes import (
     TRACESTATE,
 )
 from sqs_rpc._client.pending import PendingCalls
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._wire import decode_request, encode_request
 from tests.support.helpers import messages_in, wait_for
@@ -341,8 +342,8 @@ def test_pop_without_a_nonce_leaves_a_call_with_a_chosen_id(pending: PendingCall
 # -- the attribute budget ----------------------------------------------------------------------
 
 
-def _encoded(users: int, **options: Any) -> dict[str, Any]:
-    sent: dict[str, Any] = encode_request(
+def _encoded(users: int, **options: Any) -> Mapping[str, Any]:
+    sent = encode_request(
         body="1",
         content_type="application/json",
         correlation_id="c",
@@ -352,7 +353,7 @@ def _encoded(users: int, **options: Any) -> dict[str, Any]:
         trace=TraceContext(TRACEPARENT, "congo=t61rcWkgMzE"),
         **options,
     )
-    return sent["MessageAttributes"]
+    return sent.attributes
 
 
 def test_a_call_with_every_attribute_fits_sqss_ten_by_leaving_out_tracestate() -> None:
@@ -368,12 +369,9 @@ def test_a_call_with_every_attribute_fits_sqss_ten_by_leaving_out_tracestate() -
 
 def test_an_offloaded_call_fits_sqss_ten_by_leaving_out_tracestate() -> None:
     store = PayloadStore(S3Offload(bucket="payloads", threshold="always"))
-    arguments = {
-        "MessageBody": "1",
-        "MessageAttributes": _encoded(MAX_USER_ATTRIBUTES - 1, nonce="n"),
-    }
-    offloaded = store.outgoing(arguments, MAX_MESSAGE_BYTES, what="request", upload=False)
-    attributes = offloaded["MessageAttributes"]
+    message = OutgoingMessage("1", _encoded(MAX_USER_ATTRIBUTES - 1, nonce="n"))
+    offloaded = store.outgoing(message, MAX_MESSAGE_BYTES, what="request", upload=False)
+    attributes = offloaded.attributes
     assert len(attributes) == MAX_MESSAGE_ATTRIBUTES
     assert {NONCE, "ExtendedPayloadSize", "traceparent"} <= set(attributes)
     assert TRACESTATE not in attributes

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from sqs_rpc import ConfigurationError, RpcClient
 from sqs_rpc._attributes import HEARTBEAT_TAG, RETENTION_TAG
 from sqs_rpc._client.heartbeat import SCHEDULER, THREAD_NAME
-from tests.support.helpers import Endpoint, wait_for
+from tests.support.helpers import Endpoint, heartbeating_clients, wait_for
 
 
 def heartbeat_of(sqs: Any, url: str) -> int:
@@ -35,23 +35,7 @@ def test_reply_queue_is_created_with_both_tags(sqs: Any, queue_url: str) -> None
 
 
 def test_many_clients_share_one_thread(endpoint: Endpoint, queue_url: str) -> None:
-    interval = 0.5
-    sqs = endpoint.client()
-    calls: list[tuple[float, str]] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        calls.append((time.monotonic(), params["QueueUrl"]))
-
-    sqs.meta.events.register("before-parameter-build.sqs.TagQueue", record)
-    with ExitStack() as stack:
-        clients = [
-            stack.enter_context(
-                RpcClient(sqs_client=sqs, heartbeat_interval=interval, idle_retention=60)
-            )
-            for _ in range(3)
-        ]
-        for client in clients:
-            client.call_async(queue_url, "x", timeout=60)
+    with heartbeating_clients(endpoint, queue_url, interval=0.5) as (clients, calls):
         assert len(heartbeat_threads()) == 1
         assert SCHEDULER.registered() == 3
         urls = {client.reply_queue_url for client in clients}

@@ -29,7 +29,8 @@ from sqs_rpc import (
     TextCodec,
     TraceContext,
 )
-from sqs_rpc._wire import ErrorInfo, decode_request
+from sqs_rpc._error_info import ErrorInfo
+from sqs_rpc._wire import decode_request
 from tests.support.helpers import messages_in, wait_for
 
 Serve = Callable[..., MessagePoller]

@@ -158,7 +158,7 @@ def test_an_expired_request_is_not_run_and_is_done(
     sqs: Any, queue_url: str, reply_queue: str, responder: LambdaResponder
 ) -> None:
     past = int((time.time() - 60) * 1000)
-    arguments = encode_request(
+    request = encode_request(
         body='"late"',
         content_type="application/json",
         correlation_id="late-1",
@@ -166,7 +166,7 @@ def test_an_expired_request_is_not_run_and_is_done(
         deadline_ms=past,
         attributes={},
     )
-    sqs.send_message(QueueUrl=queue_url, **arguments)
+    sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     event = event_of(sqs, queue_url, 1)
     assert responder(event, None) == {"batchItemFailures": []}
     assert handler_of(responder).seen == []
@@ -197,7 +197,7 @@ def test_retry_is_a_batch_item_failure(
 def test_a_malformed_request_gets_an_error_reply_and_is_left_for_redrive(
     sqs: Any, queue_url: str, reply_queue: str, responder: LambdaResponder
 ) -> None:
-    arguments = encode_request(
+    request = encode_request(
         body="{not json",
         content_type="application/json",
         correlation_id="bad-1",
@@ -205,7 +205,7 @@ def test_a_malformed_request_gets_an_error_reply_and_is_left_for_redrive(
         deadline_ms=None,
         attributes={},
     )
-    sqs.send_message(QueueUrl=queue_url, **arguments)
+    sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     event = event_of(sqs, queue_url, 1)
 
     assert failures(responder(event, None)) == set(ids(event))
@@ -225,7 +225,7 @@ def test_a_reply_sqs_refuses_is_a_batch_item_failure(
 ) -> None:
     # A FIFO reply queue refuses a reply without a MessageGroupId: a real refusal by SQS.
     fifo_reply = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}.fifo", FifoQueue="true")
-    arguments = encode_request(
+    request = encode_request(
         body='"x"',
         content_type="application/json",
         correlation_id="refused-1",
@@ -233,7 +233,7 @@ def test_a_reply_sqs_refuses_is_a_batch_item_failure(
         deadline_ms=None,
         attributes={},
     )
-    sqs.send_message(QueueUrl=queue_url, **arguments)
+    sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     event = event_of(sqs, queue_url, 1)
     assert failures(responder(event, None)) == set(ids(event))
     assert len(handler_of(responder).seen) == 1
@@ -483,7 +483,7 @@ def test_bad_options_and_events_are_configuration_errors(sqs: Any) -> None:
 
 
 def test_records_and_messages_convert_both_ways(sqs: Any, queue_url: str) -> None:
-    arguments = encode_request(
+    request = encode_request(
         body='"hi"',
         content_type="application/json",
         correlation_id="c-1",
@@ -491,7 +491,7 @@ def test_records_and_messages_convert_both_ways(sqs: Any, queue_url: str) -> Non
         deadline_ms=int(time.time() * 1000),
         attributes={"blob": b"\x00\xff", "tenant": "acme"},
     )
-    sqs.send_message(QueueUrl=queue_url, **arguments)
+    sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     (message,) = wait_for(
         lambda: sqs.receive_message(
             QueueUrl=queue_url, AttributeNames=["All"], MessageAttributeNames=["All"]

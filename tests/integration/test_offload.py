@@ -33,6 +33,7 @@ from sqs_rpc import (
     SqsError,
 )
 from sqs_rpc._offload import POINTER_CLASS, S3Pointer
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc.aws_lambda import LambdaResponder, receive_event
 from tests.support.handlers import EchoBody
@@ -109,7 +110,7 @@ def test_pointer_is_the_extended_clients_json() -> None:
 
 def test_a_side_without_offload_refuses_pointers_with_the_fix() -> None:
     store = PayloadStore(None)
-    plain = {"MessageBody": "x" * 10, "MessageAttributes": {}}
+    plain = OutgoingMessage("x" * 10)
     assert store.outgoing(plain, 1024, what="request") is plain
     message = {
         "Body": S3Pointer("their-bucket", "k").to_body(),
@@ -122,14 +123,15 @@ def test_a_side_without_offload_refuses_pointers_with_the_fix() -> None:
 
 
 def test_the_threshold_decides_what_goes_to_s3(endpoint: Endpoint) -> None:
-    def outgoing(threshold: Any, body: str, limit: int = 1024) -> dict[str, Any]:
+    def outgoing(threshold: Any, body: str, limit: int = 1024) -> OutgoingMessage:
         offload = S3Offload(bucket="b-1", s3_client=endpoint.s3_client(), threshold=threshold)
-        arguments = {"MessageBody": body, "MessageAttributes": {}}
         # upload=False: only the decision and the checks, no S3 request.
-        return PayloadStore(offload).outgoing(arguments, limit, what="request", upload=False)
+        return PayloadStore(offload).outgoing(
+            OutgoingMessage(body), limit, what="request", upload=False
+        )
 
-    def offloaded(arguments: dict[str, Any]) -> bool:
-        return "ExtendedPayloadSize" in arguments["MessageAttributes"]
+    def offloaded(message: OutgoingMessage) -> bool:
+        return "ExtendedPayloadSize" in message.attributes
 
     assert not offloaded(outgoing(None, "x" * 1024))  # fits: stays in SQS
     assert offloaded(outgoing(None, "x" * 1025))  # would exceed max_message_bytes
@@ -138,8 +140,8 @@ def test_the_threshold_decides_what_goes_to_s3(endpoint: Endpoint) -> None:
     assert offloaded(outgoing(5000, "x" * 1025))  # max_message_bytes still applies
     assert offloaded(outgoing("always", "x"))
     sent = outgoing("always", "é" * 10)
-    assert sent["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == "20"  # UTF-8 bytes
-    assert S3Pointer.from_body(sent["MessageBody"]).key.startswith("sqs-rpc/requests/")
+    assert sent.attribute("ExtendedPayloadSize") == "20"  # UTF-8 bytes
+    assert S3Pointer.from_body(sent.body).key.startswith("sqs-rpc/requests/")
 
 
 # -- against moto's S3 ---------------------------------------------------------------------------

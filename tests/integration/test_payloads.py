@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from sqs_rpc import (
     RpcClient,
     TextCodec,
 )
-from sqs_rpc._attributes import message_size
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import encode_request
 
 Serve = Callable[..., MessagePoller]
@@ -78,8 +78,7 @@ def test_oversized_request_is_refused_before_any_sqs_request(sqs: Any, queue_url
 def test_the_limit_is_a_setting_and_counts_attributes(sqs: Any, queue_url: str) -> None:
     with RpcClient(sqs_client=sqs, max_message_bytes=2048) as client:
         # A one-way message: body + CorrelationId + ContentType + SqsRpcVersion + Tenant.
-        probe = {"MessageBody": "", "MessageAttributes": _attributes_of_publish()}
-        room = 2048 - message_size(probe)
+        room = 2048 - OutgoingMessage("", _attributes_of_publish()).size
         client.publish(queue_url, "x" * (room - 2), attributes={"Tenant": "a"})  # '"x…"' fits
         with pytest.raises(PayloadTooLarge, match="2,049 bytes"):
             client.publish(queue_url, "x" * (room - 1), attributes={"Tenant": "a"})
@@ -89,17 +88,15 @@ def test_the_limit_is_a_setting_and_counts_attributes(sqs: Any, queue_url: str) 
     assert len(received) == 1  # only the message that fitted was sent
 
 
-def _attributes_of_publish() -> dict[str, Any]:
-    return dict(
-        encode_request(
-            body="",
-            content_type="application/json",
-            correlation_id="0" * 32,  # uuid4().hex is 32 characters
-            reply_to=None,
-            deadline_ms=None,
-            attributes={"Tenant": "a"},
-        )["MessageAttributes"]
-    )
+def _attributes_of_publish() -> Mapping[str, Any]:
+    return encode_request(
+        body="",
+        content_type="application/json",
+        correlation_id="0" * 32,  # uuid4().hex is 32 characters
+        reply_to=None,
+        deadline_ms=None,
+        attributes={"Tenant": "a"},
+    ).attributes
 
 
 def test_oversized_reply_becomes_an_error_reply(

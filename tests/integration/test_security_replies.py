@@ -27,11 +27,9 @@ from sqs_rpc import (
     RequestMessage,
     RpcClient,
 )
-from sqs_rpc._codecs import JSON_CONTENT_TYPE
-from sqs_rpc._server.replies import reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache
 from sqs_rpc._server.reply_policy import ReplyPolicy, parse_queue_url
-from tests.support.helpers import Endpoint, messages_in, wait_for
+from tests.support.helpers import Endpoint, messages_in, stored_reply, wait_for
 
 Serve = Callable[..., MessagePoller]
 KiB = 1024
@@ -87,7 +85,7 @@ def test_hostile_ids_and_bodies_cannot_stretch_the_reply_cache_past_its_bound() 
             digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
             key = (reply_to, correlation_id, digest)
             assert cache.begin(key)[0] == "run"
-            cache.remember(key, reply_arguments(correlation_id, "ok", body, JSON_CONTENT_TYPE, {}))
+            cache.remember(key, stored_reply(correlation_id, body))
             cache.done(key)
         del correlation_id, reply_to, body, digest, key
         gc.collect()

@@ -23,6 +23,7 @@ from sqs_rpc import (
     trace_context,
 )
 from sqs_rpc._attributes import MAX_MESSAGE_ATTRIBUTES
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import decode_request, encode_request
 
 Serve = Callable[..., MessagePoller]
@@ -97,7 +98,7 @@ def test_trace_context_accepts_str_mapping_and_none_and_restores() -> None:
 # -- wire ------------------------------------------------------------------------------------
 
 
-def _request(trace: TraceContext | None, **attributes: Any) -> dict[str, Any]:
+def _request(trace: TraceContext | None, **attributes: Any) -> OutgoingMessage:
     return encode_request(
         body="1",
         content_type="application/json",
@@ -111,7 +112,7 @@ def _request(trace: TraceContext | None, **attributes: Any) -> dict[str, Any]:
 
 def test_trace_context_travels_as_attributes_within_the_budget() -> None:
     sent = _request(TraceContext(TRACEPARENT, TRACESTATE), a="1", b="2", c="3")
-    attrs = sent["MessageAttributes"]
+    attrs = sent.attributes
     assert attrs["traceparent"] == {"DataType": "String", "StringValue": TRACEPARENT}
     assert attrs["tracestate"] == {"DataType": "String", "StringValue": TRACESTATE}
     assert len(attrs) == MAX_MESSAGE_ATTRIBUTES  # 5 protocol + 2 trace + 3 user
@@ -122,7 +123,7 @@ def test_trace_context_travels_as_attributes_within_the_budget() -> None:
 
 
 def test_no_trace_context_no_attributes_and_garbage_is_dropped() -> None:
-    attrs = _request(None)["MessageAttributes"]
+    attrs = dict(_request(None).attributes)
     assert "traceparent" not in attrs
     assert decode_request({"Body": "1", "MessageAttributes": attrs}).trace is None
     attrs["traceparent"] = {"DataType": "String", "StringValue": "garbage"}
@@ -156,7 +157,7 @@ def test_the_reply_carries_the_trace_context_back(
     serve(queue_url, Recorder())
     reply_queue = make_queue(f"sqs-rpc-reply-{uuid.uuid4().hex}")  # the default reply policy
     for correlation_id, trace in (("with", TraceContext(TRACEPARENT, TRACESTATE)), ("w/o", None)):
-        arguments = encode_request(
+        request = encode_request(
             body='"x"',
             content_type="application/json",
             correlation_id=correlation_id,
@@ -165,7 +166,7 @@ def test_the_reply_carries_the_trace_context_back(
             attributes={},
             trace=trace,
         )
-        sqs.send_message(QueueUrl=queue_url, **arguments)
+        sqs.send_message(QueueUrl=queue_url, **request.to_send_kwargs())
     replies: dict[str, dict[str, Any]] = {}
     for _ in range(20):
         response = sqs.receive_message(

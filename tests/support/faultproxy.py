@@ -49,9 +49,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
+
+from tests.support.started import Started
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultProxy"]
 
@@ -118,7 +119,7 @@ class Fault:
         return self.operations is None or operation in self.operations
 
 
-class FaultProxy:
+class FaultProxy(Started):
     """A forwarding proxy on 127.0.0.1 (free port) that injects :class:`Fault` s."""
 
     def __init__(self, upstream_url: str, *, seed: int = 0, faults: Iterable[Fault] = ()) -> None:
@@ -139,18 +140,6 @@ class FaultProxy:
         self.endpoint_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> FaultProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))

@@ -22,7 +22,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import TracebackType
+
+from tests.support.started import Started
 
 __all__ = ["FAUXQS_DIR", "FauxqsServer", "install"]
 
@@ -46,7 +47,7 @@ def install() -> None:
     )
 
 
-class FauxqsServer:
+class FauxqsServer(Started):
     """fauxqs in a child process, bound to 127.0.0.1 on a free port.
 
     Example::
@@ -58,18 +59,6 @@ class FauxqsServer:
     def __init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
         self.endpoint_url = ""
-
-    def __enter__(self) -> FauxqsServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if not _node().exists():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,19 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from sqs_rpc import RpcClient
+from sqs_rpc._codecs import JSON_CONTENT_TYPE
+from sqs_rpc._server.replies import reply_message
+
 __all__ = [
     "ROOT",
     "S3_SERVERS",
     "Endpoint",
+    "heartbeating_clients",
     "messages_in",
     "queue_listed",
     "server_name",
+    "stored_reply",
     "wait_for",
 ]
 
@@ -82,3 +89,40 @@ class Endpoint:
         return self.session().client(
             "s3", endpoint_url=self.endpoint_url, config=Config(s3={"addressing_style": "path"})
         )
+
+
+def stored_reply(correlation_id: str, body: str) -> dict[str, Any]:
+    """An ``ok`` reply as the idempotency store and the reply cache keep it."""
+    reply = reply_message(correlation_id, "ok", body, JSON_CONTENT_TYPE, {})
+    return dict(reply.to_send_kwargs())
+
+
+TagQueueCalls = list[tuple[float, str]]
+
+
+@contextmanager
+def heartbeating_clients(
+    endpoint: Endpoint, queue_url: str, interval: float, count: int = 3
+) -> Iterator[tuple[list[RpcClient], TagQueueCalls]]:
+    """``count`` open clients, each with a call in flight, so each has a reply queue.
+
+    They share one boto3 client whose ``TagQueue`` requests (the heartbeats) are recorded as
+    ``(time.monotonic(), queue URL)`` in the list yielded with them. The clients close on exit.
+    """
+    sqs = endpoint.client()
+    calls: TagQueueCalls = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append((time.monotonic(), params["QueueUrl"]))
+
+    sqs.meta.events.register("before-parameter-build.sqs.TagQueue", record)
+    with ExitStack() as stack:
+        clients = [
+            stack.enter_context(
+                RpcClient(sqs_client=sqs, heartbeat_interval=interval, idle_retention=60)
+            )
+            for _ in range(count)
+        ]
+        for client in clients:
+            client.call_async(queue_url, "x", timeout=60)
+        yield clients, calls

@@ -20,7 +20,7 @@ import pytest
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient, Sweeper, SweepReport
 from sqs_rpc._client.heartbeat import MAX_TAG_RATE
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint, wait_for
+from tests.support.helpers import Endpoint, heartbeating_clients, wait_for
 
 CLIENTS = 8
 HEARTBEAT_INTERVAL = 1.0
@@ -103,22 +103,7 @@ def test_refreshes_are_spread_and_each_queue_is_refreshed_within_its_interval(
     endpoint: Endpoint, queue_url: str
 ) -> None:
     interval = 0.5
-    sqs = endpoint.client()
-    calls: list[tuple[float, str]] = []
-
-    def record(params: dict[str, Any], **_: Any) -> None:
-        calls.append((time.monotonic(), params["QueueUrl"]))
-
-    sqs.meta.events.register("before-parameter-build.sqs.TagQueue", record)
-    with ExitStack() as stack:
-        clients = [
-            stack.enter_context(
-                RpcClient(sqs_client=sqs, heartbeat_interval=interval, idle_retention=60)
-            )
-            for _ in range(3)
-        ]
-        for client in clients:
-            client.call_async(queue_url, "x", timeout=60)
+    with heartbeating_clients(endpoint, queue_url, interval) as (clients, calls):
         urls = {client.reply_queue_url for client in clients}
         start = time.monotonic()
         wait_for(lambda: time.monotonic() - start > 6 * interval, timeout=30, interval=0.05)

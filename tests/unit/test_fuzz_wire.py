@@ -28,10 +28,11 @@ from sqs_rpc._attributes import (
     VERSION,
 )
 from sqs_rpc._codecs import JsonCodec, TextCodec, sqs_text_problem
+from sqs_rpc._error_info import ErrorInfo
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import (
     MAX_DEADLINE_DISTANCE_MS,
     PROTOCOL_VERSION,
-    ErrorInfo,
     decode_reply,
     decode_request,
     encode_reply,
@@ -152,12 +153,12 @@ def test_reply_address_never_raises(message: dict[str, Any]) -> None:
         assert correlation_id is None or isinstance(correlation_id, str)
 
 
-def _received(arguments: dict[str, Any]) -> dict[str, Any]:
+def _received(sent: OutgoingMessage) -> dict[str, Any]:
     return {
         "MessageId": "m",
         "ReceiptHandle": "r",
-        "Body": arguments["MessageBody"],
-        "MessageAttributes": arguments["MessageAttributes"],
+        "Body": sent.body,
+        "MessageAttributes": sent.attributes,
         "Attributes": {"ApproximateReceiveCount": "1"},
     }
 
@@ -221,7 +222,7 @@ def test_reply_round_trips(body: str, correlation_id: str, status: Any) -> None:
     )
     reply = decode_reply(_received(sent))
     assert (reply.correlation_id, reply.status, reply.body) == (correlation_id, status, body)
-    assert sent["MessageAttributes"][CONTENT_TYPE]["StringValue"] == reply.content_type
+    assert sent.attribute(CONTENT_TYPE) == reply.content_type
 
 
 json_values = st.recursive(

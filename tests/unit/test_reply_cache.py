@@ -7,9 +7,8 @@ import json
 import tracemalloc
 import uuid
 
-from sqs_rpc._codecs import JSON_CONTENT_TYPE
-from sqs_rpc._server.replies import reply_arguments
 from sqs_rpc._server.reply_cache import ReplyCache, _size
+from tests.support.helpers import stored_reply
 
 REPLY_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sqs-rpc-reply-" + "0" * 32
 
@@ -27,7 +26,7 @@ def test_the_byte_bound_counts_what_an_entry_really_costs() -> None:
             # body digest) and the reply's SendMessage arguments.
             correlation_id = uuid.uuid4().hex
             body = json.dumps({"id": f"call-{i}", "pid": 12345})
-            arguments = reply_arguments(correlation_id, "ok", body, JSON_CONTENT_TYPE, {})
+            arguments = stored_reply(correlation_id, body)
             key = (REPLY_QUEUE, correlation_id, uuid.uuid4().hex)
             assert cache.begin(key)[0] == "run"
             cache.remember(key, arguments)
@@ -48,7 +47,7 @@ def test_the_cache_keeps_no_more_than_its_bound() -> None:
     for i in range(300):
         key = (REPLY_QUEUE, uuid.uuid4().hex, str(i))
         cache.begin(key)
-        cache.remember(key, reply_arguments(key[1], "ok", "{}", JSON_CONTENT_TYPE, {}))
+        cache.remember(key, stored_reply(key[1], "{}"))
         cache.done(key)
         keys.append(key)
     kept = [key for key in keys if cache.begin(key)[0] == "finished"]

@@ -9,13 +9,14 @@ from sqs_rpc._attributes import (
     MAX_MESSAGE_ATTRIBUTES,
     MAX_USER_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
-    check_message_size,
     encode_attributes,
     message_size,
+    string_value,
 )
+from sqs_rpc._error_info import ErrorInfo
 from sqs_rpc._options import check_max_message_bytes
+from sqs_rpc._outgoing import OutgoingMessage
 from sqs_rpc._wire import (
-    ErrorInfo,
     decode_reply,
     decode_request,
     encode_reply,
@@ -26,13 +27,13 @@ from sqs_rpc._wire import (
 )
 
 
-def _received(arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """What ReceiveMessage returns for a message sent with ``arguments``."""
+def _received(sent: OutgoingMessage, **extra: Any) -> dict[str, Any]:
+    """What ReceiveMessage returns for the message ``sent``."""
     return {
         "MessageId": "m-1",
         "ReceiptHandle": "r-1",
-        "Body": arguments["MessageBody"],
-        "MessageAttributes": arguments["MessageAttributes"],
+        "Body": sent.body,
+        "MessageAttributes": sent.attributes,
         **extra,
     }
 
@@ -55,7 +56,7 @@ def test_request_round_trip() -> None:
     assert request.deadline_ms == 1_700_000_000_000
     assert request.receive_count == 3
     assert request.attributes == {"Tenant": "acme", "Blob": b"\x00\x01"}
-    assert sent["MessageAttributes"]["Deadline"]["DataType"] == "Number"
+    assert sent.attributes["Deadline"]["DataType"] == "Number"
 
 
 def test_one_way_request_has_no_reply_to_or_deadline() -> None:
@@ -67,8 +68,8 @@ def test_one_way_request_has_no_reply_to_or_deadline() -> None:
         deadline_ms=None,
         attributes={},
     )
-    assert "ReplyTo" not in sent["MessageAttributes"]
-    assert "Deadline" not in sent["MessageAttributes"]
+    assert "ReplyTo" not in sent.attributes
+    assert "Deadline" not in sent.attributes
     assert decode_request(_received(sent)).reply_to is None
 
 
@@ -84,7 +85,7 @@ def test_protocol_leaves_room_for_user_attributes() -> None:
         nonce="n",
     )
     # One more is reserved for W3C traceparent (tracestate takes a slot only when one is free).
-    assert len(sent["MessageAttributes"]) + 1 <= MAX_MESSAGE_ATTRIBUTES
+    assert len(sent.attributes) + 1 <= MAX_MESSAGE_ATTRIBUTES
 
 
 def test_too_many_user_attributes_name_the_fix() -> None:
@@ -149,7 +150,7 @@ def test_reply_round_trip() -> None:
 
 def test_reply_with_bad_status_is_rejected() -> None:
     sent = encode_reply(correlation_id="c", status="ok", body="1", content_type="application/json")
-    sent["MessageAttributes"]["Status"]["StringValue"] = "maybe"
+    sent = sent.with_attributes({"Status": string_value("maybe")})
     with pytest.raises(DecodeError, match="Status"):
         decode_reply(_received(sent))
 
@@ -185,13 +186,13 @@ def test_message_size_counts_body_and_attribute_names_types_values() -> None:
         },
     }
     assert message_size(arguments) == 6 + 13 + 12 + 9
+    assert OutgoingMessage.from_send_kwargs(arguments).size == 6 + 13 + 12 + 9
 
 
-def test_check_message_size_is_inclusive_and_reports_size_and_limit() -> None:
-    arguments = {"MessageBody": "x" * 100, "MessageAttributes": {}}
-    check_message_size(arguments, 100)
+def test_check_size_is_inclusive_and_reports_size_and_limit() -> None:
+    OutgoingMessage("x" * 100).check_size(100)
     with pytest.raises(PayloadTooLarge, match="101 bytes") as info:
-        check_message_size({"MessageBody": "x" * 101}, 100, what="reply")
+        OutgoingMessage("x" * 101).check_size(100, what="reply")
     assert (info.value.size, info.value.limit) == (101, 100)
     assert "reply" in str(info.value)
     assert isinstance(info.value, ValueError)
