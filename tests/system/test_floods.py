@@ -3,7 +3,8 @@
 Anyone allowed to send to ``sqs-rpc-reply-*`` (every client and server, by the documented IAM
 policy) can fill a client's reply queue; anyone allowed to send to a request queue can fill
 it with messages no server can decode. Real calls must still be answered within their
-timeouts. The rates each side withstands are measured by ``tools/junk_flood``.
+timeouts. The rates each side withstands are measured by ``tools/junk_flood``. These are load
+tests (hundreds of messages cycling), so they run in the system tier, one at a time.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ from typing import Any
 import pytest
 
 from sqs_rpc import IncomingMessage, MessageHandler, MessagePoller, RpcClient
+from tests.support.handlers import EchoBody as Echo
 from tests.support.helpers import wait_for
 
 Serve = Callable[..., MessagePoller]
-
-
-class Echo(MessageHandler):
-    def handle(self, message: IncomingMessage) -> Any:
-        return message.body
 
 
 class Gated(MessageHandler):
