@@ -193,7 +193,7 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
             )
         poller.start()
     except BaseException as exc:
-        logger.debug("worker %d failed to start", spec.index, exc_info=True)
+        logger.debug("failed to start", exc_info=True)
         names = [kind.__name__ for kind in type(exc).__mro__]
         channel.send(("failed", names, f"{type(exc).__name__}: {exc}"))
         sys.exit(BOOT_FAILED)
@@ -201,9 +201,7 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
     try:
         while not stop.wait(spec.stats_interval):
             channel.send(("stats", stats_fields(poller.stats())))
-        logger.info(
-            "worker %d stopping: draining %d in-flight", spec.index, poller.stats().in_flight
-        )
+        logger.info("stopping: draining %d in-flight messages", poller.stats().in_flight)
     finally:
         # Shutdown order: stop the poller (running handlers finish within its own
         # shutdown_timeout, unstarted messages are released), report the final counters,
