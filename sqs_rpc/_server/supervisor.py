@@ -221,7 +221,7 @@ class PollerPool:
         # and may interrupt the main thread while it holds it (in stats(), say).
         self._lock = threading.RLock()
         self._state = "unopened"
-        self._retired: list[PollerStats] = []  # the last stats of children that exited
+        self._retired = PollerStats()  # the sum of the last stats of children that exited
         self._restarts = 0
         self._ever_ready = False
         self._failure: PoolFailed | None = None
@@ -325,7 +325,7 @@ class PollerPool:
         """
         with self._lock:
             current = [slot.stats for slot in self._slots if slot.stats is not None]
-            return sum_stats([*self._retired, *current])
+            return sum_stats([self._retired, *current])
 
     def pids(self) -> list[int]:
         """The process ids of the children that are running and ready, by index."""
@@ -569,7 +569,8 @@ class PollerPool:
             slot.channel.close()
         with self._lock:
             if slot.stats is not None:
-                self._retired.append(dataclasses.replace(slot.stats, in_flight=0))
+                last = dataclasses.replace(slot.stats, in_flight=0)
+                self._retired = sum_stats([self._retired, last])
             slot.process, slot.channel, slot.stats, slot.ready = None, None, None, False
         return code
 
