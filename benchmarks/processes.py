@@ -70,10 +70,25 @@ def _sqs(endpoint_url: str) -> Any:
     return session.client("sqs", endpoint_url=endpoint_url)
 
 
-def _run(
-    processes: int, queue_url: str, endpoint_url: str, args: argparse.Namespace
-) -> tuple[float, int]:
-    """One run: calls/s over ``args.duration`` seconds, and how many processes answered."""
+def _cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    rate: float  # calls/s
+    answered: int  # processes that answered
+    cores: float  # CPU seconds per second the pool's children used
+
+
+def _run(processes: int, queue_url: str, endpoint_url: str, args: argparse.Namespace) -> Run:
+    """One run of ``args.duration`` seconds."""
     factory = BusyPoller(queue_url, endpoint_url, args.work)
     with (
         PollerPool(factory, processes=processes, graceful_timeout=30) as pool,
@@ -86,6 +101,8 @@ def _run(
             client.call(queue_url, i, timeout=60)
         in_flight: deque[Future[Any]] = deque()
         done, pids = 0, set()
+        children = pool.pids()
+        cpu = _cpu_seconds(children)
         began = time.monotonic()
         end = began + args.duration
         while True:
@@ -96,7 +113,8 @@ def _run(
             pids.add(in_flight.popleft().result()["pid"])
             done += 1
         took = time.monotonic() - began
-    return done / took, len(pids)
+        cores = (_cpu_seconds(children) - cpu) / took
+    return Run(done / took, len(pids), cores)
 
 
 def main() -> None:
@@ -125,11 +143,13 @@ def main() -> None:
         results: dict[int, list[float]] = {1: [], 2: []}
         for run in range(args.runs):
             for processes in (1, 2):
-                rate, answered = _run(processes, queue_url, endpoint, args)
-                results[processes].append(rate)
+                result = _run(processes, queue_url, endpoint, args)
+                results[processes].append(result.rate)
                 print(
-                    f"run {run + 1}: {processes} process(es): {rate:7.1f} calls/s "
-                    f"({answered} answered)",
+                    f"run {run + 1}: {processes} process(es): {result.rate:6.1f} calls/s, "
+                    f"{result.answered} answered, pool CPU {result.cores:.2f} cores, "
+                    f"{result.rate / max(result.cores, 1e-9):.1f} calls per CPU-second, "
+                    f"load average {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
         one, two = (statistics.median(results[n]) for n in (1, 2))
