@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._errors import ConfigurationError, SqsError
 from sqs_rpc._server.poller import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -167,8 +167,11 @@ def _serve_processes(args: argparse.Namespace) -> int:
         pool.run()
     except PoolFailed as exc:
         # A child that could not load HANDLER is a usage error, as without --processes.
+        # A child that could not reach its queue is an SQS error (exit 5), as without it too.
         if "ConfigurationError" in exc.error_types:
             raise ConfigurationError(str(exc)) from exc
+        if "SqsError" in exc.error_types:
+            raise SqsError(str(exc), code=exc.error_types[0], operation="start") from exc
         raise
     return ExitCode.OK
 

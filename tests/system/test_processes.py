@@ -224,3 +224,11 @@ def test_serve_gives_up_on_a_handler_that_crashes_at_import(
     assert "no worker ever started, so the pool gives up" in child.output
     assert "importing 'broken' failed: RuntimeError: no config file" in child.output
     assert child.output.count("ready (pid") == 0
+
+
+@pytest.mark.timeout(120)
+def test_serve_processes_exits_5_when_the_queue_does_not_exist(endpoint: Endpoint) -> None:
+    missing = f"{endpoint.endpoint_url}/123456789012/no-such-queue"
+    with Child(_serve(endpoint, missing, "--processes", "2")) as child:
+        assert child.wait(timeout=BOOT) == 5, child.output  # ExitCode.SQS_ERROR
+    assert "failed to start: QueueDoesNotExist" in child.output
