@@ -1,6 +1,6 @@
 """Calls/s of a CPU-bound handler on 1 and on 2 poller processes (``PollerPool``).
 
-    python -m benchmarks.processes [--runs 3] [--duration 20] [--work 200000] [--window 16]
+    python -m benchmarks.processes [--runs 3] [--duration 30] [--work 1000000] [--window 8]
 
 One process runs Python on one core (the GIL): a CPU-bound handler is bounded by it whatever
 its ``concurrency``. This runs the same handler (a pure-Python loop of ``--work`` iterations)
@@ -120,9 +120,9 @@ def _run(processes: int, queue_url: str, endpoint_url: str, args: argparse.Names
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
-    parser.add_argument("--work", type=int, default=200_000, help="loop iterations per call")
-    parser.add_argument("--window", type=int, default=16, help="calls kept in flight")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per run")
+    parser.add_argument("--work", type=int, default=1_000_000, help="loop iterations per call")
+    parser.add_argument("--window", type=int, default=8, help="calls kept in flight")
     args = parser.parse_args()
     server: subprocess.Popen[str] | None = None
     endpoint = os.environ.get("SQS_RPC_TEST_ENDPOINT")

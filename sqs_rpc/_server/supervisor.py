@@ -58,13 +58,15 @@ DEFAULT_STATS_INTERVAL = 1.0
 RESTART_BACKOFF = 0.5  # the first restart's delay; doubles with each exit within the window
 MAX_RESTART_BACKOFF = 30.0
 KILL_WAIT = 5.0  # how long a SIGKILLed child gets to be reaped before it is given up on
+READ_BATCH = 1000  # messages read from one child per turn of the loop
 
 
 class PoolFailed(SqsRpcError):
     """A :class:`PollerPool` gave up: a child failed to start, or restarted too often.
 
     Attributes:
-        worker: the index of the child that made the pool give up.
+        worker: the index of the child that made the pool give up (-1: the supervisor
+            thread itself failed, for example it could not start a process).
         exit_code: its exit code (negative: the signal that killed it), if it exited.
         error_types: when its factory or ``start()`` raised: the exception's class names,
             most derived first (``("QueueDoesNotExist", "SqsError", ...)``); else empty.
@@ -369,8 +371,15 @@ class PollerPool:
             for slot in self._slots:
                 self._spawn(slot)
             self._loop()
-        except BaseException:
+        except BaseException as exc:
             logger.exception("the supervisor failed; killing the workers")
+            with self._lock:
+                self._failure = self._failure or PoolFailed(
+                    f"the supervisor failed: {type(exc).__name__}: {exc}",
+                    worker=-1,
+                    exit_code=None,
+                    error_types=(),
+                )
             for slot in self._slots:
                 if slot.process is not None and slot.process.is_alive():
                     slot.process.kill()
@@ -455,7 +464,11 @@ class PollerPool:
         channel = slot.channel
         assert channel is not None
         try:
-            while channel.poll():
+            # Bounded: a child that logs without pause must not keep the loop from reaping,
+            # restarting and stopping; what is left is read on the next turn.
+            for _ in range(READ_BATCH):
+                if not channel.poll():
+                    break
                 self._handle(slot, channel.recv())
         except (EOFError, OSError):
             channel.close()
