@@ -19,7 +19,7 @@ import pytest
 from sqs_rpc import PollerPool, PoolFailed, RpcClient
 from tests.support.child_process import Child
 from tests.support.helpers import ROOT, Endpoint, messages_in, wait_for
-from tests.support.pool_factories import CrashOnMessage, EchoPoller, crash_at_start
+from tests.support.pool_factories import CrashOnMessage, EchoPoller
 
 BOOT = 60.0  # seconds for spawned children to import and start polling
 
@@ -129,7 +129,8 @@ def test_a_child_past_the_graceful_timeout_is_killed_and_its_call_redelivered(
 def test_a_factory_that_fails_at_start_makes_run_give_up(
     pools: Callable[..., PollerPool],
 ) -> None:
-    pool = PollerPool(crash_at_start, processes=2, stats_interval=0.1)
+    # A "module:function" factory, imported in each child.
+    pool = PollerPool("tests.support.pool_factories:crash_at_start", processes=2)
     began = time.monotonic()
     with pytest.raises(PoolFailed, match="failed to start: RuntimeError: the handler's database"):
         pool.run()
