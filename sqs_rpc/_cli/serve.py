@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
+import boto3
+
+from sqs_rpc._errors import ConfigurationError, SqsError
 from sqs_rpc._server.poller import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -16,6 +20,7 @@ from sqs_rpc._server.poller import (
     MessagePoller,
     close_clients,
 )
+from sqs_rpc._server.supervisor import PollerPool, PoolFailed
 
 from .common import add_command, add_common_options, aws_options, queue_url, seconds, whole
 from .errors import ExitCode, UsageError
@@ -62,6 +67,13 @@ def register(commands: Any) -> None:
         f"running then are abandoned (default {DEFAULT_SHUTDOWN_TIMEOUT:g})",
     )
     serve.add_argument(
+        "--processes",
+        type=whole(1, 1024),
+        default=1,
+        help="poller processes on the queue, supervised and restarted when they die; one per "
+        "core for CPU-bound handlers (default 1: this process polls)",
+    )
+    serve.add_argument(
         "--include-traceback",
         action="store_true",
         help="send the handler's traceback in error replies",
@@ -75,7 +87,47 @@ def register(commands: Any) -> None:
     serve.set_defaults(run=_serve)
 
 
+# Seconds the supervisor gives a child past --shutdown-timeout (flushing replies, closing
+# clients, exiting) before it SIGKILLs it.
+_CHILD_EXIT_MARGIN = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeFactory:
+    """The poller of one ``serve --processes N`` child, built in the child.
+
+    Picklable (plain fields, a module-level class), as the spawn start method requires: the
+    child loads HANDLER and builds its own boto3 session from ``profile``.
+    """
+
+    handler: str
+    app_dir: str
+    queue_url: str
+    concurrency: int
+    wait_time: int
+    shutdown_timeout: float
+    include_traceback: bool
+    endpoint_url: str | None
+    region: str | None
+    profile: str | None
+
+    def __call__(self) -> MessagePoller:
+        return MessagePoller(
+            self.queue_url,
+            load_handler(self.handler, self.app_dir),
+            concurrency=self.concurrency,
+            wait_time_seconds=self.wait_time,
+            shutdown_timeout=self.shutdown_timeout,
+            include_traceback=self.include_traceback,
+            session=boto3.session.Session(profile_name=self.profile),
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+        )
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return _serve_processes(args)
     handler = load_handler(args.handler, args.app_dir)
     poller = MessagePoller(
         args.queue_url,
@@ -87,6 +139,40 @@ def _serve(args: argparse.Namespace) -> int:
         **aws_options(args),
     )
     _run(poller, args.shutdown_timeout)
+    return ExitCode.OK
+
+
+def _serve_processes(args: argparse.Namespace) -> int:
+    aws_options(args)  # the region and profile are checked here, reported as options
+    factory = ServeFactory(
+        handler=args.handler,
+        app_dir=args.app_dir,
+        queue_url=args.queue_url,
+        concurrency=args.concurrency,
+        wait_time=args.wait_time,
+        shutdown_timeout=args.shutdown_timeout,
+        include_traceback=args.include_traceback,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        profile=args.profile,
+    )
+    pool = PollerPool(
+        factory,
+        processes=args.processes,
+        graceful_timeout=args.shutdown_timeout + _CHILD_EXIT_MARGIN,
+    )
+    if threading.current_thread() is not threading.main_thread():
+        raise UsageError("serve must run in the main thread, where signals are handled")
+    try:
+        pool.run()
+    except PoolFailed as exc:
+        # A child that could not load HANDLER is a usage error, as without --processes.
+        # A child that could not reach its queue is an SQS error (exit 5), as without it too.
+        if "ConfigurationError" in exc.error_types:
+            raise ConfigurationError(str(exc)) from exc
+        if "SqsError" in exc.error_types:
+            raise SqsError(str(exc), code=exc.error_types[0], operation="start") from exc
+        raise
     return ExitCode.OK
 
 

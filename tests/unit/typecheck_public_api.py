@@ -32,7 +32,9 @@ from sqs_rpc import (
     MessageOutcome,
     MessagePoller,
     PollerHealth,
+    PollerPool,
     PollerStats,
+    PoolFailed,
     RemoteError,
     ReplyQueueLost,
     RequestMessage,
@@ -197,3 +199,22 @@ def idempotent(queue_url: str, handler: MessageHandler) -> None:
     MessagePoller(queue_url, handler, idempotency_store=shared)
     MessagePoller(queue_url, handler, idempotency_store=store)
     LambdaResponder(handler, idempotency_store=InMemoryIdempotencyStore(ttl=60))
+
+
+def make_poller() -> MessagePoller:
+    return MessagePoller("https://sqs.eu-west-1.amazonaws.com/1/q", Echo())
+
+
+def pool() -> None:
+    with PollerPool(make_poller, processes=2, graceful_timeout=40) as running:
+        stats: PollerStats = running.stats()
+        pids: list[int] = running.pids()
+        restarts: int = running.restarts
+        print(stats.handled, pids, restarts)
+    try:
+        PollerPool("myapp.server:make_poller", processes=4, max_restarts=3).run()
+    except PoolFailed as exc:
+        worker: int = exc.worker
+        code: int | None = exc.exit_code
+        names: tuple[str, ...] = exc.error_types
+        print(worker, code, names)
