@@ -55,6 +55,9 @@ def _attempt(parse: Callable[[Any], T], value: Any) -> T | None:
     return None
 
 
+# The first text strategy of a fresh interpreter builds hypothesis's table of characters per
+# codec (a pass over every code point): on a loaded machine that alone took over 60 s.
+pytestmark = pytest.mark.timeout(240)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text SQS accepts in bodies and attribute values: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD and
