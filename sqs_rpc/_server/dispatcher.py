@@ -12,14 +12,16 @@ S3 object, if it had one.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._deadline_context import set_inbound_deadline
@@ -46,22 +48,16 @@ from .idempotency import Claim, InMemoryIdempotencyStore, request_key
 from .replies import Replies, Sender
 from .reply_cache import key_of
 from .reply_policy import ReplyPolicy
+from .service import runs_async
 from .visibility import VisibilityHeartbeat
+from .work import AwaitableRunner, OnLoop, run_inline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["AwaitableRunner", "Dispatcher"]
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class AwaitableRunner(Protocol):
-    """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
-
-    def run(self, awaitable: Awaitable[T]) -> T: ...
 
 
 class Dispatcher:
@@ -69,6 +65,9 @@ class Dispatcher:
 
     ``lease`` is how long a claim may last: the longest a worker may hold a request (its
     visibility extension bound). A server that crashed holds its requests no longer.
+    :meth:`work` is the message's handling as a :mod:`~sqs_rpc._server.work` coroutine (a
+    poller's); :meth:`process` runs it on the calling thread (the Lambda responder's).
+    ``blocking`` marks the worker while a sync handler runs (see ``workers.py``).
     """
 
     def __init__(
@@ -81,12 +80,12 @@ class Dispatcher:
         policy: ReplyPolicy,
         outbox: Sender,
         observer: MessageObserver,
-        event_loop: AwaitableRunner,
         payloads: PayloadStore,
         heartbeat: VisibilityHeartbeat | None,
         max_receive_count: int | None,
         lease: float,
         exact_receive_time: bool = False,
+        blocking: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -96,7 +95,9 @@ class Dispatcher:
         self._policy = policy
         self._outbox = outbox
         self._observer = observer
-        self._event_loop = event_loop
+        self._blocking = blocking
+        # Known before the call: an async handle() holds no worker while it runs.
+        self._async_handle = inspect.iscoroutinefunction(handler.handle)
         self._payloads = payloads
         self._heartbeat = heartbeat
         self._max_receive_count = max_receive_count  # from the queue's redrive policy
@@ -120,20 +121,29 @@ class Dispatcher:
 
     # -- the decision table ------------------------------------------------------------------
 
-    def process(self, message: Mapping[str, Any], received: float) -> Outcome:
-        """Handle one message, record its outcome (stats, hooks), and return it."""
+    def process(
+        self, message: Mapping[str, Any], received: float, runner: AwaitableRunner
+    ) -> Outcome:
+        """Handle one message on this thread, an async handler through ``runner``."""
         # A fresh context per message: the trace context set for it never leaks into the next
-        # message this worker thread handles.
-        # The observer runs in it too: the message's tracing span is current for the handler.
+        # message this thread handles.
         context = contextvars.Context()
-        return context.run(
-            self._observer.observe,
-            functools.partial(self._process, message, received),
-            message,
-            received,
-        )
+        return context.run(run_inline, self.work(message, received), runner)
 
-    def _process(self, message: Mapping[str, Any], received: float) -> Outcome:
+    async def work(self, message: Mapping[str, Any], received: float) -> Outcome:
+        """Handle one message, record its outcome (stats, hooks), and return it.
+
+        Run it in a context of its own: the message's tracing span is current there.
+        """
+        outcome: Outcome | None = None
+        span = self._observer.begin(message)
+        try:
+            outcome = await self._process(message, received)
+            return outcome
+        finally:
+            self._observer.end(span, message, received, outcome)
+
+    async def _process(self, message: Mapping[str, Any], received: float) -> Outcome:
         # Requests from other libraries (Java temporary queues, python-sqs-client) take
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
@@ -162,14 +172,14 @@ class Dispatcher:
             )
             return Outcome("error", finished=False, counted=False)
         if offloaded is None:
-            return self._handle(request, body, received, extra)
+            return await self._handle(request, body, received, extra)
         # Once SQS has deleted the request, its body in S3 has no other reader; not before:
         # a delete that fails brings the request back, and it must still be readable.
         self._after_delete[request.receipt_handle] = functools.partial(
             self._payloads.discard, offloaded
         )
         try:
-            return self._handle(request, body, received, extra)
+            return await self._handle(request, body, received, extra)
         finally:
             self._after_delete.pop(request.receipt_handle, None)
 
@@ -206,7 +216,9 @@ class Dispatcher:
             return Outcome("expired", self._outbox.delete(request.receipt_handle, then=then))
         return None
 
-    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
+    async def _handle(
+        self, request: Request, body: Any, received: float, extra: Attributes
+    ) -> Outcome:
         """The decision table after decoding and admission."""
         key = request_key(self._queue_url, key_of(request))
         name = request.correlation_id or request.message_id
@@ -229,11 +241,11 @@ class Dispatcher:
             return Outcome("duplicate", self._delete(request.receipt_handle))
         claim = Claim(self._store, key)
         try:
-            return self._run(request, body, claim, received, extra)
+            return await self._run(request, body, claim, received, extra)
         finally:
             _end_quietly(claim.release, name)  # ended on every normal path; this is for the rest
 
-    def _run(
+    async def _run(
         self, request: Request, body: Any, claim: Claim, received: float, extra: Attributes
     ) -> Outcome:
         set_trace_context(request.trace)  # the handler's own calls carry it on
@@ -258,7 +270,7 @@ class Dispatcher:
         token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
         failure: Exception | None = None
         try:
-            result = self._call_handler(incoming)
+            result = await self._call_handler(incoming)
         except Exception as exc:
             failure = exc
         finally:
@@ -307,10 +319,16 @@ class Dispatcher:
         )
         return Outcome("ok", finished)
 
-    def _call_handler(self, incoming: IncomingMessage) -> Any:
-        result = self._handler.handle(incoming)
+    async def _call_handler(self, incoming: IncomingMessage) -> Any:
+        if self._async_handle or runs_async(self._handler, incoming.operation):
+            result = self._handler.handle(incoming)
+        else:
+            with self._blocking():  # a sync handler holds its worker: the pool may grow
+                result = self._handler.handle(incoming)
         if inspect.isawaitable(result):
-            result = self._event_loop.run(result)
+            # A task on the event loop; this work resumes on a worker when it is done, and
+            # holds no thread meanwhile. Cancelled (a stop that gave up): raised from here.
+            result = await OnLoop(result)
         return result
 
     def _retry(

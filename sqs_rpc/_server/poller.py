@@ -56,9 +56,10 @@ from .event_loop import EventLoopThread
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import IdempotencyStore
 from .outbox import Outbox
-from .receiver import Receiver
+from .receiver import MAX_BATCH, Receiver
 from .reply_policy import ReplyPolicy, ReplyToAllowed
 from .visibility import VisibilityHeartbeat
+from .workers import Workers
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -320,6 +321,8 @@ class MessagePoller:
                 timeout=timeout,
                 max_extension=self._visibility.max_extension,
             )
+        # As many threads as sync handlers need; async ones run on the event loop.
+        workers = Workers(self._concurrency, thread_name("worker", self._owner), spare=MAX_BATCH)
         dispatcher = Dispatcher(
             sqs=self._sqs,
             queue_url=self.queue_url,
@@ -328,12 +331,12 @@ class MessagePoller:
             policy=self._policy,
             outbox=self._outbox,
             observer=self._observer,
-            event_loop=self._event_loop,
             payloads=self._payloads,
             heartbeat=self._heartbeat,
             max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
             exact_receive_time=True,  # the receiver passes the moment of each receive
             lease=max(lease, 1.0),
+            blocking=workers.blocking,
         )
         self._receiver = Receiver(
             self._sqs,
@@ -341,8 +344,10 @@ class MessagePoller:
             owner=self._owner,
             concurrency=self._concurrency,
             wait_time=self._wait_time,
-            process=dispatcher.process,
+            process=dispatcher.work,
             counters=self._observer.counters,
+            workers=workers,
+            loop=self._event_loop,
             heartbeat=self._heartbeat,
         )
 
@@ -372,7 +377,8 @@ class MessagePoller:
         receiver = self._receiver
         if receiver is not None:
             receiver.stop_receiving()
-        drained = receiver is None or receiver.drain(budget)
+        # Past the budget, async handlers are cancelled (their messages left, not deleted).
+        drained = receiver is None or receiver.drain(budget, self._event_loop.cancel_all)
         if not drained:
             # A handler outlived the budget: its event loop is not waited for either.
             self._event_loop.stop(0)
