@@ -104,8 +104,9 @@ class MessagePoller:
     Args:
         queue_url: the request queue.
         handler: your :class:`MessageHandler` (``handle`` may be ``async def``).
-        concurrency: handler threads; also the most messages handled at once (FIFO messages
-            waiting behind their group's running one are held besides, on no thread).
+        concurrency: the most messages handled at once, sync or async (FIFO messages waiting
+            behind their group's running one are held besides); a sync handler holds a worker
+            thread, an async one none (it runs on the poller's event loop).
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
         wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` does not wait for the receive
