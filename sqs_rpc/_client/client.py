@@ -56,6 +56,7 @@ from sqs_rpc._options import (
     whole,
 )
 from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._state import ClientState
 from sqs_rpc._stats import ClientStats
 from sqs_rpc._tracing import carrying
 
@@ -64,7 +65,6 @@ from .proxy import sync_proxy
 from .reply_poller import WAIT_TIME_SECONDS
 from .reply_queue import validate_prefix
 from .request import RequestEncoder, RequestMessage, check_timeout
-from .state import ClientState
 from .transport import Transport
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from sqs_rpc._attributes import MAX_MESSAGE_BYTES
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._client.process import close_all
 from sqs_rpc._codecs import Codec
-from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
+from sqs_rpc._errors import ConfigurationError, aws_errors
 from sqs_rpc._hooks import Hooks, check_hooks
 from sqs_rpc._loop import owner_id, stop_all, thread_name
 from sqs_rpc._observe import MessageObserver
@@ -47,6 +47,7 @@ from sqs_rpc._options import (
     whole,
 )
 from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._state import ClientState
 from sqs_rpc._stats import PollerHealth, PollerStats
 from sqs_rpc._sweeper import PeriodicSweep
 
@@ -247,8 +248,10 @@ class MessagePoller:
         self._receiver: Receiver | None = None
         self._started_at: float | None = None
         self._state_lock = threading.Lock()
-        self._started = False
-        self._stopped = False
+        self._state = ClientState.UNOPENED  # opened by start(), closed by stop()
+
+    def __repr__(self) -> str:
+        return f"<MessagePoller {self._state.value} queue_url={self.queue_url!r}>"
 
     def __enter__(self) -> MessagePoller:
         self.start()
@@ -264,17 +267,16 @@ class MessagePoller:
 
     @property
     def running(self) -> bool:
-        return self._started and not self._stopped
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._state is ClientState.OPENED
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Check the queue and the configuration against it, then start receiving. Idempotent."""
         with self._state_lock:
-            if self._stopped:
-                raise ClientClosedError("this MessagePoller was stopped; create a new one")
-            if self._started:
-                return
+            if self._state.open("MessagePoller", closed_by="stopped") is self._state:
+                return  # started already
             # Counted from here to the end of stop(): a poller that is never started holds
             # no handler on an injected boto3 client.
             self._observer.requests.watch(self._sqs)
@@ -291,7 +293,7 @@ class MessagePoller:
                 self._observer.requests.detach()
                 self._observer.s3_requests.detach()
                 raise
-            self._started = True
+            self._state = ClientState.OPENED
             self._started_at = time.monotonic()
             self._outbox.start()
             if self._heartbeat is not None:
@@ -363,9 +365,9 @@ class MessagePoller:
         everything stopped in time. Idempotent.
         """
         with self._state_lock:
-            if self._stopped:
+            if self._state is ClientState.CLOSED:
                 return True
-            self._stopped = True
+            self._state = ClientState.CLOSED
         budget = self._shutdown_timeout if timeout is None else timeout
         # Shutdown order: (1) stop receiving: the receive in progress is not waited for beyond
         # a second; when it returns (within the long-poll wait) it releases what it got
