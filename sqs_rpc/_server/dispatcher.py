@@ -7,7 +7,9 @@ when it is there; decode the body; claim the request in the idempotency store
 (``idempotency.py``): a redelivery is answered from there, a copy running elsewhere is left
 (no second run); run the handler under the visibility heartbeat; encode the reply (a large one
 goes to S3); send it; delete the request only after SQS accepted the reply, and only then its
-S3 object, if it had one.
+S3 object, if it had one. Requests left in the queue on purpose (``Retry``, poison) go
+through ``redelivery.py``. The handling is a ``work.py`` coroutine: an async handler is
+awaited on the event loop, holding no worker thread meanwhile.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._deadline_context import set_inbound_deadline
-from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError, aws_errors
+from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import Offloaded
@@ -36,15 +38,13 @@ from sqs_rpc._wire import (
     ErrorInfo,
     Request,
     decode_request,
-    nonce_of,
-    reply_address,
-    valid_nonce,
 )
 
-from .backoff import poison_delay, receive_count_of
+from .backoff import receive_count_of
 from .deadline import expiry_of, log_expiry
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import Claim, InMemoryIdempotencyStore, request_key
+from .redelivery import Redelivery
 from .replies import Replies, Sender
 from .reply_cache import key_of
 from .reply_policy import ReplyPolicy
@@ -87,7 +87,6 @@ class Dispatcher:
         exact_receive_time: bool = False,
         blocking: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
-        self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
         self._codec = options.codec
@@ -115,6 +114,14 @@ class Dispatcher:
             payloads=payloads,
             max_message_bytes=options.max_message_bytes,
             delete=self._delete,
+        )
+        self._redelivery = Redelivery(
+            sqs=sqs,
+            queue_url=queue_url,
+            replies=self._replies,
+            outbox=outbox,
+            counters=observer.counters,
+            max_receive_count=max_receive_count,
         )
         # Receipt handle -> what to do once SQS deleted that request (its S3 body, if any).
         self._after_delete: dict[str, Callable[[], object]] = {}
@@ -159,8 +166,8 @@ class Dispatcher:
                 request = dataclasses.replace(request, body=self._payloads.read(offloaded))
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
-            self._reject(message, exc, extra)
-            self._back_off(message.get("ReceiptHandle"), receive_count_of(message))
+            self._redelivery.reject(message, exc, extra)
+            self._redelivery.back_off(message.get("ReceiptHandle"), receive_count_of(message))
             return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
@@ -199,7 +206,7 @@ class Dispatcher:
                 request.reply_to,
                 self._policy.description,
             )
-            self._back_off(request.receipt_handle, request.receive_count)
+            self._redelivery.back_off(request.receipt_handle, request.receive_count)
             return Outcome("rejected", finished=False)
         expired = expiry_of(
             request, received if self._exact_receive_time else None, self._skew_tolerance
@@ -283,7 +290,7 @@ class Dispatcher:
         name = request.correlation_id or request.message_id
         if isinstance(failure, Retry):
             _end_quietly(claim.release, name)
-            self._retry(request, incoming, failure, extra)
+            self._redelivery.retry(request, incoming, failure, extra)
             return Outcome("retry", finished=False)
         if failure is not None:
             if request.reply_to is None:
@@ -294,7 +301,9 @@ class Dispatcher:
                     exc_info=failure,
                 )
                 if self._max_receive_count is None:  # nothing else ends its cycle
-                    self._back_off(request.receipt_handle, request.receive_count, first=2)
+                    self._redelivery.back_off(
+                        request.receipt_handle, request.receive_count, first=2
+                    )
                 return Outcome("error", finished=False)
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
@@ -331,38 +340,6 @@ class Dispatcher:
             result = await OnLoop(result)
         return result
 
-    def _retry(
-        self, request: Request, incoming: IncomingMessage, exc: Retry, extra: Attributes
-    ) -> None:
-        if incoming.last_attempt and request.reply_to is not None:
-            assert request.correlation_id is not None
-            # The redrive policy moves the request to the dead-letter queue at its next
-            # receive: tell the caller now instead of letting it time out.
-            logger.warning(
-                "call %s asked for a retry on its last delivery (%d of %d); sending an error "
-                "reply and leaving it for the dead-letter queue",
-                request.correlation_id,
-                request.receive_count,
-                self._max_receive_count,
-            )
-            error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
-            self._replies.send_error(
-                request.reply_to,
-                request.correlation_id,
-                error,
-                extra,
-                trace=request.trace,
-                nonce=request.nonce,
-            )
-            return
-        logger.info(
-            "handler asked to retry %s (delivery %d)",
-            request.correlation_id or request.message_id,
-            request.receive_count,
-        )
-        if exc.delay is not None:
-            self._set_visibility(request.receipt_handle, exc.delay)
-
     # -- bad input ---------------------------------------------------------------------------
 
     def _decode_body(self, request: Request) -> Any:
@@ -381,51 +358,6 @@ class Dispatcher:
         if self._include_traceback:
             details = {**(details or {}), "traceback": "".join(traceback.format_exception(exc))}
         return ErrorInfo(type(exc).__name__, str(exc), details, code=code).to_body()
-
-    def _reject(self, message: Mapping[str, Any], exc: DecodeError, extra: Attributes) -> None:
-        """An undecodable message: tell the caller once, leave the message for redrive."""
-        message_id = message.get("MessageId")
-        address = reply_address(message)
-        first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
-        if address is not None and address[1] and first:
-            reply_to, correlation_id = address
-            if not self._replies.allowed(reply_to):
-                self._observer.counters.add("rejected")  # the outcome stays "undecodable"
-                logger.warning(
-                    "undecodable message %s names ReplyTo %r, which this server may not reply "
-                    "to; no error reply",
-                    message_id,
-                    reply_to,
-                )
-            else:
-                error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                nonce = valid_nonce(nonce_of(message))  # so that only its call takes it
-                self._replies.send_error(reply_to, correlation_id or "", error, extra, nonce=nonce)
-        # Once per message: a flood of poison must not become a flood of warnings too.
-        logger.log(
-            logging.WARNING if first else logging.DEBUG,
-            "undecodable message %s left for redrive (configure a dead-letter queue): %s",
-            message_id,
-            exc,
-        )
-
-    def _back_off(self, receipt_handle: object, receive_count: int, *, first: int = 1) -> None:
-        """Hide a request that will fail again for longer at each delivery (``backoff.py``)."""
-        delay = poison_delay(receive_count, self._max_receive_count, first=first)
-        if delay and isinstance(receipt_handle, str):
-            # Batched and off this worker: a flood of poison costs a tenth of a request each.
-            self._outbox.hide(receipt_handle, delay)
-
-    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
-        try:
-            with aws_errors("ChangeMessageVisibility", self._queue_url):
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                )
-        except SqsError as exc:
-            logger.warning("could not delay the retry: %s", exc)
 
 
 def _end_quietly(end: Callable[[], None], name: str) -> None:
