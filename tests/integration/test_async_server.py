@@ -57,7 +57,7 @@ class Gate(MessageHandler):
             self.threads_when_full = threading.active_count()
             self.gate.set()
         # Bounded, so a broken server fails the test instead of hanging it.
-        await asyncio.wait_for(self.gate.wait(), 60)
+        await asyncio.wait_for(self.gate.wait(), 240)
         return message.body
 
 
@@ -68,8 +68,8 @@ def run_gated_calls(client: RpcClient, queue_url: str, serve: Serve, count: int)
     client.publish(queue_url, "warm-up")  # the client's threads start before the baseline
     wait_for(lambda: poller.stats().handled == 1)
     baseline = threading.active_count()
-    futures = [client.call_async(queue_url, i, timeout=120) for i in range(count)]
-    assert [f.result(timeout=150) for f in futures] == list(range(count))
+    futures = [client.call_async(queue_url, i, timeout=240) for i in range(count)]
+    assert [f.result(timeout=250) for f in futures] == list(range(count))
     # All of them were running at once (the gate opened only then), on the loop's thread...
     assert handler.started == count
     (loop_thread,) = handler.loop_threads

@@ -14,6 +14,7 @@ from sqs_rpc import IncomingMessage, MessageHandler, RpcClient
 from tests.integration.test_async_server import Serve, run_gated_calls
 
 
+@pytest.mark.timeout(300)  # 200 calls: seconds on a quiet machine, a minute on a busy one
 def test_200_async_handlers_in_flight_at_once_on_a_few_threads(
     client: RpcClient, queue_url: str, serve: Serve
 ) -> None:
