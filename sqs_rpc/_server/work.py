@@ -24,7 +24,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Future
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["AwaitableRunner", "OnLoop", "Submit", "Work", "WorkRunner", "run_inline"]
+__all__ = [
+    "AwaitableRunner",
+    "LoopSubmitter",
+    "OnLoop",
+    "Submit",
+    "Work",
+    "WorkRunner",
+    "run_inline",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +91,8 @@ class WorkRunner:
     :meth:`run` is called on a worker: it runs the work's first step there and returns its
     result if the work never suspended; else None, and ``then(result)`` runs once the work
     ends (on a worker; inline when its task was cancelled, as the workers may be gone).
+    A work must end with a value other than None, and must not raise: the receiver's ends
+    with a bool, and catches what its message's handling raises.
     """
 
     def __init__(self, submit: Submit, loop: LoopSubmitter) -> None:
