@@ -10,7 +10,7 @@ Both cost a few lock acquisitions per call when no hooks are set.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ from ._hooks import (
     fire,
 )
 from ._stats import ClientStats, Counters, LatencyWindow, PollerStats, int_fields
-from ._tracing import NO_SPAN, CallSpan, tracer
+from ._tracing import NO_SPAN, CallSpan, MessageSpan, tracer
 from ._wire import correlation_id_of
 
 __all__ = ["CallObserver", "MessageObserver", "Outcome"]
@@ -150,39 +150,38 @@ class MessageObserver:
         self.requests = RequestCounter()
         self.s3_requests = RequestCounter("s3")
 
-    def observe(
-        self, process: Callable[[], Outcome], message: Mapping[str, Any], received: float
-    ) -> Outcome:
-        """Run ``process()`` for ``message``; count its outcome, time it, fire the hook.
+    def begin(self, message: Mapping[str, Any]) -> MessageSpan:
+        """The message's tracing span, current in this context until :meth:`end`."""
+        return tracer().message(self._queue_url, message)
 
-        The message's tracing span is current in this context while ``process()`` runs.
-        """
-        outcome: Outcome | None = None
-        span = tracer().message(self._queue_url, message)
-        try:
-            outcome = process()
-            return outcome
-        finally:
-            # An exception out of process() is logged by the receiver; here it is an "error".
-            kind: MessageOutcome = "error" if outcome is None else outcome.kind
-            span.finish(kind)
-            if outcome is not None and outcome.counted:
-                for name in _COUNTERS[kind]:
-                    self.counters.add(name)
-            duration = time.monotonic() - received
-            if kind in _RAN:
-                self._latency.add(duration)
-            callback = self._hooks.on_message_handled
-            if callback is not None:
-                event = MessageHandled(
-                    self._queue_url,
-                    message.get("MessageId"),
-                    correlation_id_of(message),
-                    kind,
-                    duration,
-                    outcome is not None and outcome.finished,
-                )
-                fire(callback, event)
+    def end(
+        self,
+        span: MessageSpan,
+        message: Mapping[str, Any],
+        received: float,
+        outcome: Outcome | None,
+    ) -> None:
+        """Count ``outcome`` (None: the work failed unexpectedly), time it, fire the hook."""
+        # An exception out of the work is logged by the receiver; here it is an "error".
+        kind: MessageOutcome = "error" if outcome is None else outcome.kind
+        span.finish(kind)
+        if outcome is not None and outcome.counted:
+            for name in _COUNTERS[kind]:
+                self.counters.add(name)
+        duration = time.monotonic() - received
+        if kind in _RAN:
+            self._latency.add(duration)
+        callback = self._hooks.on_message_handled
+        if callback is not None:
+            event = MessageHandled(
+                self._queue_url,
+                message.get("MessageId"),
+                correlation_id_of(message),
+                kind,
+                duration,
+                outcome is not None and outcome.finished,
+            )
+            fire(callback, event)
 
     def snapshot(self, in_flight: int) -> PollerStats:
         return PollerStats(

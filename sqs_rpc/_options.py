@@ -7,6 +7,8 @@ option and the fix. Defaults are named constants here, so each has one home.
   :class:`~sqs_rpc.aws_lambda.LambdaResponder` share (codec, reply policy, reply cache or
   idempotency store, reply size, S3 offload, clock skew tolerance).
 - :class:`Visibility`: how a server keeps a running request hidden.
+- :class:`PollerSettings`: a :class:`~sqs_rpc.MessagePoller`'s own (concurrency, long poll,
+  shutdown, visibility, sweeping).
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CLOCK_SKEW_TOLERANCE",
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_REPLY_CACHE_BYTES",
     "DEFAULT_REPLY_CACHE_TTL",
     "DEFAULT_REPLY_QUEUE_PREFIX",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_WAIT_TIME_SECONDS",
     "MAX_VISIBILITY_SECONDS",
+    "PollerSettings",
     "ResponderOptions",
     "Visibility",
     "check_codec",
@@ -56,6 +62,9 @@ MIN_SWEEP_INTERVAL = 1.0
 DEFAULT_CLOCK_SKEW_TOLERANCE = 5.0
 MAX_CLOCK_SKEW_TOLERANCE = 3600.0
 MAX_VISIBILITY_SECONDS = 43200  # SQS hides a message at most 12 hours after its receive
+DEFAULT_CONCURRENCY = 10  # one full receive (SQS returns at most 10 messages) at once
+DEFAULT_WAIT_TIME_SECONDS = 20
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 
 def seconds(value: object, name: str, *, low: float, high: float, rule: str) -> float:
@@ -311,3 +320,45 @@ class Visibility:
                 f"visibility timeout ({timeout}s), or the message reappears between two "
                 "extensions; lower visibility_extension_interval or raise visibility_timeout"
             )
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """A :class:`~sqs_rpc.MessagePoller`'s own options, validated by :meth:`create`."""
+
+    concurrency: int
+    wait_time: int
+    shutdown_timeout: float
+    visibility: Visibility
+    sweep_interval: float | None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        concurrency: int,
+        wait_time_seconds: int,
+        shutdown_timeout: float,
+        visibility: Visibility,
+        sweep_interval: float | None,
+    ) -> PollerSettings:
+        """Validate the options; :class:`~sqs_rpc.ConfigurationError` names a bad one."""
+        return cls(
+            concurrency=whole(concurrency, "concurrency", low=1, high=10**6, rule="an int >= 1"),
+            wait_time=whole(
+                wait_time_seconds,
+                "wait_time_seconds",
+                low=1,
+                high=20,
+                rule="whole seconds from 1 to 20 (SQS's long-poll range; 0 would busy-poll)",
+            ),
+            shutdown_timeout=seconds(
+                shutdown_timeout,
+                "shutdown_timeout",
+                low=0,
+                high=86400,
+                rule="seconds from 0 to 86400",
+            ),
+            visibility=visibility,
+            sweep_interval=check_sweep_interval(sweep_interval),
+        )

@@ -29,11 +29,11 @@ from typing import Any, TypeVar, cast
 from sqs_rpc._attributes import AttributeValue
 from sqs_rpc._errors import ConfigurationError
 from sqs_rpc._loop import owner_id, thread_name
+from sqs_rpc._state import ClientState
 from sqs_rpc._stats import ClientStats
 
 from .client import RequestMessage, RpcClient
 from .proxy import async_proxy
-from .state import ClientState
 
 __all__ = ["DEFAULT_SEND_THREADS", "AsyncRpcClient"]
 

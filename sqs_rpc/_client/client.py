@@ -50,6 +50,7 @@ from sqs_rpc._options import (
     check_sweep_interval,
 )
 from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._state import ClientState
 from sqs_rpc._stats import ClientStats
 
 from .caller import Caller
@@ -58,7 +59,6 @@ from .proxy import sync_proxy
 from .reply_poller import WAIT_TIME_SECONDS
 from .reply_queue import validate_prefix
 from .request import RequestEncoder, RequestMessage, check_timeout
-from .state import ClientState
 from .transport import Transport
 
 if TYPE_CHECKING:

@@ -7,24 +7,28 @@ when it is there; decode the body; claim the request in the idempotency store
 (``idempotency.py``): a redelivery is answered from there, a copy running elsewhere is left
 (no second run); run the handler under the visibility heartbeat; encode the reply (a large one
 goes to S3); send it; delete the request only after SQS accepted the reply, and only then its
-S3 object, if it had one.
+S3 object, if it had one. Requests left in the queue on purpose (``Retry``, poison) go
+through ``redelivery.py``. The handling is a ``work.py`` coroutine: an async handler is
+awaited on the event loop, holding no worker thread meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._codecs import JSON_CONTENT_TYPE, encode_body
 from sqs_rpc._deadline_context import set_inbound_deadline
 from sqs_rpc._error_info import ErrorInfo
-from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError, aws_errors
+from sqs_rpc._errors import DecodeError, EncodeError, ServiceError, SqsError
 from sqs_rpc._interop import Attributes, adapt_request
 from sqs_rpc._observe import MessageObserver, Outcome
 from sqs_rpc._offload import Offloaded
@@ -34,34 +38,26 @@ from sqs_rpc._trace import set_trace_context
 from sqs_rpc._wire import (
     Request,
     decode_request,
-    nonce_of,
-    reply_address,
-    valid_nonce,
 )
 
-from .backoff import poison_delay, receive_count_of
+from .backoff import receive_count_of
 from .deadline import expiry_of, log_expiry
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import Claim, InMemoryIdempotencyStore, request_key
+from .redelivery import Redelivery
 from .replies import Replies, Sender
 from .reply_cache import key_of
 from .reply_policy import ReplyPolicy
+from .service import runs_async
 from .visibility import VisibilityHeartbeat
+from .work import AwaitableRunner, OnLoop, run_inline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["AwaitableRunner", "Dispatcher"]
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class AwaitableRunner(Protocol):
-    """Runs what an ``async def handle`` returns, to completion, from a worker thread."""
-
-    def run(self, awaitable: Awaitable[T]) -> T: ...
 
 
 class Dispatcher:
@@ -69,6 +65,9 @@ class Dispatcher:
 
     ``lease`` is how long a claim may last: the longest a worker may hold a request (its
     visibility extension bound). A server that crashed holds its requests no longer.
+    :meth:`work` is the message's handling as a :mod:`~sqs_rpc._server.work` coroutine (a
+    poller's); :meth:`process` runs it on the calling thread (the Lambda responder's).
+    ``blocking`` marks the worker while a sync handler runs (see ``workers.py``).
     """
 
     def __init__(
@@ -81,14 +80,13 @@ class Dispatcher:
         policy: ReplyPolicy,
         outbox: Sender,
         observer: MessageObserver,
-        event_loop: AwaitableRunner,
         payloads: PayloadStore,
         heartbeat: VisibilityHeartbeat | None,
         max_receive_count: int | None,
         lease: float,
         exact_receive_time: bool = False,
+        blocking: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
-        self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
         self._codec = options.codec
@@ -96,7 +94,9 @@ class Dispatcher:
         self._policy = policy
         self._outbox = outbox
         self._observer = observer
-        self._event_loop = event_loop
+        self._blocking = blocking
+        # Known before the call: an async handle() holds no worker while it runs.
+        self._async_handle = inspect.iscoroutinefunction(handler.handle)
         self._payloads = payloads
         self._heartbeat = heartbeat
         self._max_receive_count = max_receive_count  # from the queue's redrive policy
@@ -115,25 +115,42 @@ class Dispatcher:
             max_message_bytes=options.max_message_bytes,
             delete=self._delete,
         )
+        self._redelivery = Redelivery(
+            sqs=sqs,
+            queue_url=queue_url,
+            replies=self._replies,
+            outbox=outbox,
+            counters=observer.counters,
+            max_receive_count=max_receive_count,
+        )
         # Receipt handle -> what to do once SQS deleted that request (its S3 body, if any).
         self._after_delete: dict[str, Callable[[], object]] = {}
 
     # -- the decision table ------------------------------------------------------------------
 
-    def process(self, message: Mapping[str, Any], received: float) -> Outcome:
-        """Handle one message, record its outcome (stats, hooks), and return it."""
+    def process(
+        self, message: Mapping[str, Any], received: float, runner: AwaitableRunner
+    ) -> Outcome:
+        """Handle one message on this thread, an async handler through ``runner``."""
         # A fresh context per message: the trace context set for it never leaks into the next
-        # message this worker thread handles.
-        # The observer runs in it too: the message's tracing span is current for the handler.
+        # message this thread handles.
         context = contextvars.Context()
-        return context.run(
-            self._observer.observe,
-            functools.partial(self._process, message, received),
-            message,
-            received,
-        )
+        return context.run(run_inline, self.work(message, received), runner)
 
-    def _process(self, message: Mapping[str, Any], received: float) -> Outcome:
+    async def work(self, message: Mapping[str, Any], received: float) -> Outcome:
+        """Handle one message, record its outcome (stats, hooks), and return it.
+
+        Run it in a context of its own: the message's tracing span is current there.
+        """
+        outcome: Outcome | None = None
+        span = self._observer.begin(message)
+        try:
+            outcome = await self._process(message, received)
+            return outcome
+        finally:
+            self._observer.end(span, message, received, outcome)
+
+    async def _process(self, message: Mapping[str, Any], received: float) -> Outcome:
         # Requests from other libraries (Java temporary queues, python-sqs-client) take
         # sqs-rpc's form here; `extra` is what their replies must carry in addition.
         message, extra = adapt_request(message)
@@ -149,8 +166,8 @@ class Dispatcher:
                 request = dataclasses.replace(request, body=self._payloads.read(offloaded))
             body = self._decode_body(request)
         except DecodeError as exc:  # S3PayloadError too: a pointer that cannot be followed
-            self._reject(message, exc, extra)
-            self._back_off(message.get("ReceiptHandle"), receive_count_of(message))
+            self._redelivery.reject(message, exc, extra)
+            self._redelivery.back_off(message.get("ReceiptHandle"), receive_count_of(message))
             return Outcome("undecodable", finished=False)
         except SqsError as exc:
             # S3 failed (throttled, unreachable, access denied): the request is fine, and a
@@ -162,14 +179,14 @@ class Dispatcher:
             )
             return Outcome("error", finished=False, counted=False)
         if offloaded is None:
-            return self._handle(request, body, received, extra)
+            return await self._handle(request, body, received, extra)
         # Once SQS has deleted the request, its body in S3 has no other reader; not before:
         # a delete that fails brings the request back, and it must still be readable.
         self._after_delete[request.receipt_handle] = functools.partial(
             self._payloads.discard, offloaded
         )
         try:
-            return self._handle(request, body, received, extra)
+            return await self._handle(request, body, received, extra)
         finally:
             self._after_delete.pop(request.receipt_handle, None)
 
@@ -189,7 +206,7 @@ class Dispatcher:
                 request.reply_to,
                 self._policy.description,
             )
-            self._back_off(request.receipt_handle, request.receive_count)
+            self._redelivery.back_off(request.receipt_handle, request.receive_count)
             return Outcome("rejected", finished=False)
         expired = expiry_of(
             request, received if self._exact_receive_time else None, self._skew_tolerance
@@ -206,7 +223,9 @@ class Dispatcher:
             return Outcome("expired", self._outbox.delete(request.receipt_handle, then=then))
         return None
 
-    def _handle(self, request: Request, body: Any, received: float, extra: Attributes) -> Outcome:
+    async def _handle(
+        self, request: Request, body: Any, received: float, extra: Attributes
+    ) -> Outcome:
         """The decision table after decoding and admission."""
         key = request_key(self._queue_url, key_of(request))
         name = request.correlation_id or request.message_id
@@ -229,11 +248,11 @@ class Dispatcher:
             return Outcome("duplicate", self._delete(request.receipt_handle))
         claim = Claim(self._store, key)
         try:
-            return self._run(request, body, claim, received, extra)
+            return await self._run(request, body, claim, received, extra)
         finally:
             _end_quietly(claim.release, name)  # ended on every normal path; this is for the rest
 
-    def _run(
+    async def _run(
         self, request: Request, body: Any, claim: Claim, received: float, extra: Attributes
     ) -> Outcome:
         set_trace_context(request.trace)  # the handler's own calls carry it on
@@ -258,7 +277,7 @@ class Dispatcher:
         token = heartbeat.track(request.receipt_handle, received) if heartbeat else None
         failure: Exception | None = None
         try:
-            result = self._call_handler(incoming)
+            result = await self._call_handler(incoming)
         except Exception as exc:
             failure = exc
         finally:
@@ -271,7 +290,7 @@ class Dispatcher:
         name = request.correlation_id or request.message_id
         if isinstance(failure, Retry):
             _end_quietly(claim.release, name)
-            self._retry(request, incoming, failure, extra)
+            self._redelivery.retry(request, incoming, failure, extra)
             return Outcome("retry", finished=False)
         if failure is not None:
             if request.reply_to is None:
@@ -282,7 +301,9 @@ class Dispatcher:
                     exc_info=failure,
                 )
                 if self._max_receive_count is None:  # nothing else ends its cycle
-                    self._back_off(request.receipt_handle, request.receive_count, first=2)
+                    self._redelivery.back_off(
+                        request.receipt_handle, request.receive_count, first=2
+                    )
                 return Outcome("error", finished=False)
             logger.info("handler failed on call %s: %r", request.correlation_id, failure)
             error_body = self._error_body(failure)
@@ -307,43 +328,17 @@ class Dispatcher:
         )
         return Outcome("ok", finished)
 
-    def _call_handler(self, incoming: IncomingMessage) -> Any:
-        result = self._handler.handle(incoming)
+    async def _call_handler(self, incoming: IncomingMessage) -> Any:
+        if self._async_handle or runs_async(self._handler, incoming.operation):
+            result = self._handler.handle(incoming)
+        else:
+            with self._blocking():  # a sync handler holds its worker: the pool may grow
+                result = self._handler.handle(incoming)
         if inspect.isawaitable(result):
-            result = self._event_loop.run(result)
+            # A task on the event loop; this work resumes on a worker when it is done, and
+            # holds no thread meanwhile. Cancelled (a stop that gave up): raised from here.
+            result = await OnLoop(result)
         return result
-
-    def _retry(
-        self, request: Request, incoming: IncomingMessage, exc: Retry, extra: Attributes
-    ) -> None:
-        if incoming.last_attempt and request.reply_to is not None:
-            assert request.correlation_id is not None
-            # The redrive policy moves the request to the dead-letter queue at its next
-            # receive: tell the caller now instead of letting it time out.
-            logger.warning(
-                "call %s asked for a retry on its last delivery (%d of %d); sending an error "
-                "reply and leaving it for the dead-letter queue",
-                request.correlation_id,
-                request.receive_count,
-                self._max_receive_count,
-            )
-            error = ErrorInfo("Retry", f"gave up after {request.receive_count} attempts: {exc}")
-            self._replies.send_error(
-                request.reply_to,
-                request.correlation_id,
-                error,
-                extra,
-                trace=request.trace,
-                nonce=request.nonce,
-            )
-            return
-        logger.info(
-            "handler asked to retry %s (delivery %d)",
-            request.correlation_id or request.message_id,
-            request.receive_count,
-        )
-        if exc.delay is not None:
-            self._set_visibility(request.receipt_handle, exc.delay)
 
     # -- bad input ---------------------------------------------------------------------------
 
@@ -363,51 +358,6 @@ class Dispatcher:
         if self._include_traceback:
             details = {**(details or {}), "traceback": "".join(traceback.format_exception(exc))}
         return ErrorInfo(type(exc).__name__, str(exc), details, code=code).to_body()
-
-    def _reject(self, message: Mapping[str, Any], exc: DecodeError, extra: Attributes) -> None:
-        """An undecodable message: tell the caller once, leave the message for redrive."""
-        message_id = message.get("MessageId")
-        address = reply_address(message)
-        first = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) == "1"
-        if address is not None and address[1] and first:
-            reply_to, correlation_id = address
-            if not self._replies.allowed(reply_to):
-                self._observer.counters.add("rejected")  # the outcome stays "undecodable"
-                logger.warning(
-                    "undecodable message %s names ReplyTo %r, which this server may not reply "
-                    "to; no error reply",
-                    message_id,
-                    reply_to,
-                )
-            else:
-                error = ErrorInfo("DecodeError", f"the server could not decode the request: {exc}")
-                nonce = valid_nonce(nonce_of(message))  # so that only its call takes it
-                self._replies.send_error(reply_to, correlation_id or "", error, extra, nonce=nonce)
-        # Once per message: a flood of poison must not become a flood of warnings too.
-        logger.log(
-            logging.WARNING if first else logging.DEBUG,
-            "undecodable message %s left for redrive (configure a dead-letter queue): %s",
-            message_id,
-            exc,
-        )
-
-    def _back_off(self, receipt_handle: object, receive_count: int, *, first: int = 1) -> None:
-        """Hide a request that will fail again for longer at each delivery (``backoff.py``)."""
-        delay = poison_delay(receive_count, self._max_receive_count, first=first)
-        if delay and isinstance(receipt_handle, str):
-            # Batched and off this worker: a flood of poison costs a tenth of a request each.
-            self._outbox.hide(receipt_handle, delay)
-
-    def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
-        try:
-            with aws_errors("ChangeMessageVisibility", self._queue_url):
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                )
-        except SqsError as exc:
-            logger.warning("could not delay the retry: %s", exc)
 
 
 def _end_quietly(end: Callable[[], None], name: str) -> None:

@@ -1,8 +1,9 @@
-"""The server's own asyncio event loop, for ``async def handle``: one thread, started lazily.
+"""The server's own asyncio event loop, for async handlers: one thread, started lazily.
 
-Workers stay threads (they also send replies and deletes); a worker that gets a coroutine from
-``handle`` submits it to this loop and blocks on the result, so ``concurrency`` still bounds
-the coroutines in flight, and async handlers share one loop (their clients, pools, ...).
+An async handler's coroutine runs here as a task, and holds no worker thread while it runs
+(:mod:`sqs_rpc._server.work`): ``concurrency`` bounds the messages in flight, and async
+handlers share one loop (their clients, pools, ...). A stop that gives up on running
+handlers cancels the tasks (:meth:`EventLoopThread.cancel_all`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from sqs_rpc._loop import BackgroundLoop
 
@@ -20,7 +22,7 @@ T = TypeVar("T")
 
 
 class EventLoopThread:
-    """Runs awaitables on an event loop owned by a background thread."""
+    """Runs awaitables as tasks on an event loop owned by a background thread."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -28,15 +30,33 @@ class EventLoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: BackgroundLoop | None = None
         self._closed = False
+        self._running: set[Future[Any]] = set()
 
-    def run(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` on the loop and return its result (or raise its exception)."""
+    def submit(self, awaitable: Awaitable[T]) -> Future[T]:
+        """Start ``awaitable`` as a task, in a copy of the caller's context; its future."""
         loop = self._ensure_started()
 
         async def wrapper() -> T:
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result()
+        # The task is created by a callback that runs in a copy of this thread's context.
+        future = asyncio.run_coroutine_threadsafe(wrapper(), loop)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def cancel_all(self) -> int:
+        """Cancel every task still running; how many there were."""
+        with self._lock:
+            running = list(self._running)
+        for future in running:
+            future.cancel()  # its done callbacks run now; the task is cancelled on its loop
+        return len(running)
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(future)
 
     def _ensure_started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -59,7 +79,7 @@ class EventLoopThread:
         with self._lock:
             self._closed = True
             loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        if loop is None or thread is None or loop.is_closed():
             return True
         thread.signal_stop()
         loop.call_soon_threadsafe(loop.stop)

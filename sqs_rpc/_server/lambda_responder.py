@@ -276,7 +276,7 @@ class LambdaResponder:
         self._counters.add("received")
         try:
             dispatcher = self._dispatcher(record.get("eventSourceARN"))
-            outcome = dispatcher.process(message_from_record(record), time.monotonic())
+            outcome = dispatcher.process(message_from_record(record), time.monotonic(), self._loop)
             return outcome.finished
         except ConfigurationError:
             raise  # the function is misconfigured: fail the invocation, loudly
@@ -314,7 +314,6 @@ class LambdaResponder:
                 self._after_batch,
             ),
             observer=self._observer,
-            event_loop=self._loop,
             payloads=self._payloads,
             heartbeat=None,  # the function's timeout bounds a handler (see the module doc)
             max_receive_count=max_receive_count,

@@ -1,13 +1,14 @@
-"""MessagePoller: the server's options, lifecycle, stats and health.
+"""MessagePoller: the server's public face: options, lifecycle, ``run()``, stats and health.
 
-The parts, one module each: :mod:`sqs_rpc._receiver` long-polls and hands messages to workers
-(FIFO groups in order); :mod:`sqs_rpc._processing` decides what happens to one message
-(decode, reply policy, deadline, reply cache, handler, reply, delete);
-:mod:`sqs_rpc._server.idempotency` claims requests and answers redeliveries (in
-memory, or in a store shared by servers); :mod:`sqs_rpc._outbox` sends replies and
-deletes in batches; :mod:`sqs_rpc._visibility` keeps long handlers' messages hidden;
-:mod:`sqs_rpc._event_loop` runs async handlers. ``docs/server.md`` has the full table of
-outcomes and every option.
+The parts, one module each: :mod:`~sqs_rpc._server.runtime` builds, starts and stops the
+rest; :mod:`~sqs_rpc._server.receiver` long-polls and starts messages (FIFO groups in
+order); :mod:`~sqs_rpc._server.work` and :mod:`~sqs_rpc._server.workers` run a message's
+work on worker threads and its async handler on the event loop
+(:mod:`~sqs_rpc._server.event_loop`); :mod:`~sqs_rpc._server.dispatcher` decides what
+happens to one message (decode, reply policy, deadline, idempotency, handler, reply, delete);
+:mod:`~sqs_rpc._server.outbox` sends replies and deletes in batches;
+:mod:`~sqs_rpc._server.visibility` keeps long handlers' messages hidden. ``docs/server.md``
+has the full table of outcomes and every option.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -27,52 +28,52 @@ from sqs_rpc._attributes import MAX_MESSAGE_BYTES
 from sqs_rpc._aws import make_sqs_client
 from sqs_rpc._client.process import close_all
 from sqs_rpc._codecs import Codec
-from sqs_rpc._errors import ClientClosedError, ConfigurationError, aws_errors
+from sqs_rpc._errors import ConfigurationError
 from sqs_rpc._hooks import Hooks, check_hooks
-from sqs_rpc._loop import owner_id, stop_all, thread_name
-from sqs_rpc._observe import MessageObserver
+from sqs_rpc._loop import owner_id
 from sqs_rpc._offload import S3Offload
 from sqs_rpc._options import (
     DEFAULT_CLOCK_SKEW_TOLERANCE,
+    DEFAULT_CONCURRENCY,
     DEFAULT_MAX_VISIBILITY_EXTENSION,
     DEFAULT_REPLY_CACHE_BYTES,
     DEFAULT_REPLY_CACHE_TTL,
     DEFAULT_REPLY_QUEUE_PREFIX,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_WAIT_TIME_SECONDS,
+    PollerSettings,
     ResponderOptions,
     Visibility,
-    check_handler,
     check_queue_url,
-    check_sweep_interval,
-    seconds,
-    whole,
 )
 from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._state import ClientState
 from sqs_rpc._stats import PollerHealth, PollerStats
-from sqs_rpc._sweeper import PeriodicSweep
 
-from .backoff import max_receive_count
-from .dispatcher import Dispatcher
-from .event_loop import EventLoopThread
 from .handler import IncomingMessage, MessageHandler, Retry
 from .idempotency import IdempotencyStore
-from .outbox import Outbox
-from .receiver import Receiver
-from .reply_policy import ReplyPolicy, ReplyToAllowed
-from .visibility import VisibilityHeartbeat
+from .reply_policy import ReplyToAllowed
+from .runtime import STOP_TIMEOUT, Runtime
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["IncomingMessage", "MessageHandler", "MessagePoller", "Retry", "close_clients"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_RECEIVE_AGE",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_WAIT_TIME_SECONDS",
+    "STOP_TIMEOUT",
+    "IncomingMessage",
+    "MessageHandler",
+    "MessagePoller",
+    "Retry",
+    "close_clients",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 10  # one full receive (SQS returns at most 10 messages) at once
-DEFAULT_WAIT_TIME_SECONDS = 20
-DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_MAX_RECEIVE_AGE = 120.0
-# The budget shared by the background threads once the handlers are done (see stop()).
-STOP_TIMEOUT = 30.0
 
 
 def close_clients() -> None:
@@ -85,6 +86,32 @@ def close_clients() -> None:
     closed = close_all()
     if closed:
         logger.info("closed %d RpcClient(s) still open in this process", closed)
+
+
+def _aws_clients(
+    settings: PollerSettings,
+    offload: S3Offload | None,
+    *,
+    sqs_client: SQSClient | None,
+    session: boto3.session.Session | None,
+    endpoint_url: str | None,
+    region_name: str | None,
+    botocore_config: Config | None,
+) -> tuple[SQSClient, PayloadStore]:
+    """The poller's SQS client (built, unless injected) and its S3 side for ``offload``."""
+    sqs = make_sqs_client(
+        sqs_client=sqs_client,
+        session=session,
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        max_pool_connections=settings.concurrency + 4,
+        botocore_config=botocore_config,
+        long_poll_seconds=settings.wait_time,
+    )
+    payloads = PayloadStore(
+        offload, session=session, region_name=region_name, botocore_config=botocore_config
+    )
+    return sqs, payloads
 
 
 class MessagePoller:
@@ -103,8 +130,9 @@ class MessagePoller:
     Args:
         queue_url: the request queue.
         handler: your :class:`MessageHandler` (``handle`` may be ``async def``).
-        concurrency: handler threads; also the most messages handled at once (FIFO messages
-            waiting behind their group's running one are held besides, on no thread).
+        concurrency: the most messages handled at once, sync or async (FIFO messages waiting
+            behind their group's running one are held besides); a sync handler holds a worker
+            thread, an async one none (it runs on the poller's event loop).
         sqs_client, session, endpoint_url, region_name: as for :class:`~sqs_rpc.RpcClient`.
         codec: decodes requests and encodes replies; JSON by default.
         wait_time_seconds: long-poll wait, 1 to 20. :meth:`stop` does not wait for the receive
@@ -176,23 +204,16 @@ class MessagePoller:
         botocore_config: Config | None = None,
     ) -> None:
         self.queue_url = check_queue_url(queue_url)
-        check_handler(handler)
-        self._handler = handler
-        self._concurrency = whole(concurrency, "concurrency", low=1, high=10**6, rule="an int >= 1")
-        self._wait_time = whole(
-            wait_time_seconds,
-            "wait_time_seconds",
-            low=1,
-            high=20,
-            rule="whole seconds from 1 to 20 (SQS's long-poll range; 0 would busy-poll)",
+        self._settings = settings = PollerSettings.create(
+            concurrency=concurrency,
+            wait_time_seconds=wait_time_seconds,
+            shutdown_timeout=shutdown_timeout,
+            visibility=Visibility(
+                visibility_timeout, visibility_extension_interval, max_visibility_extension
+            ),
+            sweep_interval=sweep_interval,
         )
-        self._shutdown_timeout = seconds(
-            shutdown_timeout, "shutdown_timeout", low=0, high=86400, rule="seconds from 0 to 86400"
-        )
-        self._visibility = Visibility(
-            visibility_timeout, visibility_extension_interval, max_visibility_extension
-        )
-        self._options = ResponderOptions.create(
+        options = ResponderOptions.create(
             codec=codec,
             include_traceback=include_traceback,
             reply_queue_prefix=reply_queue_prefix,
@@ -204,49 +225,30 @@ class MessagePoller:
             clock_skew_tolerance=clock_skew_tolerance,
             idempotency_store=idempotency_store,
         )
-        prefix = self._options.reply_queue_prefix
-        self._policy = ReplyPolicy(queue_url, prefix=prefix, allowed=reply_to_allowed)
-        interval = check_sweep_interval(sweep_interval)
-        self._sqs = make_sqs_client(
+        sqs, payloads = _aws_clients(
+            settings,
+            offload,
             sqs_client=sqs_client,
             session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
-            max_pool_connections=self._concurrency + 4,
             botocore_config=botocore_config,
-            long_poll_seconds=self._wait_time,
         )
-        self._payloads = PayloadStore(
-            offload, session=session, region_name=region_name, botocore_config=botocore_config
-        )
-        self._owner = owner_id(self)  # in every thread name: sqs-rpc-<role>-<owner>
-        self._observer = MessageObserver(queue_url, check_hooks(hooks))
-        # Other requests being handled: their replies are about to join this one.
-        self._outbox = Outbox(
-            self._sqs,
+        self._runtime = Runtime(
             queue_url,
-            owner=self._owner,
-            counters=self._observer.counters,
-            busy=self._busy,
+            handler,
+            settings=settings,
+            options=options,
+            sqs=sqs,
+            payloads=payloads,
+            hooks=check_hooks(hooks),
+            owner=owner_id(self),
         )
-        self._event_loop = EventLoopThread(thread_name("asyncio", self._owner))
-        self._sweep = (
-            None
-            if interval is None
-            else PeriodicSweep(
-                self._sqs,
-                prefixes=(prefix,) if isinstance(prefix, str) else prefix,
-                interval=interval,
-                name=thread_name("sweeper", self._owner),
-            )
-        )
-        # Built by start(), from what the queue's attributes say.
-        self._heartbeat: VisibilityHeartbeat | None = None
-        self._receiver: Receiver | None = None
-        self._started_at: float | None = None
         self._state_lock = threading.Lock()
-        self._started = False
-        self._stopped = False
+        self._state = ClientState.UNOPENED  # opened by start(), closed by stop()
+
+    def __repr__(self) -> str:
+        return f"<MessagePoller {self._state.value} queue_url={self.queue_url!r}>"
 
     def __enter__(self) -> MessagePoller:
         self.start()
@@ -262,141 +264,33 @@ class MessagePoller:
 
     @property
     def running(self) -> bool:
-        return self._started and not self._stopped
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._state is ClientState.OPENED
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Check the queue and the configuration against it, then start receiving. Idempotent."""
         with self._state_lock:
-            if self._stopped:
-                raise ClientClosedError("this MessagePoller was stopped; create a new one")
-            if self._started:
-                return
-            # Counted from here to the end of stop(): a poller that is never started holds
-            # no handler on an injected boto3 client.
-            self._observer.requests.watch(self._sqs)
-            self._payloads.watch(self._observer.s3_requests)
-            # Fail here, not in a background loop, when the URL is wrong.
-            try:
-                with aws_errors("GetQueueAttributes", self.queue_url):
-                    attributes = self._sqs.get_queue_attributes(
-                        QueueUrl=self.queue_url,
-                        AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
-                    ).get("Attributes", {})
-                self._build(attributes)
-            except BaseException:
-                self._observer.requests.detach()
-                self._observer.s3_requests.detach()
-                raise
-            self._started = True
-            self._started_at = time.monotonic()
-            self._outbox.start()
-            if self._heartbeat is not None:
-                self._heartbeat.start()
-            assert self._receiver is not None
-            self._receiver.start()
-            if self._sweep is not None:
-                self._sweep.start()
-        logger.info("polling %s with %d workers", self.queue_url, self._concurrency)
-
-    def _build(self, attributes: Mapping[Any, str]) -> None:
-        """The parts that depend on the queue: its visibility timeout and redrive policy."""
-        queue_timeout = int(attributes.get("VisibilityTimeout", "30"))
-        extension = self._visibility.resolve(queue_timeout)
-        # How long a worker may hold a request, so how long its claim lasts: a crashed
-        # server's requests run elsewhere once it is over.
-        lease = float(queue_timeout)
-        if extension is None:
-            logger.info("visibility extension off for %s", self.queue_url)
-        else:
-            lease = self._visibility.max_extension + extension[1]
-            interval, timeout = extension
-            self._heartbeat = VisibilityHeartbeat(
-                self._sqs,
-                self.queue_url,
-                owner=self._owner,
-                interval=interval,
-                timeout=timeout,
-                max_extension=self._visibility.max_extension,
-            )
-        dispatcher = Dispatcher(
-            sqs=self._sqs,
-            queue_url=self.queue_url,
-            handler=self._handler,
-            options=self._options,
-            policy=self._policy,
-            outbox=self._outbox,
-            observer=self._observer,
-            event_loop=self._event_loop,
-            payloads=self._payloads,
-            heartbeat=self._heartbeat,
-            max_receive_count=max_receive_count(attributes.get("RedrivePolicy"), self.queue_url),
-            exact_receive_time=True,  # the receiver passes the moment of each receive
-            lease=max(lease, 1.0),
-        )
-        self._receiver = Receiver(
-            self._sqs,
-            self.queue_url,
-            owner=self._owner,
-            concurrency=self._concurrency,
-            wait_time=self._wait_time,
-            process=dispatcher.process,
-            counters=self._observer.counters,
-            heartbeat=self._heartbeat,
-        )
-
-    def _busy(self) -> bool:
-        receiver = self._receiver
-        return receiver is not None and receiver.in_flight > 1
+            if self._state.open("MessagePoller", closed_by="stopped") is self._state:
+                return  # started already
+            self._runtime.start()
+            self._state = ClientState.OPENED
+        logger.info("polling %s with %d workers", self.queue_url, self._settings.concurrency)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop receiving, let running handlers finish, release what was not started.
 
-        Waits up to ``timeout`` (default: ``shutdown_timeout``) for handlers. Returns True when
+        Waits up to ``timeout`` (default: ``shutdown_timeout``) for handlers; async ones still
+        running then are cancelled, their messages left for redelivery. Returns True when
         everything stopped in time. Idempotent.
         """
         with self._state_lock:
-            if self._stopped:
+            if self._state is ClientState.CLOSED:
                 return True
-            self._stopped = True
-        budget = self._shutdown_timeout if timeout is None else timeout
-        # Shutdown order: (1) stop receiving: the receive in progress is not waited for beyond
-        # a second; when it returns (within the long-poll wait) it releases what it got
-        # (visibility 0); (2) drain: handlers that started finish, bounded by the budget, and
-        # their replies and deletes go out through the outbox, which is still running; (3)
-        # stop the outbox, flushing what is left (a late handler sends its own); (4) stop
-        # visibility extension (a late handler's message is no longer extended); (5) stop the
-        # event loop; (6) stop the in-process sweeper, if any; (7) stop counting SQS requests.
-        # Steps 3 to 6 share one budget.
-        receiver = self._receiver
-        if receiver is not None:
-            receiver.stop_receiving()
-        drained = receiver is None or receiver.drain(budget)
-        if not drained:
-            # A handler outlived the budget: its event loop is not waited for either.
-            self._event_loop.stop(0)
-        released = stop_all(
-            [self._outbox, self._heartbeat, self._event_loop, self._sweep], STOP_TIMEOUT
-        )
-        self._observer.requests.detach()
-        self._observer.s3_requests.detach()
-        if drained and released:
-            logger.info("stopped polling %s", self.queue_url)
-        else:
-            logger.warning(
-                "stopped polling %s; left running: %s",
-                self.queue_url,
-                ", ".join(
-                    what
-                    for what, done in (
-                        ("handlers past shutdown_timeout (daemon threads)", drained),
-                        ("the outbox, extension, event loop or sweeper threads", released),
-                    )
-                    if not done
-                ),
-            )
-        return drained and released
+            self._state = ClientState.CLOSED
+        budget = self._settings.shutdown_timeout if timeout is None else timeout
+        return self._runtime.stop(budget)
 
     def run(self) -> None:
         """Start, block until SIGTERM or SIGINT, :meth:`stop` gracefully, close the clients.
@@ -429,8 +323,8 @@ class MessagePoller:
 
     def stats(self) -> PollerStats:
         """Counters, latency and SQS requests since creation; ``in_flight`` is held right now."""
-        receiver = self._receiver
-        return self._observer.snapshot(0 if receiver is None else receiver.in_flight)
+        receiver = self._runtime.receiver
+        return self._runtime.observer.snapshot(0 if receiver is None else receiver.in_flight)
 
     def health(self, max_receive_age: float = DEFAULT_MAX_RECEIVE_AGE) -> PollerHealth:
         """Is this poller working? For a process manager's liveness check.
@@ -439,7 +333,7 @@ class MessagePoller:
         within ``max_receive_age`` seconds (or all workers are busy, so none was due).
         """
         now = time.monotonic()
-        receiver = self._receiver
+        receiver = self._runtime.receiver
         running = self.running
         if receiver is None:
             return PollerHealth(False, running, False, None, 0, 0)
@@ -451,8 +345,8 @@ class MessagePoller:
             or (age is not None and age <= max_receive_age)
             or (
                 age is None
-                and self._started_at is not None
-                and now - self._started_at <= max_receive_age
+                and self._runtime.started_at is not None
+                and now - self._runtime.started_at <= max_receive_age
             )
         )
         return PollerHealth(

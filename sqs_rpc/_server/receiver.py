@@ -1,10 +1,13 @@
-"""The receive loop: long-polls for free workers only, and keeps FIFO groups in order.
+"""The receive loop: long-polls for free slots only, and keeps FIFO groups in order.
 
-The receiver asks SQS for at most as many messages as there are free workers, and starts
-each message on a worker, except one whose FIFO group already has a message running: that one
-is *held*. A held message takes no worker, so other groups run in parallel whatever the order
-SQS returned them in. The worker that finishes a group's message starts the group's next
-held one, so a group runs strictly in order: the next starts only once the previous is deleted.
+``concurrency`` is the number of *slots*: messages in flight, whether their handler is sync
+(on a worker thread) or async (a task on the event loop, on no thread; see ``work.py``). The
+receiver asks SQS for at most as many messages as there are free slots, and starts each
+message on a worker, except one whose FIFO group already has a message running: that one is
+*held*. A held message takes no slot, so other groups run in parallel whatever the order SQS
+returned them in. When a group's message ends (sync or async), its slot goes to the group's
+next held one, so a group runs strictly in order: the next starts only once the previous is
+deleted.
 Held messages stay hidden: the visibility heartbeat extends them from their receive. If one
 of a group's messages is not finished (left for redelivery), the group's held messages are
 released (visibility 0), so SQS redelivers the group in order.
@@ -17,8 +20,9 @@ returns cannot keep the process alive once :meth:`Receiver.drain` gave up on it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -32,6 +36,8 @@ from sqs_rpc._observe import Outcome
 from sqs_rpc._stats import Counters
 
 from .visibility import VisibilityHeartbeat
+from .work import LoopSubmitter, Work, WorkRunner
+from .workers import Workers
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -44,8 +50,6 @@ MAX_BATCH = 10
 # How long a stop waits for the receive in progress: enough for one that is returning with
 # messages (they are released before stop() returns), far less than a 20 s long poll.
 RECEIVE_STOP_WAIT = 1.0
-# Workers are joined only once drained: they are returning from their last message.
-WORKER_JOIN_TIMEOUT = 5.0
 # What the dispatcher reads: redelivery count, FIFO group, and SQS's clock (deadline checks).
 RECEIVE_ATTRIBUTES: list[Any] = [
     "ApproximateReceiveCount",
@@ -54,7 +58,7 @@ RECEIVE_ATTRIBUTES: list[Any] = [
     "ApproximateFirstReceiveTimestamp",
 ]
 
-Process = Callable[[Mapping[str, Any], float], Outcome]
+Process = Callable[[Mapping[str, Any], float], Work[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class _Held:
 class Receiver:
     """Receives from the request queue and runs ``process(message, received)`` on workers.
 
-    ``process`` returns the message's :class:`~sqs_rpc._observe.Outcome`: finished or left.
+    ``process`` is the message's work (``work.py``); it ends with the message's
+    :class:`~sqs_rpc._observe.Outcome`: finished or left. Its awaits run on ``loop``.
     """
 
     def __init__(
@@ -82,6 +87,8 @@ class Receiver:
         wait_time: int,
         process: Process,
         counters: Counters,
+        workers: Workers,
+        loop: LoopSubmitter,
         heartbeat: VisibilityHeartbeat | None = None,
     ) -> None:
         self._sqs = sqs
@@ -106,7 +113,8 @@ class Receiver:
         self.last_receive: float | None = None  # time.monotonic() of the last successful receive
         self.errors_in_a_row = 0
         self._loaded = False  # the last receive brought more than one message
-        self._workers = _Workers(concurrency, thread_name("worker", owner))
+        self._workers = workers
+        self._runner = WorkRunner(workers.submit, loop)
         self._loop = BackgroundLoop(thread_name("receiver", owner), self._receive_once)
 
     @property
@@ -140,10 +148,12 @@ class Receiver:
             )
         return ended
 
-    def drain(self, timeout: float) -> bool:
+    def drain(self, timeout: float, cancel: Callable[[], int] = lambda: 0) -> bool:
         """Wait up to ``timeout`` for running work; then stop the worker pool.
 
-        Workers still running after ``timeout`` are left behind: they are daemon threads.
+        Past ``timeout``, ``cancel()`` cancels the async handlers still running (their
+        messages are left for redelivery, never deleted); sync ones are left behind on their
+        workers, daemon threads.
         """
         with self._slots:
             drained = self._slots.wait_for(
@@ -155,6 +165,9 @@ class Receiver:
                 self.in_flight,
                 timeout,
             )
+            cancelled = cancel()
+            if cancelled:
+                logger.warning("cancelled %d async handlers", cancelled)
         self._workers.shutdown(wait=drained)
         return drained
 
@@ -240,21 +253,34 @@ class Receiver:
         return _Held(message, received, token)
 
     def _run(self, group_id: str | None, message: Mapping[str, Any], received: float) -> None:
-        """Handle a message; then, on this worker, its FIFO group's held messages in order."""
-        try:
-            while True:
-                finished = self._process(message, received)
-                if group_id is None:
-                    return
-                held = self._next_of(group_id, finished)
-                if held is None:
-                    return
-                self._untrack([held])  # its handler's own tracking takes over
-                message, received = held.message, held.received
-        finally:
+        """Handle a message; then its FIFO group's held messages in order, on this worker
+        while they end without suspending (a sync handler)."""
+        resume = functools.partial(self._resume, group_id)
+        while True:
+            finished = self._runner.run(self._process(message, received), resume)
+            if finished is None:
+                return  # an async handler runs: _resume goes on once it is done
+            held = self._next(group_id, finished)
+            if held is None:
+                return
+            message, received = held.message, held.received
+
+    def _resume(self, group_id: str | None, finished: bool) -> None:
+        """A suspended message ended: its slot goes to its group's next message, or is freed."""
+        held = self._next(group_id, finished)
+        if held is not None:
+            self._run(group_id, held.message, held.received)
+
+    def _next(self, group_id: str | None, finished: bool) -> _Held | None:
+        """The message's slot goes to its group's next held message, or is freed (None)."""
+        held = None if group_id is None else self._next_of(group_id, finished)
+        if held is None:
             with self._slots:
                 self._free += 1
                 self._slots.notify_all()
+        else:
+            self._untrack([held])  # its handler's own tracking takes over
+        return held
 
     def _next_of(self, group_id: str, finished: bool) -> _Held | None:
         """The group's next held message, or None: the group is done (or released)."""
@@ -308,61 +334,14 @@ class Receiver:
                 exc,
             )
 
-    def _process(self, message: Mapping[str, Any], received: float) -> bool:
+    async def _process(self, message: Mapping[str, Any], received: float) -> bool:
         try:
-            return self._process_one(message, received).finished
+            return (await self._process_one(message, received)).finished
+        except asyncio.CancelledError:
+            # A stop gave up on its async handler: nothing was sent or deleted.
+            logger.info("message %s cancelled; left for redelivery", message.get("MessageId"))
+            return False
         except Exception:
             # Never let a failure kill a worker silently; the message stays for redelivery.
             logger.exception("unexpected error handling message %s", message.get("MessageId"))
             return False
-
-
-class _Workers:
-    """Up to ``size`` daemon worker threads, started as work comes, named ``<name>_<n>``.
-
-    Not a ``ThreadPoolExecutor``: its threads are joined at interpreter exit, so one handler
-    that never returns would keep the process alive forever after a stop gave up on it.
-    The receiver never submits more work than there are free workers.
-    """
-
-    def __init__(self, size: int, name: str) -> None:
-        self._size = size
-        self._name = name
-        self._work: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._idle = threading.Semaphore(0)  # released by a worker each time it is free
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def submit(self, function: Callable[..., None], *args: Any) -> None:
-        self._work.put((function, args))
-        if self._idle.acquire(blocking=False):
-            return  # a free worker takes it
-        with self._lock:
-            if len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-
-    def shutdown(self, *, wait: bool) -> None:
-        """End the workers once their work is done; with ``wait``, join them (they are idle)."""
-        with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            self._work.put(None)
-        if wait:
-            deadline = time.monotonic() + WORKER_JOIN_TIMEOUT
-            for thread in threads:
-                thread.join(max(deadline - time.monotonic(), 0.0))
-
-    def _run(self) -> None:
-        while (item := self._work.get()) is not None:
-            function, args = item
-            try:
-                function(*args)
-            except BaseException:  # a worker never dies of its work; nor is it silent
-                logger.exception("a worker's work failed unexpectedly")
-            self._idle.release()

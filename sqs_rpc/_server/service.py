@@ -18,7 +18,7 @@ from sqs_rpc._operations import Operation, operations_of
 
 from .handler import IncomingMessage, MessageHandler
 
-__all__ = ["Service", "UnknownOperation"]
+__all__ = ["Service", "UnknownOperation", "runs_async"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,17 @@ class Service(MessageHandler):
         if operation.is_async:
             return _encoded(method(**arguments))
         return to_data(method(**arguments))
+
+
+def runs_async(handler: MessageHandler, operation: str | None) -> bool:
+    """True when ``handler`` answers ``operation`` with a coroutine (an ``async def`` one).
+
+    Known before the call, so that the worker knows whether the handler will hold it.
+    """
+    if not isinstance(handler, Service):
+        return False
+    found = handler._operations.get(operation or "")
+    return found is not None and found.is_async
 
 
 async def _encoded(result: Coroutine[Any, Any, Any]) -> Any:

@@ -64,12 +64,17 @@ def test_start_fails_fast_on_a_missing_queue(sqs: Any, queue_url: str) -> None:
 
 def test_start_and_stop_are_idempotent(sqs: Any, queue_url: str) -> None:
     poller = MessagePoller(queue_url, EchoBody(), sqs_client=sqs, wait_time_seconds=1)
+    assert repr(poller).startswith("<MessagePoller unopened ")
+    assert not poller.running
     poller.start()
     poller.start()
     assert poller.running
+    assert repr(poller).startswith("<MessagePoller opened ")
     assert poller.stop()
     assert poller.stop()
-    with pytest.raises(ClientClosedError):
+    assert not poller.running
+    assert repr(poller).startswith("<MessagePoller closed ")
+    with pytest.raises(ClientClosedError, match="MessagePoller is stopped; create a new one"):
         poller.start()
 
 
