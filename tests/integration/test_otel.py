@@ -28,7 +28,7 @@ from sqs_rpc import (
     trace_context,
 )
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -73,6 +73,11 @@ class Handled:
 
 
 def _one(spans: Spans, name: str) -> ReadableSpan:
+    """The one finished span named ``name``.
+
+    A call's span ends in its future's callbacks, which may run just after the call returned.
+    """
+    wait_for(lambda: any(s.name == name for s in spans.get_finished_spans()))
     (span,) = [s for s in spans.get_finished_spans() if s.name == name]
     return span
 
