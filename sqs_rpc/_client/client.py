@@ -57,7 +57,7 @@ from sqs_rpc._options import (
 )
 from sqs_rpc._payload_store import PayloadStore
 from sqs_rpc._stats import ClientStats
-from sqs_rpc._tracing import carrying
+from sqs_rpc._tracing import CallSpan, carrying
 
 from .process import track, untrack
 from .proxy import sync_proxy
@@ -295,7 +295,9 @@ class RpcClient:
             group_id=group_id,
             deduplication_id=deduplication_id,
         )
-        future = self._send(message, seconds, chosen_id=False)  # generated above
+        # Waits once, on the reply: a failed send fails this future too (see _send), and its
+        # deadline bounds the send as well. One wake-up per call instead of two.
+        future = self._send(message, seconds, chosen_id=False, wait_sent=False)
         try:
             return future.result(timeout=seconds)
         except FutureTimeout:
@@ -340,8 +342,19 @@ class RpcClient:
         return self._send(message, timeout, chosen_id=bool(message.correlation_id))
 
     def _send(
-        self, message: RequestMessage, timeout: float | None, *, chosen_id: bool
+        self,
+        message: RequestMessage,
+        timeout: float | None,
+        *,
+        chosen_id: bool,
+        wait_sent: bool = True,
     ) -> Future[Any]:
+        """Send the request and return the future of its reply.
+
+        With ``wait_sent`` (``call_async``, ``send``), an error in sending is raised here once
+        SQS answered. Without it (``call``, which waits on the reply anyway), the request is
+        only queued, and a failed send fails the returned future with the same error.
+        """
         seconds = self._timeout(timeout)
         correlation_id = message.correlation_id or uuid.uuid4().hex
         # This call's own: the server echoes it, and only a reply with it settles this call,
@@ -372,7 +385,12 @@ class RpcClient:
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future
         try:
-            span.sent(self._open().send(message.queue_url, arguments, seconds))
+            transport = self._open()
+            if wait_sent:
+                span.sent(transport.send(message.queue_url, arguments, seconds))
+            else:
+                sent = transport.send_async(message.queue_url, arguments)
+                sent.add_done_callback(functools.partial(_sent, future, span))
         except Exception as exc:
             settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
             raise
@@ -492,6 +510,15 @@ class RpcClient:
         # Inside a handler: never longer than the inbound request's remaining time, and that
         # by default (_deadline_context.py).
         return bounded_timeout(seconds, self._default_timeout)
+
+
+def _sent(future: Future[Any], span: CallSpan, sent: Future[str]) -> None:
+    """A queued request was sent, or not: in that case its call fails with the send's error."""
+    error = sent.exception()
+    if error is not None:
+        settle(future, error=error)
+    else:
+        span.sent(sent.result())
 
 
 def _release(transport: Transport, requests: RequestCounter, owner: str) -> None:
