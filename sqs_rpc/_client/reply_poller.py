@@ -11,9 +11,11 @@ call is read, and only an object read is deleted: anyone who can send to the rep
 writes its pointers, so the S3 object of an unknown or late reply is never touched (the
 bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the call fails).
 
-A receive that comes back full (10 replies) says replies are backed up behind it. Then, and
-only then, a second receive goes out on a second thread (``<name>-1``) while this one's replies
-are handed out, so that at most two receives are in flight. The second is a short poll
+A receive that comes back full (10 replies) says replies are backed up behind it. When it
+also took at least ``SECOND_RECEIVE_ROUND_TRIP`` (SQS's latency, not this process, is what
+holds the replies back), and only then, a second receive goes out on a second thread
+(``<name>-1``) while this one's replies are handed out, so that at most two receives are in
+flight. The second is a short poll
 (``WaitTimeSeconds=0``): it keeps going while its receives come back full, and goes back to
 sleep at the first that is not. A lone call never starts it; its long poll is the one.
 
@@ -74,6 +76,11 @@ FLOOD_UNKNOWN = 50
 # How long stop() waits for SQS to take the message that ends the receive in progress. A
 # healthy SQS answers in milliseconds; one that does not answer must not hold a close.
 WAKE_TIMEOUT = 5.0
+# A full receive that took at least this long starts the second receive. On an SQS that
+# answers in a few milliseconds (fauxqs, moto on this machine) a second receive only splits
+# the batches: measured on fauxqs at 32 callers, +0.06 requests per call and 15 % fewer
+# calls/s. Across a network (about 10 ms a request), it hides one round trip of the backlog.
+SECOND_RECEIVE_ROUND_TRIP = 0.008
 # How long stop() still waits for the poller when the wake message failed.
 WAKE_FAILED_JOIN = 1.0
 
@@ -94,8 +101,10 @@ class ReplyPoller:
         on_lost: Callable[[], None] | None = None,
         on_flooded: Callable[[], None] | None = None,
         payloads: PayloadStore | None = None,
+        second_receive_round_trip: float = SECOND_RECEIVE_ROUND_TRIP,
     ) -> None:
         self._sqs = sqs
+        self._second_after = second_receive_round_trip
         self._queue_url = queue_url
         self._pending = pending
         self._codec = codec
@@ -187,7 +196,11 @@ class ReplyPoller:
             # Nothing more to receive from here: wait for stop(), never retry in a loop.
             return None
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
-        if len(messages) == BATCH_SIZE and not self._loop.stopping:
+        if (
+            len(messages) == BATCH_SIZE
+            and round_trip >= self._second_after
+            and not self._loop.stopping
+        ):
             # Backed up: a second receive overlaps the hand-out of these and the next one.
             self._second.start()
             self._second.wake()

@@ -62,7 +62,15 @@ def test_a_full_receive_starts_a_second_short_receive(sqs: Any, queue_url: str) 
             entries.append({"Id": str(i - start), **reply})
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
     batcher = Batcher(sqs, name="sqs-rpc-test-batcher", delete_delay=0.05)
-    poller = ReplyPoller(sqs, queue_url, pending, codec, batcher, name="sqs-rpc-test-replies")
+    poller = ReplyPoller(
+        sqs,
+        queue_url,
+        pending,
+        codec,
+        batcher,
+        name="sqs-rpc-test-replies",
+        second_receive_round_trip=0.0,  # a local SQS answers faster than the default
+    )
     with _Receives(sqs) as receives:
         poller.start()
         try:
