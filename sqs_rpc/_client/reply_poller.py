@@ -15,9 +15,8 @@ A receive that comes back full (10 replies) says replies are backed up behind it
 also took at least ``SECOND_RECEIVE_ROUND_TRIP`` (SQS's latency, not this process, is what
 holds the replies back), and only then, a second receive goes out on a second thread
 (``<name>-1``) while this one's replies are handed out, so that at most two receives are in
-flight. The second is a short poll
-(``WaitTimeSeconds=0``): it keeps going while its receives come back full, and goes back to
-sleep at the first that is not. A lone call never starts it; its long poll is the one.
+flight. The second is a short poll (``WaitTimeSeconds=0``): it keeps going while its receives
+come back full, and goes back to sleep at the first that is not. A lone call never starts it; its long poll is the one.
 
 When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
 poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
