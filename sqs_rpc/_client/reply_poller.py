@@ -11,12 +11,13 @@ call is read, and only an object read is deleted: anyone who can send to the rep
 writes its pointers, so the S3 object of an unknown or late reply is never touched (the
 bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the call fails).
 
-A receive that comes back full (10 replies) says replies are backed up behind it. When it
-also took at least ``SECOND_RECEIVE_ROUND_TRIP`` (SQS's latency, not this process, is what
-holds the replies back), and only then, a second receive goes out on a second thread
+Receives that come back full (10 replies), twice in a row, say replies are backed up. When
+the last also took at least ``SECOND_RECEIVE_ROUND_TRIP`` (SQS's latency, not this process,
+is what holds the replies back), and only then, a second receive goes out on a second thread
 (``<name>-1``) while this one's replies are handed out, so that at most two receives are in
 flight. The second is a short poll (``WaitTimeSeconds=0``): it keeps going while its receives
-come back full, and goes back to sleep at the first that is not. A lone call never starts it; its long poll is the one.
+come back full, and goes back to sleep at the first that is not. A lone call never starts
+it; its long poll is the one.
 
 When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
 poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
@@ -80,6 +81,10 @@ WAKE_TIMEOUT = 5.0
 # the batches: measured on fauxqs at 32 callers, +0.06 requests per call and 15 % fewer
 # calls/s. Across a network (about 10 ms a request), it hides one round trip of the backlog.
 SECOND_RECEIVE_ROUND_TRIP = 0.008
+# ... and only after this many full receives in a row: a backlog that outlived a whole receive,
+# not one clump of replies that arrived together (measured: one full receive was not enough
+# evidence on a loaded machine, where round trips pass 8 ms without any network).
+SECOND_RECEIVE_FULL = 2
 # How long stop() still waits for the poller when the wake message failed.
 WAKE_FAILED_JOIN = 1.0
 
@@ -104,6 +109,7 @@ class ReplyPoller:
     ) -> None:
         self._sqs = sqs
         self._second_after = second_receive_round_trip
+        self._full_in_a_row = 0  # receives of the first loop that came back full, in a row
         self._queue_url = queue_url
         self._pending = pending
         self._codec = codec
@@ -195,8 +201,10 @@ class ReplyPoller:
             # Nothing more to receive from here: wait for stop(), never retry in a loop.
             return None
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
+        full = len(messages) == BATCH_SIZE
+        self._full_in_a_row = self._full_in_a_row + 1 if full else 0
         if (
-            len(messages) == BATCH_SIZE
+            self._full_in_a_row >= SECOND_RECEIVE_FULL
             and round_trip >= self._second_after
             and not self._loop.stopping
         ):

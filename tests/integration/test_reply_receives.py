@@ -15,7 +15,7 @@ from sqs_rpc._client.reply_poller import ReplyPoller
 from sqs_rpc._codecs import JsonCodec
 from sqs_rpc._wire import encode_reply
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint
+from tests.support.helpers import Endpoint, wait_for
 
 Serve = Callable[..., MessagePoller]
 
@@ -40,12 +40,13 @@ class _Receives:
             self.seen.append((threading.current_thread().name, params.get("WaitTimeSeconds")))
 
 
-def test_a_full_receive_starts_a_second_short_receive(sqs: Any, queue_url: str) -> None:
+def test_full_receives_in_a_row_start_a_second_short_receive(sqs: Any, queue_url: str) -> None:
     pending = PendingCalls("sqs-rpc-test-timeouts")
     pending.start()
     codec = JsonCodec()
     futures: list[Future[Any]] = []
-    # Thirty replies wait in the queue before the poller starts: its first receive is full.
+    # Thirty replies wait in the queue before the poller starts: its first two receives are
+    # full, and the second of them starts the second receive.
     for start in range(0, 30, 10):
         entries = []
         for i in range(start, start + 10):
@@ -75,6 +76,7 @@ def test_a_full_receive_starts_a_second_short_receive(sqs: Any, queue_url: str) 
         poller.start()
         try:
             assert [f.result(timeout=30) for f in futures] == list(range(30))
+            wait_for(lambda: any(name.endswith("-replies-1") for name, _ in receives.seen))
         finally:
             assert poller.stop(30)
             assert batcher.stop(30)
