@@ -11,14 +11,6 @@ call is read, and only an object read is deleted: anyone who can send to the rep
 writes its pointers, so the S3 object of an unknown or late reply is never touched (the
 bucket's lifecycle rule removes it), nor one whose pointer fails the checks (the call fails).
 
-Receives that come back full (10 replies), twice in a row, say replies are backed up. When
-the last also took at least ``SECOND_RECEIVE_ROUND_TRIP`` (SQS's latency, not this process,
-is what holds the replies back), and only then, a second receive goes out on a second thread
-(``<name>-1``) while this one's replies are handed out, so that at most two receives are in
-flight. The second is a short poll (``WaitTimeSeconds=0``): it keeps going while its receives
-come back full, and goes back to sleep at the first that is not. A lone call never starts
-it; its long poll is the one.
-
 When the reply queue is deleted underneath (by an operator or an over-eager sweeper), the
 poller reports it once through ``on_lost``. It then waits to be stopped: no hot loop of
 failing receives.
@@ -40,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._batcher import Batcher
 from sqs_rpc._codecs import Codec
@@ -76,15 +68,6 @@ FLOOD_UNKNOWN = 50
 # How long stop() waits for SQS to take the message that ends the receive in progress. A
 # healthy SQS answers in milliseconds; one that does not answer must not hold a close.
 WAKE_TIMEOUT = 5.0
-# A full receive that took at least this long starts the second receive. On an SQS that
-# answers in a few milliseconds (fauxqs, moto on this machine) a second receive only splits
-# the batches: measured on fauxqs at 32 callers, +0.06 requests per call and 15 % fewer
-# calls/s. Across a network (about 10 ms a request), it hides one round trip of the backlog.
-SECOND_RECEIVE_ROUND_TRIP = 0.008
-# ... and only after this many full receives in a row: a backlog that outlived a whole receive,
-# not one clump of replies that arrived together (measured: one full receive was not enough
-# evidence on a loaded machine, where round trips pass 8 ms without any network).
-SECOND_RECEIVE_FULL = 2
 # How long stop() still waits for the poller when the wake message failed.
 WAKE_FAILED_JOIN = 1.0
 
@@ -105,11 +88,8 @@ class ReplyPoller:
         on_lost: Callable[[], None] | None = None,
         on_flooded: Callable[[], None] | None = None,
         payloads: PayloadStore | None = None,
-        second_receive_round_trip: float = SECOND_RECEIVE_ROUND_TRIP,
     ) -> None:
         self._sqs = sqs
-        self._second_after = second_receive_round_trip
-        self._full_in_a_row = 0  # receives of the first loop that came back full, in a row
         self._queue_url = queue_url
         self._pending = pending
         self._codec = codec
@@ -121,14 +101,12 @@ class ReplyPoller:
         self._on_idle: Callable[[], None] | None = None  # set by retire()
         self._payloads = payloads if payloads is not None else PayloadStore(None)
         self._loop = BackgroundLoop(name, self._poll_once)
-        # The second receive, started by the first full one (see the module's docstring).
-        self._second = BackgroundLoop(f"{name}-1", self._poll_second)
 
     def start(self) -> None:
         self._loop.start()
 
     def is_alive(self) -> bool:
-        return self._loop.is_alive() or self._second.is_alive()
+        return self._loop.is_alive()
 
     def retire(self, on_idle: Callable[[], None]) -> None:
         """No new call names this queue: run ``on_idle`` (on this thread) once none waits."""
@@ -137,7 +115,6 @@ class ReplyPoller:
 
     def signal_stop(self) -> None:
         """Ask the poller to stop after the receive in progress, without waiting for it."""
-        self._second.signal_stop()
         self._loop.signal_stop()
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -149,16 +126,10 @@ class ReplyPoller:
         """
         if timeout is None:
             timeout = self._wait_time + 5
-        started = time.monotonic()
-        # Shutdown order: (1) the second receive, a short poll, ends first, so that it cannot
-        # take the wake message meant for (2) the long poll, which is woken and joined.
-        self.signal_stop()
-        second = self._second.stop(min(WAKE_TIMEOUT, timeout))
-        if not second:
-            logger.warning("the second reply receive of %s did not end in time", self._queue_url)
-        timeout = max(timeout - (time.monotonic() - started), 0.0)
+        self._loop.signal_stop()
         if not self._loop.is_alive():
-            return second
+            return True
+        started = time.monotonic()
         try:
             in_thread(self._wake, f"{self._loop.name}-wake").result(min(WAKE_TIMEOUT, timeout))
         except Exception as exc:  # FutureTimeout (no answer) or SqsError
@@ -170,14 +141,14 @@ class ReplyPoller:
                 self._wait_time,
             )
             # Refused at once (not silent), the receive may be failing too: a moment to end.
-            return self._loop.stop(min(WAKE_FAILED_JOIN, timeout)) and second
+            return self._loop.stop(min(WAKE_FAILED_JOIN, timeout))
         left = max(timeout - (time.monotonic() - started), 0.0)
         stopped = self._loop.stop(left)
         if not stopped:
             logger.warning(
                 "reply poller for %s did not stop within %.0fs", self._queue_url, timeout
             )
-        return stopped and second
+        return stopped
 
     def _wake(self) -> None:
         with aws_errors("SendMessage", self._queue_url):
@@ -191,7 +162,13 @@ class ReplyPoller:
             return None  # on_idle stops this loop
         asked = time.monotonic()
         try:
-            messages = self._receive(self._wait_time)
+            with aws_errors("ReceiveMessage", self._queue_url):
+                response = self._sqs.receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=BATCH_SIZE,
+                    WaitTimeSeconds=self._wait_time,
+                    MessageAttributeNames=["All"],
+                )
         except QueueDoesNotExist:
             if self._loop.stopping:
                 return 0
@@ -201,43 +178,7 @@ class ReplyPoller:
             # Nothing more to receive from here: wait for stop(), never retry in a loop.
             return None
         round_trip = time.monotonic() - asked  # before dispatching: SQS's time, not ours
-        full = len(messages) == BATCH_SIZE
-        self._full_in_a_row = self._full_in_a_row + 1 if full else 0
-        if (
-            self._full_in_a_row >= SECOND_RECEIVE_FULL
-            and round_trip >= self._second_after
-            and not self._loop.stopping
-        ):
-            # Backed up: a second receive overlaps the hand-out of these and the next one.
-            self._second.start()
-            self._second.wake()
-        self._settle_all(messages)
-        # Calls still waiting means replies still coming: let them gather for the next receive.
-        return receive_pause(
-            len(messages), BATCH_SIZE, busy=len(self._pending) > 0, round_trip=round_trip
-        )
-
-    def _poll_second(self) -> float | None:
-        """The second receive's step: a short poll, again at once only while they come full."""
-        try:
-            messages = self._receive(0)
-        except QueueDoesNotExist:
-            return None  # the first receive reports it
-        self._settle_all(messages)
-        return 0 if len(messages) == BATCH_SIZE else None
-
-    def _receive(self, wait_time: int) -> list[dict[str, Any]]:
-        with aws_errors("ReceiveMessage", self._queue_url):
-            response = self._sqs.receive_message(
-                QueueUrl=self._queue_url,
-                MaxNumberOfMessages=BATCH_SIZE,
-                WaitTimeSeconds=wait_time,
-                MessageAttributeNames=["All"],
-            )
-        return cast("list[dict[str, Any]]", response.get("Messages", []))
-
-    def _settle_all(self, messages: list[dict[str, Any]]) -> None:
-        """Settle the calls ``messages`` answer, and hand their deletes to the batcher."""
+        messages = response.get("Messages", [])
         for message in messages:
             if is_wake_message(message):
                 continue  # sent by stop(): its queue is deleted next, no delete needed
@@ -247,6 +188,10 @@ class ReplyPoller:
             if read is not None:
                 # Only once SQS deleted the reply: until then it may come back, with its body.
                 deleted.add_done_callback(functools.partial(self._discard, read))
+        # Calls still waiting means replies still coming: let them gather for the next receive.
+        return receive_pause(
+            len(messages), BATCH_SIZE, busy=len(self._pending) > 0, round_trip=round_trip
+        )
 
     def _dispatch(self, message: Mapping[str, Any]) -> Offloaded | None:
         """Settle the call ``message`` answers; return its S3 body's pointer if it was read."""
