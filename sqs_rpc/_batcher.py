@@ -341,6 +341,8 @@ class Batcher:
             queue.in_flight -= 1
             if not queue.items and not queue.in_flight:
                 del self._waiting[(kind, queue_url)]
+                if not self._waiting:
+                    self._cond.notify_all()  # stop() waits for this (an inline send was last)
             elif queue.items and not flusher:
                 wake = self._flusher_for(self._ready_at(kind, queue))
         if wake is not None:

@@ -349,3 +349,23 @@ def test_a_lone_send_after_a_busy_spell_still_goes_at_once(sqs: Any, queue_url: 
 def make_other_queue(sqs: Any) -> str:
     url: str = sqs.create_queue(QueueName=f"test-{uuid.uuid4().hex[:16]}")["QueueUrl"]
     return url
+
+
+def test_stop_returns_once_an_inline_send_in_flight_returns(sqs: Any, queue_url: str) -> None:
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: False)
+    sent: list[Any] = []
+    with _InFlight(sqs) as wire:
+        sender = threading.Thread(
+            target=lambda: sent.append(batcher.send(queue_url, _arguments("x"), inline=True))
+        )
+        sender.start()
+        assert wire.wait_for(1, 10)  # on the wire, on the sender's own thread
+        stopped: list[bool] = []
+        stopper = threading.Thread(target=lambda: stopped.append(batcher.stop(60)))
+        stopper.start()
+        wire.release.set()
+        sender.join(10)
+        # Nothing is left once the inline send returns: stop() must see it then, not at 60 s.
+        stopper.join(20)
+    assert stopped == [True]
+    assert sent[0].result(timeout=0)
