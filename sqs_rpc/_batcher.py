@@ -5,7 +5,9 @@ entries for one queue (within SQS's 1 MiB batch limit) and send them in one requ
 
 *Sends* never wait on a timer when nothing else is going on: a lone entry goes out at once.
 Entries that arrive while a batch for their queue is in flight wait for it, then go together.
-A full batch does not wait: a second flusher sends it in parallel. The owner may say it is
+A full batch does not wait: a second flusher sends it in parallel, so that at most
+``MAX_IN_FLIGHT`` (2) batches of one queue are on the wire, the second only when the entries
+waiting behind the first fill a whole batch. The owner may say it is
 ``busy``: other calls are in flight, and their callers are about to send too, as they wake
 together when a batch of replies arrives. Then a send waits for them, at most
 ``send_linger`` or the last ``SendMessageBatch``'s round trip. A clump of calls thus stays
@@ -17,6 +19,11 @@ wait up to ``delete_delay`` seconds for company. A batch of deletes goes out whe
 when its oldest entry has waited that long, or at :meth:`Batcher.stop`. Ten deletes in one
 request is most of what separates a loaded client from SQS's floor of 0.6 requests per call.
 
+Flushers are woken only when a batch is due: a new entry that joins a queue whose batch is
+already scheduled, or that waits for a batch in flight, wakes no thread. When one is due, one
+idle flusher is woken, not all of them; a flusher that returns from a request looks again by
+itself. Under load most entries thus cost no thread wake-up at all.
+
 Partial failures are per entry. An entry SQS rejects for the sender's fault fails at once. One
 that failed for SQS's own fault (``SenderFault`` false) is retried alone, a few times. SQS
 validates a batch as one request, so a batch rejected whole is retried entry by entry. One
@@ -25,7 +32,9 @@ caller's invalid message (a FIFO message without a group id) must not fail its b
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -43,13 +52,17 @@ from ._outgoing import OutgoingMessage
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "Batcher"]
+__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "MAX_IN_FLIGHT", "Batcher"]
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_ENTRIES = 10  # SQS's limit for SendMessageBatch and DeleteMessageBatch
 MAX_BATCH_BYTES = MAX_MESSAGE_BYTES  # SQS caps a whole batch at the size of one message
 MAX_ENTRY_RETRIES = 3
+# Batches of one queue on the wire at once. The second goes only when a whole batch waits
+# behind the first: SQS is the bottleneck then, and one more request in flight halves the
+# wait; a third would rarely find a full batch to send.
+MAX_IN_FLIGHT = 2
 
 # "hide": ChangeMessageVisibility, for messages a server leaves in the queue on purpose; like a
 # delete, off everyone's critical path.
@@ -124,10 +137,18 @@ class Batcher:
         # stays here until both are empty. Flushers take queues round-robin.
         self._waiting: OrderedDict[tuple[Kind, str], _Queue] = OrderedDict()
         self._closed = False
-        self._loops = [BackgroundLoop(f"{name}-{i}", self._flush_once) for i in range(workers)]
+        self._loops = [
+            BackgroundLoop(f"{name}-{i}", functools.partial(self._flush_once, i))
+            for i in range(workers)
+        ]
+        # Flushers waiting, by index: when each looks next (monotonic; inf: only when woken).
+        # A flusher not in here is sending, or has not run yet: it looks when it is done.
+        self._idle: dict[int, float] = {}
+        self._started = False
 
     def start(self) -> None:
         """Start the flusher threads (idempotent). A stopped batcher stays stopped."""
+        self._started = True
         for loop in self._loops:
             loop.start()
 
@@ -152,7 +173,8 @@ class Batcher:
                     logger.exception("sending to %s failed unexpectedly", queue_url)
                     settle(item.future, error=exc)
                 finally:
-                    self._sent("send", queue_url)
+                    # No flusher comes back to this queue by itself: wake one if needed.
+                    self._sent("send", queue_url, flusher=False)
                 return item.future
         return self._put("send", queue_url, entry, size)
 
@@ -185,7 +207,7 @@ class Batcher:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for loop in self._loops:
+        for loop in self._loops:  # closed: everything waiting is due now
             loop.wake()
         # Shutdown order, in one budget: the flushers drain the queues (they stop taking
         # entries only once closed *and* empty), then they are stopped and joined.
@@ -205,33 +227,70 @@ class Batcher:
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
             queue.items.append(_Item(entry, future, size, time.monotonic()))
             queue.size += size
-            # A delete joining others that are already waiting changes nobody's deadline.
-            wake = kind == "send" or len(queue.items) == 1 or queue.full()
-        self.start()
-        if wake:
-            for loop in self._loops:
-                loop.wake()
+            # Most entries wake nobody: a delete joining others already scheduled, a send
+            # waiting for the batch in flight (the flusher that sends it looks again).
+            wake = self._flusher_for(self._ready_at(kind, queue))
+        if not self._started:
+            self.start()
+        if wake is not None:
+            wake.wake()
         return future
 
-    def _take(self) -> tuple[Kind, str, list[_Item]] | float | None:
+    def _ready_at(self, kind: Kind, queue: _Queue) -> float | None:
+        """When the queue's next batch may go (monotonic), or None: not before one returns.
+
+        Call with the lock held.
+        """
+        if not queue.items:
+            return None
+        full = queue.full()
+        if queue.in_flight >= MAX_IN_FLIGHT or (queue.in_flight and not full):
+            return None  # these go with the next batch, once one in flight returns
+        if full or self._closed or not self._may_wait(kind):
+            return queue.items[0].queued  # already due
+        return queue.items[0].queued + self._delay(kind)
+
+    def _flusher_for(self, ready: float | None) -> BackgroundLoop | None:
+        """The idle flusher to wake for a batch due at ``ready``; None if one looks in time.
+
+        Call with the lock held; wake the flusher after releasing it.
+        """
+        if ready is None:
+            return None
+        chosen: int | None = None
+        for index, looks in self._idle.items():
+            if looks <= ready:
+                return None  # it will see this batch when it looks
+            if chosen is None or looks > self._idle[chosen]:
+                chosen = index
+        if chosen is None:
+            return None  # every flusher is sending (or starting): each looks when done
+        self._idle[chosen] = ready  # a second entry due no sooner wakes nobody else
+        return self._loops[chosen]
+
+    def _take(self, flusher: int) -> tuple[Kind, str, list[_Item]] | float | None:
         """A batch to send now, or else the seconds until one is due (None: until woken)."""
         now = time.monotonic()
         due: float | None = None
+        wake: BackgroundLoop | None = None
         with self._cond:
+            self._idle.pop(flusher, None)
             if not self._waiting:
+                self._idle[flusher] = math.inf
                 self._cond.notify_all()  # stop() waits for this
                 return None
+            taken: tuple[Kind, str, list[_Item]] | None = None
             for (kind, queue_url), queue in self._waiting.items():
-                if not queue.items:
+                ready = self._ready_at(kind, queue)
+                if ready is None:
                     continue
-                full = queue.full()
-                if queue.in_flight and not full:
-                    continue  # these go with the next batch, once the one in flight returns
-                if not full and not self._closed and self._may_wait(kind):
-                    ready = queue.items[0].queued + self._delay(kind)
-                    if ready > now:
-                        due = ready if due is None else min(due, ready)
-                        continue
+                if ready > now:
+                    due = ready if due is None else min(due, ready)
+                    continue
+                if taken is not None:
+                    # Another batch is due too: an idle peer sends it in parallel.
+                    wake = self._flusher_for(now)
+                    break
                 batch: list[_Item] = []
                 size = 0
                 while queue.items and len(batch) < MAX_BATCH_ENTRIES:
@@ -244,8 +303,19 @@ class Batcher:
                         break
                 queue.size -= size
                 queue.in_flight += 1
-                self._waiting.move_to_end((kind, queue_url))  # queues take turns
-                return kind, queue_url, batch
+                taken = kind, queue_url, batch
+                again = self._ready_at(kind, queue)
+                if again is not None and again <= now:
+                    wake = self._flusher_for(now)  # a second full batch of this queue
+                    break
+            if taken is not None:
+                self._waiting.move_to_end(taken[:2])  # queues take turns
+            else:
+                self._idle[flusher] = math.inf if due is None else due
+        if wake is not None:
+            wake.wake()
+        if taken is not None:
+            return taken
         return None if due is None else max(due - now, 0.0)
 
     def _delay(self, kind: Kind) -> float:
@@ -258,8 +328,13 @@ class Batcher:
             return True
         return self._delays["send"] > 0 and self._busy is not None and self._busy()
 
-    def _sent(self, kind: Kind, queue_url: str) -> None:
-        """A batch of this queue has returned. Forget the queue if nothing else is left."""
+    def _sent(self, kind: Kind, queue_url: str, *, flusher: bool = True) -> None:
+        """A batch of this queue has returned. Forget the queue if nothing else is left.
+
+        A flusher looks for the next batch by itself; after an inline send (``flusher``
+        false), entries held back for it wake an idle flusher if they are due.
+        """
+        wake: BackgroundLoop | None = None
         with self._cond:
             queue = self._waiting.get((kind, queue_url))
             if queue is None:  # stop() gave up waiting and failed everything
@@ -267,12 +342,17 @@ class Batcher:
             queue.in_flight -= 1
             if not queue.items and not queue.in_flight:
                 del self._waiting[(kind, queue_url)]
-            elif queue.items:
-                for loop in self._loops:  # entries held back for this batch may go now
-                    loop.wake()
+                if not self._waiting:
+                    self._cond.notify_all()  # stop() waits for this (an inline send was last)
+            elif queue.items and not flusher:
+                wake = self._flusher_for(self._ready_at(kind, queue))
+        if wake is not None:
+            if not self._started:
+                self.start()
+            wake.wake()
 
-    def _flush_once(self) -> float | None:
-        taken = self._take()
+    def _flush_once(self, flusher: int) -> float | None:
+        taken = self._take(flusher)
         if not isinstance(taken, tuple):
             return taken  # wait for the next due batch, or for _put's wake()
         kind, queue_url, batch = taken
@@ -349,11 +429,14 @@ class Batcher:
             )
 
     def _requeue(self, kind: Kind, queue_url: str, item: _Item) -> None:
+        # The batch it came from is still in flight: its _sent() (or the flusher that sent it,
+        # looking again) takes care of it.
         with self._cond:
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
             queue.items.appendleft(item)
             queue.size += item.size
-        self.start()  # a retried inline send may be the first entry the flushers see
+        if not self._started:
+            self.start()  # a retried inline send may be the first entry the flushers see
 
     def _fail_waiting(self) -> None:
         with self._cond:

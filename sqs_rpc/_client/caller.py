@@ -7,6 +7,7 @@ client's state; the order of the steps, and why, is here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -20,7 +21,7 @@ from sqs_rpc._deadline_context import bounded_timeout
 from sqs_rpc._errors import RpcTimeout
 from sqs_rpc._futures import settle
 from sqs_rpc._observe import CallObserver
-from sqs_rpc._tracing import carrying
+from sqs_rpc._tracing import CallSpan, carrying
 
 from .request import RequestEncoder, RequestMessage, check_timeout
 from .transport import Transport
@@ -68,7 +69,9 @@ class Caller:
     def call(self, message: RequestMessage, timeout: float | None, opener: Opener) -> Any:
         """Send ``message`` (its correlation id generated) and wait for the decoded reply."""
         seconds = self.timeout(timeout)
-        future = self.send(message, seconds, opener, chosen_id=False)
+        # Waits once, on the reply: a failed send fails this future too, and its deadline
+        # bounds the send as well. One wake-up per call instead of two.
+        future = self.send(message, seconds, opener, chosen_id=False, wait_sent=False)
         correlation_id = message.correlation_id
         try:
             return future.result(timeout=seconds)
@@ -85,12 +88,21 @@ class Caller:
             raise error from None
 
     def send(
-        self, message: RequestMessage, timeout: float | None, opener: Opener, *, chosen_id: bool
+        self,
+        message: RequestMessage,
+        timeout: float | None,
+        opener: Opener,
+        *,
+        chosen_id: bool,
+        wait_sent: bool = True,
     ) -> Future[Any]:
         """Send a call and return the future of its reply.
 
         ``chosen_id``: the caller chose the correlation id, so only a reply that echoes the
-        call's nonce settles it.
+        call's nonce settles it. With ``wait_sent`` (``call_async``, ``send``), an error in
+        sending is raised here once SQS answered. Without it (``call``, which waits on the
+        reply anyway), the request is only queued, and a failed send fails the returned future
+        with the same error.
         """
         seconds = self.timeout(timeout)
         correlation_id = message.correlation_id or uuid.uuid4().hex
@@ -122,7 +134,12 @@ class Caller:
             # Failed already: the client closed, or the queue was lost, since reply_address().
             return future
         try:
-            span.sent(opener().send(message.queue_url, outgoing, seconds))
+            transport = opener()
+            if wait_sent:
+                span.sent(transport.send(message.queue_url, outgoing, seconds))
+            else:
+                sent = transport.send_async(message.queue_url, outgoing)
+                sent.add_done_callback(functools.partial(_sent, future, span))
         except Exception as exc:
             settle(future, error=exc)  # the caller gets exc; stats and hooks see an error
             raise
@@ -145,3 +162,12 @@ class Caller:
         span.end("ok", None)
         self._observer.published()
         return message_id
+
+
+def _sent(future: Future[Any], span: CallSpan, sent: Future[str]) -> None:
+    """A queued request was sent, or not: in that case its call fails with the send's error."""
+    error = sent.exception()
+    if error is not None:
+        settle(future, error=error)
+    else:
+        span.sent(sent.result())

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
@@ -150,10 +151,7 @@ class Transport:
 
         Concurrent sends to one queue share a SendMessageBatch. A lone send goes at once.
         """
-        with self._lock:
-            self._check_running()
-            batcher = self._batcher_locked()
-        sent = batcher.send(queue_url, message)
+        sent = self.send_async(queue_url, message)
         try:
             # Bounded by the call's own timeout: a slow or retried send must not outlast it.
             return sent.result(timeout)
@@ -163,6 +161,17 @@ class Transport:
                 "slow or unreachable); it may still be sent: raise timeout= or check the "
                 "endpoint"
             ) from None
+
+    def send_async(self, queue_url: str, message: OutgoingMessage) -> Future[str]:
+        """Queue a message for sending, without waiting: the future gives its message id.
+
+        Raises :class:`ClientClosedError` at once when the client is closed. The caller
+        bounds its own wait (a call's reply future fails at its deadline anyway).
+        """
+        with self._lock:
+            self._check_running()
+            batcher = self._batcher_locked()
+        return batcher.send(queue_url, message)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop every thread, then delete the reply queue, all within ``timeout`` seconds.

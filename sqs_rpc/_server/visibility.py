@@ -8,12 +8,17 @@ seconds after the receive in total; past that cap the message is let go (a stuck
 not hold a message for ever). A worker untracks its message in ``finally`` *before* deleting
 it, and untracking waits for an extension of *that* message on the wire, so none races the
 delete. No lock is held during a request: a slow SQS delays no other worker.
+
+The thread sleeps until the earliest beat due and is woken only by a message whose first beat
+comes before that: with one ``interval`` for all, only the first message after an idle spell.
+Tracking a message under load thus costs a dict entry, not a thread wake-up.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -63,6 +68,8 @@ class VisibilityHeartbeat:
         # Guards _tracked and each entry's fields; never held during a request to SQS.
         self._lock = threading.Condition()
         self._tracked: dict[int, _Tracked] = {}
+        # When the thread looks next (monotonic): a message due earlier wakes it.
+        self._looks = math.inf
         self._ids = itertools.count()
         self._loop = BackgroundLoop(thread_name("visibility", owner), self._beat)
 
@@ -75,11 +82,14 @@ class VisibilityHeartbeat:
     def track(self, receipt_handle: str, received: float) -> int:
         """Start extending a message received at ``received`` (monotonic); return a token."""
         token = next(self._ids)
+        next_beat = received + self.interval
         with self._lock:
-            self._tracked[token] = _Tracked(
-                token, receipt_handle, received, received + self.interval
-            )
-        self._loop.wake()
+            self._tracked[token] = _Tracked(token, receipt_handle, received, next_beat)
+            wake = next_beat < self._looks
+            if wake:
+                self._looks = next_beat
+        if wake:
+            self._loop.wake()
         return token
 
     def untrack(self, token: int) -> None:
@@ -93,13 +103,18 @@ class VisibilityHeartbeat:
 
     def _beat(self) -> float | None:
         with self._lock:
+            # Looking now: a message tracked during this step is seen at its end (below), so
+            # it need not wake the thread.
+            self._looks = -math.inf
             now = time.monotonic()
             due = [t for t in self._tracked.values() if not t.capped and t.next_beat <= now]
         for start in range(0, len(due), BATCH):
             self._extend(due[start : start + BATCH], now)
         with self._lock:
             upcoming = [t.next_beat for t in self._tracked.values() if not t.capped]
-        return None if not upcoming else max(min(upcoming) - time.monotonic(), 0.0)
+            self._looks = min(upcoming, default=math.inf)
+            looks = self._looks
+        return None if looks == math.inf else max(looks - time.monotonic(), 0.0)
 
     def _extend(self, batch: list[_Tracked], now: float) -> None:
         # Snapshot under the lock, send outside it: track() and untrack() of other messages

@@ -248,3 +248,125 @@ def test_an_inline_send_goes_on_the_callers_thread_only_when_nothing_else_is_goi
     assert waiting.result(timeout=0)
     assert counter.snapshot() == {"SendMessageBatch": 2}
     assert len(_drain(sqs, queue_url, 2)) == 2
+
+
+class _InFlight:
+    """Holds each SendMessageBatch of a boto3 client in botocore's ``before-send`` until
+    released, and records how many were on the wire at once (a real request, held)."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+        self.changed = threading.Condition(self._lock)
+        self.release = threading.Event()
+
+    def __enter__(self) -> _InFlight:
+        self._sqs.meta.events.register("before-send.sqs.SendMessageBatch", self._before)
+        self._sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._after)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release.set()
+        self._sqs.meta.events.unregister("before-send.sqs.SendMessageBatch", self._before)
+        self._sqs.meta.events.unregister("after-call.sqs.SendMessageBatch", self._after)
+
+    def _before(self, **_: Any) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.changed.notify_all()
+        self.release.wait(30)
+
+    def _after(self, **_: Any) -> None:
+        with self._lock:
+            self.now -= 1
+            self.changed.notify_all()
+
+    def wait_for(self, in_flight: int, timeout: float) -> bool:
+        with self._lock:
+            return self.changed.wait_for(lambda: self.now >= in_flight, timeout)
+
+
+def test_a_full_batch_behind_one_in_flight_goes_in_parallel(sqs: Any, queue_url: str) -> None:
+    counter = RequestCounter.attach(sqs)
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: True)
+    try:
+        with _InFlight(sqs) as wire:
+            first = [batcher.send(queue_url, _message(f"a{i}")) for i in range(10)]
+            assert wire.wait_for(1, 10)  # a whole batch goes at once, linger or not
+            # Behind it, a partial batch waits for it to return...
+            waiting = batcher.send(queue_url, _message("b0"))
+            # ...until it fills: then a second request goes while the first is on the wire.
+            second = [batcher.send(queue_url, _message(f"b{i}")) for i in range(1, 10)]
+            assert wire.wait_for(2, 10)
+            assert not waiting.done()
+            wire.release.set()
+            for future in [*first, waiting, *second]:
+                assert future.result(timeout=10)
+    finally:
+        batcher.stop()
+    assert counter.snapshot() == {"SendMessageBatch": 2}
+    assert wire.most == 2
+
+
+def test_no_more_than_two_batches_of_a_queue_are_in_flight(sqs: Any, queue_url: str) -> None:
+    batcher = Batcher(sqs, name="sqs-rpc-test", workers=3, send_linger=3600, busy=lambda: True)
+    try:
+        with _InFlight(sqs) as wire:
+            futures = [batcher.send(queue_url, _message(str(i))) for i in range(30)]
+            assert wire.wait_for(2, 10)
+            # A third whole batch waits, though a third flusher is idle: it must not start.
+            assert not wire.wait_for(3, 1.0)
+            wire.release.set()
+            assert all(future.result(timeout=10) for future in futures)
+    finally:
+        batcher.stop()
+    assert wire.most == 2
+    assert len(_drain(sqs, queue_url, 30)) == 30
+
+
+def test_a_lone_send_after_a_busy_spell_still_goes_at_once(sqs: Any, queue_url: str) -> None:
+    # A flusher asleep until a later deadline must still be woken for a send due now.
+    busy = [True]
+    counter = RequestCounter.attach(sqs)
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: busy[0])
+    try:
+        lingering = batcher.send(queue_url, _message("lingers"))  # waits up to the hour
+        busy[0] = False
+        other = make_other_queue(sqs)
+        try:
+            assert batcher.send(other, _message("at once")).result(timeout=10)
+        finally:
+            sqs.delete_queue(QueueUrl=other)
+        # No longer busy: the lingering one is due too, and went (or goes) with no wait.
+        assert lingering.result(timeout=10)
+    finally:
+        batcher.stop()
+    assert counter.snapshot()["SendMessageBatch"] == 2
+
+
+def make_other_queue(sqs: Any) -> str:
+    url: str = sqs.create_queue(QueueName=f"test-{uuid.uuid4().hex[:16]}")["QueueUrl"]
+    return url
+
+
+def test_stop_returns_once_an_inline_send_in_flight_returns(sqs: Any, queue_url: str) -> None:
+    batcher = Batcher(sqs, name="sqs-rpc-test", send_linger=3600, busy=lambda: False)
+    sent: list[Any] = []
+    with _InFlight(sqs) as wire:
+        sender = threading.Thread(
+            target=lambda: sent.append(batcher.send(queue_url, _message("x"), inline=True))
+        )
+        sender.start()
+        assert wire.wait_for(1, 10)  # on the wire, on the sender's own thread
+        stopped: list[bool] = []
+        stopper = threading.Thread(target=lambda: stopped.append(batcher.stop(60)))
+        stopper.start()
+        wire.release.set()
+        sender.join(10)
+        # Nothing is left once the inline send returns: stop() must see it then, not at 60 s.
+        stopper.join(20)
+    assert stopped == [True]
+    assert sent[0].result(timeout=0)

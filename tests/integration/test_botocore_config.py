@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ParamValidationError
 
 from sqs_rpc import ConfigurationError, MessagePoller, RpcClient, Sweeper
 from sqs_rpc.aws_lambda import LambdaResponder
@@ -37,6 +38,17 @@ class RecordingSession(boto3.session.Session):
         built = super().client(*args, **kwargs)
         self.built.append(built)
         return built
+
+
+def _validates(sqs: Any) -> bool:
+    """Whether botocore checks this client's parameters before sending (a bad type here)."""
+    try:
+        sqs.list_queues(MaxResults="ten")
+    except ParamValidationError:
+        return True
+    except Exception:  # sent: SQS (or the server) answered for itself
+        return False
+    return False
 
 
 def _check(config: Any, *, pool: int) -> None:
@@ -73,7 +85,23 @@ def test_client_and_poller_use_the_users_config_and_calls_work(
     ) as client:
         (client_sqs,) = client_session.built
         _check(client_sqs.meta.config, pool=50)
+        assert not _validates(client_sqs)  # sqs-rpc's default: it checks its own inputs
         assert client.call(queue_url, "hello", timeout=10) == {"echo": "hello"}
+
+
+def test_a_user_may_turn_botocore_parameter_validation_back_on(
+    endpoint: Endpoint, queue_url: str, serve: Serve
+) -> None:
+    serve(queue_url, Echo())
+    session = RecordingSession(endpoint)
+    with RpcClient(
+        session=session,
+        endpoint_url=endpoint.endpoint_url,
+        botocore_config=Config(parameter_validation=True),
+    ) as client:
+        (sqs,) = session.built
+        assert _validates(sqs)
+        assert client.call(queue_url, "checked", timeout=10) == {"echo": "checked"}
 
 
 def test_sweeper_and_lambda_responder_take_a_config(endpoint: Endpoint) -> None:
