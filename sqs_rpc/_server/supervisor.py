@@ -40,14 +40,14 @@ from multiprocessing.process import BaseProcess
 from types import FrameType, TracebackType
 from typing import Any
 
-from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsRpcError
+from sqs_rpc._errors import ClientClosedError, ConfigurationError, PoolFailed
 from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._options import seconds, whole
 from sqs_rpc._stats import Latency, PollerStats
 
 from .worker_process import BOOT_FAILED, PollerFactory, WorkerSpec, stats_from_fields, worker_main
 
-__all__ = ["PollerPool", "PoolFailed", "sum_stats"]
+__all__ = ["PollerPool", "sum_stats"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,26 +59,6 @@ RESTART_BACKOFF = 0.5  # the first restart's delay; doubles with each exit withi
 MAX_RESTART_BACKOFF = 30.0
 KILL_WAIT = 5.0  # how long a SIGKILLed child gets to be reaped before it is given up on
 READ_BATCH = 1000  # messages read from one child per turn of the loop
-
-
-class PoolFailed(SqsRpcError):
-    """A :class:`PollerPool` gave up: a child failed to start, or restarted too often.
-
-    Attributes:
-        worker: the index of the child that made the pool give up (-1: the supervisor
-            thread itself failed, for example it could not start a process).
-        exit_code: its exit code (negative: the signal that killed it), if it exited.
-        error_types: when its factory or ``start()`` raised: the exception's class names,
-            most derived first (``("QueueDoesNotExist", "SqsError", ...)``); else empty.
-    """
-
-    def __init__(
-        self, message: str, *, worker: int, exit_code: int | None, error_types: tuple[str, ...]
-    ) -> None:
-        super().__init__(message)
-        self.worker = worker
-        self.exit_code = exit_code
-        self.error_types = error_types
 
 
 def sum_stats(items: Iterable[PollerStats]) -> PollerStats:
