@@ -19,6 +19,11 @@ the child the parent died. Shutdown order: (1) SIGTERM to every child, which sto
 reports its final stats and exits; (2) at ``graceful_timeout``, SIGKILL to those still
 running: the messages they held are not deleted and come back after the queue's visibility
 timeout, for another server; (3) reap them, close the channels, end the thread.
+
+A pool started and never stopped (no ``run()``, ``with`` or ``stop()``: the program ended, or
+raised) is stopped the same way when the interpreter exits, by a multiprocessing finalizer
+(:func:`_stop_at_exit`). Without it, multiprocessing's exit function would join the children,
+which keep serving: the program would never end.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.util
 import os
 import pickle
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
@@ -59,6 +66,11 @@ RESTART_BACKOFF = 0.5  # the first restart's delay; doubles with each exit withi
 MAX_RESTART_BACKOFF = 30.0
 KILL_WAIT = 5.0  # how long a SIGKILLed child gets to be reaped before it is given up on
 READ_BATCH = 1000  # messages read from one child per turn of the loop
+# The priority of the finalizer that stops the pools left running at exit. At least 0:
+# multiprocessing's exit function (an atexit hook, and the last step of a multiprocessing
+# child) runs the finalizers of priority >= 0, *then* joins every non-daemonic child (ours
+# are), then runs the others. A negative one would come after a join that never returns.
+EXIT_PRIORITY = 10
 
 
 def sum_stats(items: Iterable[PollerStats]) -> PollerStats:
@@ -211,6 +223,7 @@ class PollerPool:
         self._kill_now = False
         self._kill_deadline = 0.0
         self._graceful = True
+        self._pid = os.getpid()  # of the process that started it
         self._wake_reader, self._wake_writer = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
             target=self._supervise, name=thread_name("supervisor", owner_id(self)), daemon=True
@@ -239,6 +252,8 @@ class PollerPool:
                 return
             self._state = "started"
         logger.info("starting %d worker processes", self._processes)
+        self._pid = os.getpid()
+        _track(self)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -251,6 +266,7 @@ class PollerPool:
         with self._lock:
             started = self._state == "started"
             self._state = "stopped"
+        _untrack(self)
         if started:
             self._request_stop(budget)
             self._thread.join(budget + 2 * KILL_WAIT)
@@ -319,6 +335,20 @@ class PollerPool:
         """How many children were restarted since :meth:`start`."""
         with self._lock:
             return self._restarts
+
+    def _abandon_at_exit(self) -> bool:
+        """At exit: start stopping if still running here; whether :meth:`stop` is then due."""
+        with self._lock:
+            if self._state != "started" or self._pid != os.getpid():
+                return False  # stopped already, or a copy inherited across os.fork()
+        logger.warning(
+            "the interpreter is exiting and a PollerPool was never stopped (call stop(), or "
+            "use run() or with): stopping its %d workers, SIGKILL after %g s",
+            self._processes,
+            self._graceful_timeout,
+        )
+        self._request_stop(self._graceful_timeout)
+        return True
 
     # -- the supervisor thread ---------------------------------------------------------------
 
@@ -566,6 +596,62 @@ class PollerPool:
                 self._retired = sum_stats([self._retired, last])
             slot.process, slot.channel, slot.stats, slot.ready = None, None, None, False
         return code
+
+
+class _Running:
+    """The pools started in this process and not stopped, held weakly, and their finalizer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: weakref.WeakSet[PollerPool] = weakref.WeakSet()
+        self.finalizer: multiprocessing.util.Finalize[None] | None = None
+
+
+_running = _Running()
+
+
+def _track(pool: PollerPool) -> None:
+    """Stop ``pool`` at exit unless stopped before; register the finalizer in this process.
+
+    A multiprocessing child clears the finalizers it inherited as it starts: so the
+    finalizer is registered again in a process that has none still active.
+    """
+    with _running.lock:
+        _running.pools.add(pool)
+        finalizer = _running.finalizer
+        if finalizer is None or not finalizer.still_active():
+            _running.finalizer = multiprocessing.util.Finalize(
+                None, _stop_at_exit, exitpriority=EXIT_PRIORITY
+            )
+
+
+def _untrack(pool: PollerPool) -> None:
+    with _running.lock:
+        _running.pools.discard(pool)
+
+
+def _stop_at_exit() -> None:
+    """Stop every pool left running, all at once: the slowest one bounds the exit.
+
+    Runs in multiprocessing's exit function, so before it joins the children. It starts no
+    thread (Python 3.12+ refuses new threads at exit): each pool's supervisor thread runs
+    already, and is told to stop and joined.
+    """
+    with _running.lock:
+        pools = list(_running.pools)
+    abandoned = [pool for pool in pools if pool._abandon_at_exit()]
+    for pool in abandoned:
+        pool.stop()
+
+
+def _forget_after_fork() -> None:
+    # A forked child has copies of the pools but not their threads or children: nothing of
+    # theirs to stop there (and their lock may have been held by another thread at the fork).
+    _running.lock = threading.Lock()
+    _running.pools = weakref.WeakSet()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _summary(stats: PollerStats) -> str:

@@ -154,6 +154,47 @@ def test_a_child_that_keeps_dying_makes_the_pool_give_up(
     assert (info.value.worker, info.value.exit_code, pool.restarts) == (0, 7, 2)
 
 
+# Starts a pool and never stops it: the program ends ("end") or raises ("raise") with the
+# children serving. Only the pool's exit finalizer stands between it and a hang.
+ABANDONED_POOL = """
+import sys
+
+from sqs_rpc import PollerPool
+
+if __name__ == "__main__":
+    root, queue_url, endpoint_url, region_name, ending = sys.argv[1:]
+    sys.path.insert(0, root)  # spawned children get this sys.path too
+    from tests.support.helpers import wait_for
+    from tests.support.pool_factories import EchoPoller
+
+    factory = EchoPoller(queue_url, endpoint_url, region_name)
+    pool = PollerPool(factory, processes=2, graceful_timeout=20, stats_interval=0.1)
+    pool.start()
+    wait_for(lambda: len(pool.pids()) == 2, timeout=60)
+    print("children", *pool.pids(), flush=True)
+    if ending == "raise":
+        raise RuntimeError("the main program failed")
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("ending", "exit_code"), [("end", 0), ("raise", 1)])
+def test_a_pool_never_stopped_is_stopped_at_exit(
+    endpoint: Endpoint, queue_url: str, ending: str, exit_code: int
+) -> None:
+    args = [str(ROOT), queue_url, endpoint.endpoint_url, endpoint.region_name, ending]
+    with Child(["-c", ABANDONED_POOL, *args]) as child:
+        children = [int(pid) for pid in child.wait_for_line("children", timeout=BOOT).split()[1:]]
+        assert len(children) == 2
+        # The children drain (a 1 s long poll each), well within graceful_timeout (20 s).
+        assert child.wait(timeout=20) == exit_code, child.output
+    assert not any(_alive(pid) for pid in children)
+    assert "a PollerPool was never stopped" in child.output
+    assert "still running: SIGKILL" not in child.output
+    if ending == "raise":
+        assert "RuntimeError: the main program failed" in child.output
+
+
 def _serve(endpoint: Endpoint, queue_url: str, *options: str) -> list[str]:
     where = ["--endpoint-url", endpoint.endpoint_url, "--region", endpoint.region_name]
     return [
