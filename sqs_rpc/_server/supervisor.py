@@ -62,6 +62,11 @@ DEFAULT_GRACEFUL_TIMEOUT = 45.0  # the poller's default shutdown_timeout (30 s) 
 DEFAULT_MAX_RESTARTS = 5
 DEFAULT_RESTART_WINDOW = 60.0
 DEFAULT_STATS_INTERVAL = 1.0
+# A serving child that sent no stats for this long (and never less than 3 stats intervals) is
+# taken for hung and killed. The reports come from the child's main thread, which runs no
+# handler: a long handler does not delay them; a frozen process, or a wedged interpreter, does.
+DEFAULT_LIVENESS_TIMEOUT = 10.0
+LIVENESS_INTERVALS = 3
 RESTART_BACKOFF = 0.5  # the first restart's delay; doubles with each exit within the window
 MAX_RESTART_BACKOFF = 30.0
 KILL_WAIT = 5.0  # how long a SIGKILLed child gets to be reaped before it is given up on
@@ -143,6 +148,8 @@ class _Slot:
     stats: PollerStats | None = None
     exits: deque[float] = dataclasses.field(default_factory=deque)
     restart_at: float | None = None
+    reported_at: float = 0.0  # monotonic time of its ready or its last stats report
+    hung: bool = False  # killed by the liveness check
 
 
 class PollerPool:
@@ -175,6 +182,9 @@ class PollerPool:
             more makes the pool give up.
         restart_window: seconds over which ``max_restarts`` counts.
         stats_interval: seconds between the children's stats reports.
+        liveness_timeout: a serving child that sent no stats report for this long (at least
+            3 ``stats_interval``) is taken for hung: killed (SIGKILL) and restarted. None
+            turns the check off. A long handler does not count: reports do not wait for it.
     """
 
     def __init__(
@@ -186,6 +196,7 @@ class PollerPool:
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         restart_window: float = DEFAULT_RESTART_WINDOW,
         stats_interval: float = DEFAULT_STATS_INTERVAL,
+        liveness_timeout: float | None = DEFAULT_LIVENESS_TIMEOUT,
     ) -> None:
         self._factory = _check_factory(factory)
         cores = os.cpu_count() or 1
@@ -209,6 +220,18 @@ class PollerPool:
         self._stats_interval = seconds(
             stats_interval, "stats_interval", low=0.01, high=3600, rule="seconds from 0.01 to 3600"
         )
+        self._liveness_timeout: float | None = None
+        if liveness_timeout is not None:
+            self._liveness_timeout = max(
+                seconds(
+                    liveness_timeout,
+                    "liveness_timeout",
+                    low=1,
+                    high=86400,
+                    rule="seconds from 1 to 86400, or None to never kill a silent child",
+                ),
+                LIVENESS_INTERVALS * self._stats_interval,
+            )
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(self._processes)]
         # Guards the state below and the stats. Reentrant: run()'s signal handler takes it,
@@ -426,6 +449,7 @@ class PollerPool:
                 if killed_at is not None:
                     timeout = 0.05  # SIGKILLed children die in milliseconds
             else:
+                timeout = min(timeout, self._check_liveness(now))
                 for slot in self._slots:
                     if slot.process is None and slot.restart_at is not None:
                         if slot.restart_at <= now:
@@ -454,6 +478,37 @@ class PollerPool:
             if sentinel in ready:
                 self._exited(slot)
 
+    def _check_liveness(self, now: float) -> float:
+        """Kill the serving children silent for too long; the seconds until the next check.
+
+        A killed child's sentinel then reports its exit, and it is restarted as any other.
+        """
+        limit = self._liveness_timeout
+        if limit is None:
+            return 1.0
+        wait = limit
+        for slot in self._slots:
+            if slot.process is None or not slot.ready or slot.hung:
+                continue  # starting children are not checked: an import may take long
+            if slot.channel is not None and slot.channel.poll():
+                continue  # a report may be waiting, unread behind a burst of log records
+            silent = now - slot.reported_at
+            if silent < limit:
+                wait = min(wait, limit - silent)
+                continue
+            slot.hung = True
+            logger.warning(
+                "worker %d (pid %s) sent no report for %.1f s (liveness_timeout %g s): it is "
+                "hung; SIGKILL, and its messages come back after the queue's visibility timeout",
+                slot.index,
+                slot.pid,
+                silent,
+                limit,
+            )
+            with contextlib.suppress(OSError):
+                slot.process.kill()
+        return wait
+
     def _spawn(self, slot: _Slot) -> None:
         spec = WorkerSpec(slot.index, self._factory, _logger_levels(), self._stats_interval)
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
@@ -466,7 +521,7 @@ class PollerPool:
         process.start()
         child_end.close()  # only the child holds it now: its exit is our end of file
         slot.process, slot.channel, slot.pid = process, parent_end, process.pid
-        slot.ready, slot.failure, slot.restart_at = False, None, None
+        slot.ready, slot.failure, slot.restart_at, slot.hung = False, None, None, False
         logger.debug("worker %d spawned (pid %s)", slot.index, process.pid)
 
     def _read(self, slot: _Slot) -> None:
@@ -491,9 +546,11 @@ class PollerPool:
             logging.getLogger(record.name).handle(record)
         elif kind == "stats":
             stats = stats_from_fields(message[1])
+            slot.reported_at = time.monotonic()
             with self._lock:
                 slot.stats = stats
         elif kind == "ready":
+            slot.reported_at = time.monotonic()
             with self._lock:
                 slot.ready = True
                 self._ever_ready = True
@@ -521,6 +578,8 @@ class PollerPool:
         if failure is not None or (not was_ready and code == BOOT_FAILED):
             reason = failure[1] if failure is not None else "see its log above"
             what = f"worker {slot.index} (pid {slot.pid}) failed to start: {reason}"
+        elif slot.hung:
+            what = f"worker {slot.index} (pid {slot.pid}) was hung and killed"
         else:
             what = f"worker {slot.index} (pid {slot.pid}) {_describe(code)}"
         if not was_ready and not self._ever_ready:

@@ -125,6 +125,37 @@ def test_a_child_past_the_graceful_timeout_is_killed_and_its_call_redelivered(
     assert again.stop(30) is True
 
 
+@pytest.mark.timeout(180)
+def test_a_hung_child_is_killed_and_replaced_but_a_long_handler_is_not(
+    endpoint: Endpoint,
+    queue_url: str,
+    sqs: Any,
+    pools: Callable[..., PollerPool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    factory = EchoPoller(queue_url, endpoint.endpoint_url, endpoint.region_name)
+    pool = pools(factory, processes=2, liveness_timeout=2)
+    wait_for(lambda: len(pool.pids()) == 2, timeout=BOOT)
+    with RpcClient(sqs_client=sqs) as client:
+        # A handler busy twice the liveness bound: its child keeps reporting, so it lives.
+        reply = client.call(queue_url, {"sleep": 4}, timeout=60)
+        assert reply["pid"] in pool.pids()
+        assert pool.restarts == 0
+        # A stopped process reports nothing, as a wedged one would.
+        victim = pool.pids()[0]
+        os.kill(victim, signal.SIGSTOP)
+        wait_for(lambda: pool.restarts == 1, timeout=2 + 10)
+        assert f"(pid {victim}) sent no report for" in caplog.text
+        wait_for(lambda: not _alive(victim), timeout=10)
+        children = wait_for(
+            lambda: len(pool.pids()) == 2 and victim not in pool.pids() and pool.pids(),
+            timeout=BOOT,
+        )
+        assert {client.call(queue_url, "again", timeout=30)["pid"]} <= set(children)
+    assert pool.restarts == 1
+    assert pool.stop(30) is True
+
+
 @pytest.mark.timeout(120)
 def test_a_factory_that_fails_at_start_makes_run_give_up(
     pools: Callable[..., PollerPool],
