@@ -190,7 +190,9 @@ def test_a_child_that_keeps_dying_makes_the_pool_give_up(
 
 
 # Starts a pool and never stops it: the program ends ("end") or raises ("raise") with the
-# children serving. Only the pool's exit finalizer stands between it and a hang.
+# children serving, or ends while a handler holds a message for 60 s ("busy"; its poller
+# would wait 120 s, the pool's graceful_timeout is 2 s). Only the pool's exit finalizer
+# stands between it and a hang.
 ABANDONED_POOL = """
 import sys
 
@@ -202,30 +204,42 @@ if __name__ == "__main__":
     from tests.support.helpers import wait_for
     from tests.support.pool_factories import EchoPoller
 
-    factory = EchoPoller(queue_url, endpoint_url, region_name)
-    pool = PollerPool(factory, processes=2, graceful_timeout=20, stats_interval=0.1)
+    factory = EchoPoller(queue_url, endpoint_url, region_name, 120)
+    graceful = 2 if ending == "busy" else 20
+    pool = PollerPool(factory, processes=2, graceful_timeout=graceful, stats_interval=0.1)
     pool.start()
     wait_for(lambda: len(pool.pids()) == 2, timeout=60)
     print("children", *pool.pids(), flush=True)
+    if ending == "busy":
+        import boto3
+
+        sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region_name)
+        sqs.send_message(QueueUrl=queue_url, MessageBody='{"sleep": 60}')
+        wait_for(lambda: pool.stats().in_flight == 1, timeout=30)
     if ending == "raise":
         raise RuntimeError("the main program failed")
 """
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("ending", "exit_code"), [("end", 0), ("raise", 1)])
+@pytest.mark.parametrize(
+    ("ending", "exit_code", "bound"), [("end", 0, 20), ("raise", 1, 20), ("busy", 0, 2 + 5 + 10)]
+)
 def test_a_pool_never_stopped_is_stopped_at_exit(
-    endpoint: Endpoint, queue_url: str, ending: str, exit_code: int
+    endpoint: Endpoint, queue_url: str, ending: str, exit_code: int, bound: float
 ) -> None:
     args = [str(ROOT), queue_url, endpoint.endpoint_url, endpoint.region_name, ending]
     with Child(["-c", ABANDONED_POOL, *args]) as child:
         children = [int(pid) for pid in child.wait_for_line("children", timeout=BOOT).split()[1:]]
         assert len(children) == 2
-        # The children drain (a 1 s long poll each), well within graceful_timeout (20 s).
-        assert child.wait(timeout=20) == exit_code, child.output
+        if ending == "busy":
+            child.wait_for_line("holding")
+        # Idle children drain in a second (their long poll) within graceful_timeout (20 s); a
+        # busy one is SIGKILLed at graceful_timeout (2 s), and reaped within 5 s more.
+        assert child.wait(timeout=bound) == exit_code, child.output
     assert not any(_alive(pid) for pid in children)
     assert "a PollerPool was never stopped" in child.output
-    assert "still running: SIGKILL" not in child.output
+    assert ("still running: SIGKILL" in child.output) == (ending == "busy"), child.output
     if ending == "raise":
         assert "RuntimeError: the main program failed" in child.output
 
