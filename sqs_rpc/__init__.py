@@ -32,6 +32,7 @@ from ._errors import (
     DecodeError,
     EncodeError,
     PayloadTooLarge,
+    PoolFailed,
     ProtocolError,
     QueueDoesNotExist,
     RemoteError,
@@ -50,7 +51,7 @@ from ._server.dynamodb_store import DynamoDBIdempotencyStore
 from ._server.idempotency import IdempotencyState, IdempotencyStore, InMemoryIdempotencyStore
 from ._server.poller import IncomingMessage, MessageHandler, MessagePoller, Retry
 from ._server.service import Service
-from ._server.supervisor import PollerPool, PoolFailed
+from ._server.supervisor import PollerPool
 from ._stats import ClientStats, Latency, PollerHealth, PollerStats
 from ._sweeper import SweepDecision, Sweeper, SweepReport
 from ._trace import TraceContext, current_trace_context, trace_context

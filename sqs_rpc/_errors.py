@@ -8,6 +8,7 @@
     ├── PayloadTooLarge         (also ValueError) a message is over the SQS size limit
     ├── RpcTimeout              (also TimeoutError) no reply arrived before the call's deadline
     ├── ReplyQueueLost          the client's reply queue was deleted while calls waited
+    ├── PoolFailed              a PollerPool gave up: a child failed to start or kept exiting
     ├── RemoteError             the handler raised; carries the remote type, code and details
     ├── ServiceError            raised by a handler: an error with a code and JSON details
     │   └── ValidationError     arguments (at a server) or a result (at a caller) do not fit
@@ -47,6 +48,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "PayloadTooLarge",
+    "PoolFailed",
     "ProtocolError",
     "QueueDoesNotExist",
     "RemoteError",
@@ -107,6 +109,26 @@ class ReplyQueueLost(SqsRpcError):
     The calls that were waiting fail with this at once; their replies cannot arrive. The
     client makes a new reply queue on the next call, so retrying is safe.
     """
+
+
+class PoolFailed(SqsRpcError):
+    """A :class:`PollerPool` gave up: a child failed to start, or restarted too often.
+
+    Attributes:
+        worker: the index of the child that made the pool give up (-1: the supervisor
+            thread itself failed, for example it could not start a process).
+        exit_code: its exit code (negative: the signal that killed it), if it exited.
+        error_types: when its factory or ``start()`` raised: the exception's class names,
+            most derived first (``("QueueDoesNotExist", "SqsError", ...)``); else empty.
+    """
+
+    def __init__(
+        self, message: str, *, worker: int, exit_code: int | None, error_types: tuple[str, ...]
+    ) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.exit_code = exit_code
+        self.error_types = error_types
 
 
 class RemoteError(SqsRpcError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from sqs_rpc._errors import ConfigurationError, SqsError
+from sqs_rpc._errors import ConfigurationError, PoolFailed, SqsError
 from sqs_rpc._server.poller import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -20,7 +20,7 @@ from sqs_rpc._server.poller import (
     MessagePoller,
     close_clients,
 )
-from sqs_rpc._server.supervisor import PollerPool, PoolFailed
+from sqs_rpc._server.supervisor import PollerPool
 
 from .common import add_command, add_common_options, aws_options, queue_url, seconds, whole
 from .errors import ExitCode, UsageError

@@ -19,6 +19,11 @@ the child the parent died. Shutdown order: (1) SIGTERM to every child, which sto
 reports its final stats and exits; (2) at ``graceful_timeout``, SIGKILL to those still
 running: the messages they held are not deleted and come back after the queue's visibility
 timeout, for another server; (3) reap them, close the channels, end the thread.
+
+A pool started and never stopped (no ``run()``, ``with`` or ``stop()``: the program ended, or
+raised) is stopped the same way when the interpreter exits, by a multiprocessing finalizer
+(:func:`_stop_at_exit`). Without it, multiprocessing's exit function would join the children,
+which keep serving: the program would never end.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.util
 import os
 import pickle
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from multiprocessing.connection import Connection
@@ -40,14 +47,14 @@ from multiprocessing.process import BaseProcess
 from types import FrameType, TracebackType
 from typing import Any
 
-from sqs_rpc._errors import ClientClosedError, ConfigurationError, SqsRpcError
+from sqs_rpc._errors import ClientClosedError, ConfigurationError, PoolFailed
 from sqs_rpc._loop import owner_id, thread_name
 from sqs_rpc._options import seconds, whole
 from sqs_rpc._stats import Latency, PollerStats
 
 from .worker_process import BOOT_FAILED, PollerFactory, WorkerSpec, stats_from_fields, worker_main
 
-__all__ = ["PollerPool", "PoolFailed", "sum_stats"]
+__all__ = ["PollerPool", "sum_stats"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,30 +62,20 @@ DEFAULT_GRACEFUL_TIMEOUT = 45.0  # the poller's default shutdown_timeout (30 s) 
 DEFAULT_MAX_RESTARTS = 5
 DEFAULT_RESTART_WINDOW = 60.0
 DEFAULT_STATS_INTERVAL = 1.0
+# A serving child that sent no stats for this long (and never less than 3 stats intervals) is
+# taken for hung and killed. The reports come from the child's main thread, which runs no
+# handler: a long handler does not delay them; a frozen process, or a wedged interpreter, does.
+DEFAULT_LIVENESS_TIMEOUT = 10.0
+LIVENESS_INTERVALS = 3
 RESTART_BACKOFF = 0.5  # the first restart's delay; doubles with each exit within the window
 MAX_RESTART_BACKOFF = 30.0
 KILL_WAIT = 5.0  # how long a SIGKILLed child gets to be reaped before it is given up on
 READ_BATCH = 1000  # messages read from one child per turn of the loop
-
-
-class PoolFailed(SqsRpcError):
-    """A :class:`PollerPool` gave up: a child failed to start, or restarted too often.
-
-    Attributes:
-        worker: the index of the child that made the pool give up (-1: the supervisor
-            thread itself failed, for example it could not start a process).
-        exit_code: its exit code (negative: the signal that killed it), if it exited.
-        error_types: when its factory or ``start()`` raised: the exception's class names,
-            most derived first (``("QueueDoesNotExist", "SqsError", ...)``); else empty.
-    """
-
-    def __init__(
-        self, message: str, *, worker: int, exit_code: int | None, error_types: tuple[str, ...]
-    ) -> None:
-        super().__init__(message)
-        self.worker = worker
-        self.exit_code = exit_code
-        self.error_types = error_types
+# The priority of the finalizer that stops the pools left running at exit. At least 0:
+# multiprocessing's exit function (an atexit hook, and the last step of a multiprocessing
+# child) runs the finalizers of priority >= 0, *then* joins every non-daemonic child (ours
+# are), then runs the others. A negative one would come after a join that never returns.
+EXIT_PRIORITY = 10
 
 
 def sum_stats(items: Iterable[PollerStats]) -> PollerStats:
@@ -151,6 +148,8 @@ class _Slot:
     stats: PollerStats | None = None
     exits: deque[float] = dataclasses.field(default_factory=deque)
     restart_at: float | None = None
+    reported_at: float = 0.0  # monotonic time of its ready or its last stats report
+    hung: bool = False  # killed by the liveness check
 
 
 class PollerPool:
@@ -183,6 +182,9 @@ class PollerPool:
             more makes the pool give up.
         restart_window: seconds over which ``max_restarts`` counts.
         stats_interval: seconds between the children's stats reports.
+        liveness_timeout: a serving child that sent no stats report for this long (at least
+            3 ``stats_interval``) is taken for hung: killed (SIGKILL) and restarted. None
+            turns the check off. A long handler does not count: reports do not wait for it.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class PollerPool:
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         restart_window: float = DEFAULT_RESTART_WINDOW,
         stats_interval: float = DEFAULT_STATS_INTERVAL,
+        liveness_timeout: float | None = DEFAULT_LIVENESS_TIMEOUT,
     ) -> None:
         self._factory = _check_factory(factory)
         cores = os.cpu_count() or 1
@@ -217,6 +220,18 @@ class PollerPool:
         self._stats_interval = seconds(
             stats_interval, "stats_interval", low=0.01, high=3600, rule="seconds from 0.01 to 3600"
         )
+        self._liveness_timeout: float | None = None
+        if liveness_timeout is not None:
+            self._liveness_timeout = max(
+                seconds(
+                    liveness_timeout,
+                    "liveness_timeout",
+                    low=1,
+                    high=86400,
+                    rule="seconds from 1 to 86400, or None to never kill a silent child",
+                ),
+                LIVENESS_INTERVALS * self._stats_interval,
+            )
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(self._processes)]
         # Guards the state below and the stats. Reentrant: run()'s signal handler takes it,
@@ -231,6 +246,7 @@ class PollerPool:
         self._kill_now = False
         self._kill_deadline = 0.0
         self._graceful = True
+        self._pid = os.getpid()  # of the process that started it
         self._wake_reader, self._wake_writer = multiprocessing.Pipe(duplex=False)
         self._thread = threading.Thread(
             target=self._supervise, name=thread_name("supervisor", owner_id(self)), daemon=True
@@ -259,6 +275,8 @@ class PollerPool:
                 return
             self._state = "started"
         logger.info("starting %d worker processes", self._processes)
+        self._pid = os.getpid()
+        _track(self)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -271,6 +289,7 @@ class PollerPool:
         with self._lock:
             started = self._state == "started"
             self._state = "stopped"
+        _untrack(self)
         if started:
             self._request_stop(budget)
             self._thread.join(budget + 2 * KILL_WAIT)
@@ -339,6 +358,20 @@ class PollerPool:
         """How many children were restarted since :meth:`start`."""
         with self._lock:
             return self._restarts
+
+    def _abandon_at_exit(self) -> bool:
+        """At exit: start stopping if still running here; whether :meth:`stop` is then due."""
+        with self._lock:
+            if self._state != "started" or self._pid != os.getpid():
+                return False  # stopped already, or a copy inherited across os.fork()
+        logger.warning(
+            "the interpreter is exiting and a PollerPool was never stopped (call stop(), or "
+            "use run() or with): stopping its %d workers, SIGKILL after %g s",
+            self._processes,
+            self._graceful_timeout,
+        )
+        self._request_stop(self._graceful_timeout)
+        return True
 
     # -- the supervisor thread ---------------------------------------------------------------
 
@@ -416,6 +449,7 @@ class PollerPool:
                 if killed_at is not None:
                     timeout = 0.05  # SIGKILLed children die in milliseconds
             else:
+                timeout = min(timeout, self._check_liveness(now))
                 for slot in self._slots:
                     if slot.process is None and slot.restart_at is not None:
                         if slot.restart_at <= now:
@@ -444,6 +478,37 @@ class PollerPool:
             if sentinel in ready:
                 self._exited(slot)
 
+    def _check_liveness(self, now: float) -> float:
+        """Kill the serving children silent for too long; the seconds until the next check.
+
+        A killed child's sentinel then reports its exit, and it is restarted as any other.
+        """
+        limit = self._liveness_timeout
+        if limit is None:
+            return 1.0
+        wait = limit
+        for slot in self._slots:
+            if slot.process is None or not slot.ready or slot.hung:
+                continue  # starting children are not checked: an import may take long
+            if slot.channel is not None and slot.channel.poll():
+                continue  # a report may be waiting, unread behind a burst of log records
+            silent = now - slot.reported_at
+            if silent < limit:
+                wait = min(wait, limit - silent)
+                continue
+            slot.hung = True
+            logger.warning(
+                "worker %d (pid %s) sent no report for %.1f s (liveness_timeout %g s): it is "
+                "hung; SIGKILL, and its messages come back after the queue's visibility timeout",
+                slot.index,
+                slot.pid,
+                silent,
+                limit,
+            )
+            with contextlib.suppress(OSError):
+                slot.process.kill()
+        return wait
+
     def _spawn(self, slot: _Slot) -> None:
         spec = WorkerSpec(slot.index, self._factory, _logger_levels(), self._stats_interval)
         parent_end, child_end = multiprocessing.Pipe(duplex=True)
@@ -456,7 +521,7 @@ class PollerPool:
         process.start()
         child_end.close()  # only the child holds it now: its exit is our end of file
         slot.process, slot.channel, slot.pid = process, parent_end, process.pid
-        slot.ready, slot.failure, slot.restart_at = False, None, None
+        slot.ready, slot.failure, slot.restart_at, slot.hung = False, None, None, False
         logger.debug("worker %d spawned (pid %s)", slot.index, process.pid)
 
     def _read(self, slot: _Slot) -> None:
@@ -481,9 +546,11 @@ class PollerPool:
             logging.getLogger(record.name).handle(record)
         elif kind == "stats":
             stats = stats_from_fields(message[1])
+            slot.reported_at = time.monotonic()
             with self._lock:
                 slot.stats = stats
         elif kind == "ready":
+            slot.reported_at = time.monotonic()
             with self._lock:
                 slot.ready = True
                 self._ever_ready = True
@@ -511,6 +578,8 @@ class PollerPool:
         if failure is not None or (not was_ready and code == BOOT_FAILED):
             reason = failure[1] if failure is not None else "see its log above"
             what = f"worker {slot.index} (pid {slot.pid}) failed to start: {reason}"
+        elif slot.hung:
+            what = f"worker {slot.index} (pid {slot.pid}) was hung and killed"
         else:
             what = f"worker {slot.index} (pid {slot.pid}) {_describe(code)}"
         if not was_ready and not self._ever_ready:
@@ -586,6 +655,62 @@ class PollerPool:
                 self._retired = sum_stats([self._retired, last])
             slot.process, slot.channel, slot.stats, slot.ready = None, None, None, False
         return code
+
+
+class _Running:
+    """The pools started in this process and not stopped, held weakly, and their finalizer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: weakref.WeakSet[PollerPool] = weakref.WeakSet()
+        self.finalizer: multiprocessing.util.Finalize[None] | None = None
+
+
+_running = _Running()
+
+
+def _track(pool: PollerPool) -> None:
+    """Stop ``pool`` at exit unless stopped before; register the finalizer in this process.
+
+    A multiprocessing child clears the finalizers it inherited as it starts: so the
+    finalizer is registered again in a process that has none still active.
+    """
+    with _running.lock:
+        _running.pools.add(pool)
+        finalizer = _running.finalizer
+        if finalizer is None or not finalizer.still_active():
+            _running.finalizer = multiprocessing.util.Finalize(
+                None, _stop_at_exit, exitpriority=EXIT_PRIORITY
+            )
+
+
+def _untrack(pool: PollerPool) -> None:
+    with _running.lock:
+        _running.pools.discard(pool)
+
+
+def _stop_at_exit() -> None:
+    """Stop every pool left running, all at once: the slowest one bounds the exit.
+
+    Runs in multiprocessing's exit function, so before it joins the children. It starts no
+    thread (Python 3.12+ refuses new threads at exit): each pool's supervisor thread runs
+    already, and is told to stop and joined.
+    """
+    with _running.lock:
+        pools = list(_running.pools)
+    abandoned = [pool for pool in pools if pool._abandon_at_exit()]
+    for pool in abandoned:
+        pool.stop()
+
+
+def _forget_after_fork() -> None:
+    # A forked child has copies of the pools but not their threads or children: nothing of
+    # theirs to stop there (and their lock may have been held by another thread at the fork).
+    _running.lock = threading.Lock()
+    _running.pools = weakref.WeakSet()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _summary(stats: PollerStats) -> str:

@@ -9,7 +9,9 @@ sends, as tuples:
   already formatted and prefixed with ``[worker <index> pid <pid>]``;
 - ``("ready", pid)`` once its poller started, or ``("failed", mro_names, message)`` when the
   factory or ``start()`` raised (the child then exits with :data:`BOOT_FAILED`);
-- ``("stats", fields)`` every ``stats_interval`` seconds and once more when stopped.
+- ``("stats", fields)`` every ``stats_interval`` seconds and once more when stopped. They
+  are the child's heartbeat too (the parent kills a serving child silent past its
+  ``liveness_timeout``): so they are sent by the main thread, which runs no handler.
 
 The parent sends nothing: the channel's end of file tells the child that its parent is gone
 (killed, even by SIGKILL), and the child then stops as it does on SIGTERM. So a child never

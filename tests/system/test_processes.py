@@ -77,8 +77,12 @@ def test_every_child_serves_calls_and_the_stats_are_summed(
 
 @pytest.mark.timeout(180)
 def test_a_killed_child_is_restarted_and_calls_keep_succeeding(
-    endpoint: Endpoint, queue_url: str, sqs: Any, pools: Callable[..., PollerPool]
+    endpoint: Endpoint, make_queue: Callable[..., str], sqs: Any, pools: Callable[..., PollerPool]
 ) -> None:
+    # The victim's long poll outlives it at the server, and may take the next request into a
+    # dead socket: hidden for the visibility timeout (the cost of a forced exit), so keep it
+    # short rather than let a call wait out the default 30 s.
+    queue_url = make_queue(VisibilityTimeout="2")
     factory = EchoPoller(queue_url, endpoint.endpoint_url, endpoint.region_name)
     pool = pools(factory, processes=2)
     wait_for(lambda: len(pool.pids()) == 2, timeout=BOOT)
@@ -125,6 +129,37 @@ def test_a_child_past_the_graceful_timeout_is_killed_and_its_call_redelivered(
     assert again.stop(30) is True
 
 
+@pytest.mark.timeout(180)
+def test_a_hung_child_is_killed_and_replaced_but_a_long_handler_is_not(
+    endpoint: Endpoint,
+    queue_url: str,
+    sqs: Any,
+    pools: Callable[..., PollerPool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    factory = EchoPoller(queue_url, endpoint.endpoint_url, endpoint.region_name)
+    pool = pools(factory, processes=2, liveness_timeout=2)
+    wait_for(lambda: len(pool.pids()) == 2, timeout=BOOT)
+    with RpcClient(sqs_client=sqs) as client:
+        # A handler busy twice the liveness bound: its child keeps reporting, so it lives.
+        reply = client.call(queue_url, {"sleep": 4}, timeout=60)
+        assert reply["pid"] in pool.pids()
+        assert pool.restarts == 0
+        # A stopped process reports nothing, as a wedged one would.
+        victim = pool.pids()[0]
+        os.kill(victim, signal.SIGSTOP)
+        wait_for(lambda: pool.restarts == 1, timeout=2 + 10)
+        assert f"(pid {victim}) sent no report for" in caplog.text
+        wait_for(lambda: not _alive(victim), timeout=10)
+        children = wait_for(
+            lambda: len(pool.pids()) == 2 and victim not in pool.pids() and pool.pids(),
+            timeout=BOOT,
+        )
+        assert {client.call(queue_url, "again", timeout=30)["pid"]} <= set(children)
+    assert pool.restarts == 1
+    assert pool.stop(30) is True
+
+
 @pytest.mark.timeout(120)
 def test_a_factory_that_fails_at_start_makes_run_give_up(
     pools: Callable[..., PollerPool],
@@ -152,6 +187,61 @@ def test_a_child_that_keeps_dying_makes_the_pool_give_up(
     ) as info:
         pool.run()
     assert (info.value.worker, info.value.exit_code, pool.restarts) == (0, 7, 2)
+
+
+# Starts a pool and never stops it: the program ends ("end") or raises ("raise") with the
+# children serving, or ends while a handler holds a message for 60 s ("busy"; its poller
+# would wait 120 s, the pool's graceful_timeout is 2 s). Only the pool's exit finalizer
+# stands between it and a hang.
+ABANDONED_POOL = """
+import sys
+
+from sqs_rpc import PollerPool
+
+if __name__ == "__main__":
+    root, queue_url, endpoint_url, region_name, ending = sys.argv[1:]
+    sys.path.insert(0, root)  # spawned children get this sys.path too
+    from tests.support.helpers import wait_for
+    from tests.support.pool_factories import EchoPoller
+
+    factory = EchoPoller(queue_url, endpoint_url, region_name, 120)
+    graceful = 2 if ending == "busy" else 20
+    pool = PollerPool(factory, processes=2, graceful_timeout=graceful, stats_interval=0.1)
+    pool.start()
+    wait_for(lambda: len(pool.pids()) == 2, timeout=60)
+    print("children", *pool.pids(), flush=True)
+    if ending == "busy":
+        import boto3
+
+        sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region_name)
+        sqs.send_message(QueueUrl=queue_url, MessageBody='{"sleep": 60}')
+        wait_for(lambda: pool.stats().in_flight == 1, timeout=30)
+    if ending == "raise":
+        raise RuntimeError("the main program failed")
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    ("ending", "exit_code", "bound"), [("end", 0, 20), ("raise", 1, 20), ("busy", 0, 2 + 5 + 10)]
+)
+def test_a_pool_never_stopped_is_stopped_at_exit(
+    endpoint: Endpoint, queue_url: str, ending: str, exit_code: int, bound: float
+) -> None:
+    args = [str(ROOT), queue_url, endpoint.endpoint_url, endpoint.region_name, ending]
+    with Child(["-c", ABANDONED_POOL, *args]) as child:
+        children = [int(pid) for pid in child.wait_for_line("children", timeout=BOOT).split()[1:]]
+        assert len(children) == 2
+        if ending == "busy":
+            child.wait_for_line("holding")
+        # Idle children drain in a second (their long poll) within graceful_timeout (20 s); a
+        # busy one is SIGKILLed at graceful_timeout (2 s), and reaped within 5 s more.
+        assert child.wait(timeout=bound) == exit_code, child.output
+    assert not any(_alive(pid) for pid in children)
+    assert "a PollerPool was never stopped" in child.output
+    assert ("still running: SIGKILL" in child.output) == (ending == "busy"), child.output
+    if ending == "raise":
+        assert "RuntimeError: the main program failed" in child.output
 
 
 def _serve(endpoint: Endpoint, queue_url: str, *options: str) -> list[str]:

@@ -36,6 +36,13 @@ def test_other_options_are_checked(option: str, value: float) -> None:
         PollerPool(crash_at_start, processes=1, **{option: value})
 
 
+@pytest.mark.parametrize("value", [0, 0.5, -1, float("nan"), "10"])
+def test_liveness_timeout_is_seconds_from_1_or_none(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"liveness_timeout=.*or None to never kill"):
+        PollerPool(crash_at_start, processes=1, liveness_timeout=value)
+    assert PollerPool(crash_at_start, processes=1, liveness_timeout=None).stop() is True
+
+
 def test_a_pool_never_started_stops_at_once() -> None:
     pool = PollerPool(crash_at_start, processes=2)
     assert pool.stop() is True

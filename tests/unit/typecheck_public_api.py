@@ -218,3 +218,5 @@ def pool() -> None:
         code: int | None = exc.exit_code
         names: tuple[str, ...] = exc.error_types
         print(worker, code, names)
+    PollerPool(make_poller, processes=2, liveness_timeout=None).start()  # stopped at exit
+    PollerPool(make_poller, processes=2, liveness_timeout=30.0, stats_interval=5).stop()
