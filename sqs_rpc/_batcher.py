@@ -24,10 +24,8 @@ already scheduled, or that waits for a batch in flight, wakes no thread. When on
 idle flusher is woken, not all of them; a flusher that returns from a request looks again by
 itself. Under load most entries thus cost no thread wake-up at all.
 
-Partial failures are per entry. An entry SQS rejects for the sender's fault fails at once. One
-that failed for SQS's own fault (``SenderFault`` false) is retried alone, a few times. SQS
-validates a batch as one request, so a batch rejected whole is retried entry by entry. One
-caller's invalid message (a FIFO message without a group id) must not fail its batch-mates.
+Partial failures are per entry; one request and what becomes of each entry is
+:mod:`sqs_rpc._batch_request`. An entry handed back for a retry goes first in its queue.
 """
 
 from __future__ import annotations
@@ -41,10 +39,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ._attributes import MAX_MESSAGE_BYTES
-from ._errors import ClientClosedError, QueueDoesNotExist, SqsError, aws_errors
+from ._batch_request import Item, Kind, send_batch
+from ._errors import ClientClosedError
 from ._futures import settle
 from ._loop import BackgroundLoop, stop_all
 from ._outgoing import OutgoingMessage
@@ -58,35 +57,15 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH_ENTRIES = 10  # SQS's limit for SendMessageBatch and DeleteMessageBatch
 MAX_BATCH_BYTES = MAX_MESSAGE_BYTES  # SQS caps a whole batch at the size of one message
-MAX_ENTRY_RETRIES = 3
 # Batches of one queue on the wire at once. The second goes only when a whole batch waits
 # behind the first: SQS is the bottleneck then, and one more request in flight halves the
 # wait; a third would rarely find a full batch to send.
 MAX_IN_FLIGHT = 2
 
-# "hide": ChangeMessageVisibility, for messages a server leaves in the queue on purpose; like a
-# delete, off everyone's critical path.
-Kind = Literal["send", "delete", "hide"]
-_OPERATIONS: dict[Kind, str] = {
-    "send": "SendMessageBatch",
-    "delete": "DeleteMessageBatch",
-    "hide": "ChangeMessageVisibilityBatch",
-}
-
-
-@dataclass
-class _Item:
-    entry: dict[str, Any]
-    future: Future[Any]
-    size: int
-    queued: float = 0.0  # time.monotonic() when handed in
-    retries: int = 0
-    alone: bool = False  # sent in a batch of its own (after its batch was rejected whole)
-
 
 @dataclass
 class _Queue:
-    items: deque[_Item] = field(default_factory=deque)
+    items: deque[Item] = field(default_factory=deque)
     size: int = 0  # bytes of the waiting items
     in_flight: int = 0  # batches of this queue being sent right now
 
@@ -178,7 +157,7 @@ class Batcher:
                 return item.future
         return self._put("send", queue_url, entry, size)
 
-    def _take_inline(self, queue_url: str, entry: dict[str, Any], size: int) -> _Item | None:
+    def _take_inline(self, queue_url: str, entry: dict[str, Any], size: int) -> Item | None:
         """An item to send on the caller's thread now (marked in flight), or None: queue it."""
         with self._cond:
             if self._closed:
@@ -186,7 +165,7 @@ class Batcher:
             if ("send", queue_url) in self._waiting or self._may_wait("send"):
                 return None
             self._waiting[("send", queue_url)] = _Queue(in_flight=1)
-            return _Item(entry, Future(), size, time.monotonic())
+            return Item(entry, Future(), size, time.monotonic())
 
     def delete(self, queue_url: str, receipt_handle: str) -> Future[None]:
         """Queue a message for deletion."""
@@ -225,7 +204,7 @@ class Batcher:
             if self._closed:
                 raise ClientClosedError("the batcher is closed")
             queue = self._waiting.setdefault((kind, queue_url), _Queue())
-            queue.items.append(_Item(entry, future, size, time.monotonic()))
+            queue.items.append(Item(entry, future, size, time.monotonic()))
             queue.size += size
             # Most entries wake nobody: a delete joining others already scheduled, a send
             # waiting for the batch in flight (the flusher that sends it looks again).
@@ -268,7 +247,7 @@ class Batcher:
         self._idle[chosen] = ready  # a second entry due no sooner wakes nobody else
         return self._loops[chosen]
 
-    def _take(self, flusher: int) -> tuple[Kind, str, list[_Item]] | float | None:
+    def _take(self, flusher: int) -> tuple[Kind, str, list[Item]] | float | None:
         """A batch to send now, or else the seconds until one is due (None: until woken)."""
         now = time.monotonic()
         due: float | None = None
@@ -279,7 +258,7 @@ class Batcher:
                 self._idle[flusher] = math.inf
                 self._cond.notify_all()  # stop() waits for this
                 return None
-            taken: tuple[Kind, str, list[_Item]] | None = None
+            taken: tuple[Kind, str, list[Item]] | None = None
             for (kind, queue_url), queue in self._waiting.items():
                 ready = self._ready_at(kind, queue)
                 if ready is None:
@@ -291,7 +270,7 @@ class Batcher:
                     # Another batch is due too: an idle peer sends it in parallel.
                     wake = self._flusher_for(now)
                     break
-                batch: list[_Item] = []
+                batch: list[Item] = []
                 size = 0
                 while queue.items and len(batch) < MAX_BATCH_ENTRIES:
                     item = queue.items[0]
@@ -366,69 +345,14 @@ class Batcher:
             self._sent(kind, queue_url)
         return 0
 
-    def _flush(self, kind: Kind, queue_url: str, batch: list[_Item]) -> None:
-        entries = [{"Id": str(i), **item.entry} for i, item in enumerate(batch)]
-        operation = _OPERATIONS[kind]
-        try:
-            with aws_errors(operation, queue_url):
-                if kind == "send":
-                    started = time.monotonic()
-                    response: Any = self._sqs.send_message_batch(
-                        QueueUrl=queue_url,
-                        Entries=entries,  # type: ignore[arg-type]
-                    )
-                    self._send_round_trip = time.monotonic() - started
-                elif kind == "delete":
-                    response = self._sqs.delete_message_batch(
-                        QueueUrl=queue_url,
-                        Entries=entries,  # type: ignore[arg-type]
-                    )
-                else:
-                    response = self._sqs.change_message_visibility_batch(
-                        QueueUrl=queue_url,
-                        Entries=entries,  # type: ignore[arg-type]
-                    )
-        except QueueDoesNotExist as exc:
-            for item in batch:
-                settle(item.future, error=exc)
-            return
-        except SqsError as exc:
-            if len(batch) == 1:
-                settle(batch[0].future, error=exc)
-                return
-            logger.debug(
-                "%s rejected whole (%s); retrying its entries one by one", operation, exc.code
-            )
-            for item in reversed(batch):
-                item.alone = True
-                self._requeue(kind, queue_url, item)
-            return
-        unreported = dict(enumerate(batch))
-        for ok in response.get("Successful", []):
-            settle(unreported.pop(int(ok["Id"])).future, result=ok.get("MessageId"))
-        # An entry SQS reported neither way is retried like one that failed on SQS's side.
-        failures = [*response.get("Failed", [])]
-        for failed in failures:
-            unreported.pop(int(failed["Id"]), None)
-        failures += [{"Id": str(i), "Code": "NotReported"} for i in unreported]
-        for failed in failures:
-            item = batch[int(failed["Id"])]
-            if not failed.get("SenderFault") and item.retries < MAX_ENTRY_RETRIES:
-                item.retries += 1
-                logger.debug("retrying %s entry after %s", operation, failed.get("Code"))
-                self._requeue(kind, queue_url, item)
-                continue
-            settle(
-                item.future,
-                error=SqsError(
-                    f"{operation} on {queue_url}: entry failed: {failed.get('Code')}: "
-                    f"{failed.get('Message')}",
-                    code=str(failed.get("Code", "Unknown")),
-                    operation=operation,
-                ),
-            )
+    def _flush(self, kind: Kind, queue_url: str, batch: list[Item]) -> None:
+        round_trip = send_batch(
+            self._sqs, kind, queue_url, batch, functools.partial(self._requeue, kind, queue_url)
+        )
+        if round_trip is not None:
+            self._send_round_trip = round_trip
 
-    def _requeue(self, kind: Kind, queue_url: str, item: _Item) -> None:
+    def _requeue(self, kind: Kind, queue_url: str, item: Item) -> None:
         # The batch it came from is still in flight: its _sent() (or the flusher that sent it,
         # looking again) takes care of it.
         with self._cond:
