@@ -34,11 +34,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from sqs_rpc._errors import ConfigurationError
-from sqs_rpc._stats import Latency, PollerStats
 
 from .poller import MessagePoller, close_clients
+from .pool_stats import stats_fields
 
-__all__ = ["BOOT_FAILED", "PollerFactory", "WorkerSpec", "stats_from_fields", "worker_main"]
+__all__ = ["BOOT_FAILED", "PollerFactory", "WorkerSpec", "worker_main"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,28 +141,6 @@ def _configure_logging(spec: WorkerSpec, channel: _Channel) -> None:
     root.addHandler(_ChannelHandler(channel, spec.index))
     for name, level in spec.levels.items():
         logging.getLogger(name or None).setLevel(level)
-
-
-def stats_fields(stats: PollerStats) -> dict[str, Any]:
-    """A PollerStats as plain values (its mappings may be read-only views pickle refuses)."""
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(stats):
-        value = getattr(stats, field.name)
-        if isinstance(value, Latency):
-            value = dataclasses.asdict(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        values[field.name] = value
-    return values
-
-
-def stats_from_fields(values: Mapping[str, Any]) -> PollerStats:
-    """The inverse of :func:`stats_fields`; fields this version does not know are ignored."""
-    known = {field.name for field in dataclasses.fields(PollerStats)}
-    kept = {name: value for name, value in values.items() if name in known}
-    if "latency" in kept:
-        kept["latency"] = Latency(**kept["latency"])
-    return PollerStats(**kept)
 
 
 def worker_main(spec: WorkerSpec, connection: Connection) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from sqs_rpc import ConfigurationError, ExitCode, Latency, PollerPool, PollerStats
 from sqs_rpc._cli.main import main
-from sqs_rpc._server.supervisor import sum_stats
+from sqs_rpc._server.pool_stats import sum_stats
 from tests.support.pool_factories import crash_at_start
 
 
