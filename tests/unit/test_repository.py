@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,12 +14,14 @@ MARKER = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.MULTILINE)
 
 def _text_files() -> list[Path]:
     files = []
-    for path in ROOT.rglob("*"):
-        parts = set(path.relative_to(ROOT).parts)
-        if parts & SKIPPED_PARTS or any(part.startswith(".venv") for part in parts):
-            continue
-        if path.is_file() and path.suffix in TEXT_SUFFIXES:
-            files.append(path)
+    for directory, subdirectories, names in os.walk(ROOT):
+        # Pruned, not filtered: CI's virtual environments and node_modules hold many thousands.
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if name not in SKIPPED_PARTS and not name.startswith(".venv")
+        ]
+        files += [Path(directory, name) for name in names if Path(name).suffix in TEXT_SUFFIXES]
     return files
 
 
