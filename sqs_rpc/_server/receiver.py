@@ -47,6 +47,9 @@ __all__ = ["RECEIVE_STOP_WAIT", "Receiver"]
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10
+# How long the next receive waits for a lone message (no load) to be done; see
+# Receiver._let_lone_message_go.
+LONE_WAIT = 0.010
 # How long a stop waits for the receive in progress: enough for one that is returning with
 # messages (they are released before stop() returns), far less than a 20 s long poll.
 RECEIVE_STOP_WAIT = 1.0
@@ -222,7 +225,23 @@ class Receiver:
             return 0
         # Under load (this receive or the last brought several messages), let more gather.
         busy, self._loaded = self._loaded, len(messages) > 1
+        if len(messages) == 1 and not busy:
+            self._let_lone_message_go()
         return receive_pause(len(messages), count, busy=busy, round_trip=received - asked)
+
+    def _let_lone_message_go(self) -> None:
+        """After a lone message, receive again once it is done, or after ``LONE_WAIT``.
+
+        The next receive's request costs this process about as much CPU as the message's reply,
+        and the two would take turns on the GIL: the reply, on the caller's critical path,
+        would wait for a receive that most likely brings nothing. A fast handler's message is
+        done within milliseconds; a slow one's holds the next receive back for ``LONE_WAIT``
+        at most.
+        """
+        with self._slots:
+            self._slots.wait_for(
+                lambda: self._free >= self._concurrency or self._loop.stopping, LONE_WAIT
+            )
 
     def _admit(
         self, messages: list[Any], received: float

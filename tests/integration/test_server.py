@@ -104,6 +104,32 @@ def test_concurrency_bounds_running_handlers(
     assert peak[0] == 3
 
 
+def test_a_lone_slow_handler_does_not_hold_back_the_next_message(
+    client: RpcClient, queue_url: str, serve: Serve
+) -> None:
+    # After a lone message the receiver waits for it before receiving again (its reply then
+    # has the process to itself), but only briefly: a slow one must not stall the queue.
+    gate = threading.Event()
+    started = threading.Event()
+
+    class SlowFirst(MessageHandler):
+        def handle(self, message: IncomingMessage) -> Any:
+            if message.body == "slow":
+                started.set()
+                gate.wait(30)
+            return message.body
+
+    serve(queue_url, SlowFirst(), concurrency=2)
+    slow = client.call_async(queue_url, "slow", timeout=60)
+    assert started.wait(30)
+    try:
+        assert client.call(queue_url, "fast", timeout=20) == "fast"
+        assert not slow.done()
+    finally:
+        gate.set()
+    assert slow.result(timeout=30) == "slow"
+
+
 def test_garbage_request_gets_an_error_reply_and_stays_for_redrive(
     queue_url: str, make_queue: Callable[..., str], serve: Serve, sqs: Any
 ) -> None:
