@@ -1,15 +1,18 @@
 """Calls/s of a CPU-bound handler on 1 and on 2 poller processes (``PollerPool``).
 
     python -m benchmarks.processes [--runs 3] [--duration 30] [--work 1000000] [--window 8]
+                                   [--sqs fauxqs|moto]
 
 One process runs Python on one core (the GIL): a CPU-bound handler is bounded by it whatever
 its ``concurrency``. This runs the same handler (a pure-Python loop of ``--work`` iterations)
 in a pool of 1 and of 2 processes, alternating (1, 2, 1, 2, ...) so that a change in the
 machine's load hits both alike, each run ``--duration`` seconds with ``--window`` calls kept
 in flight by one RpcClient, and prints every run, the medians and the ratio. The SQS server
-(moto) runs in a process of its own (tests/support/sqs_process.py), or is
-SQS_RPC_TEST_ENDPOINT. It shares the cores with the pool: it costs CPU per call, so a
-heavier ``--work`` shows the pool's scaling with less of the server's cost in it.
+runs in a process of its own: fauxqs (Node, ``python -m tests.support.fauxqs install``), or
+moto's server (tests/support/sqs_process.py) with ``--sqs moto``, or SQS_RPC_TEST_ENDPOINT.
+It shares the cores with the pool and costs CPU per call (moto about 40 ms, fauxqs under
+1 ms on this suite's machine), which the pool's second process cannot have: each run prints
+the SQS server's CPU too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future
+from contextlib import ExitStack
 from typing import Any
 
 import boto3
@@ -87,7 +91,9 @@ class Run:
     cores: float  # CPU seconds per second the pool's children used
 
 
-def _run(processes: int, queue_url: str, endpoint_url: str, args: argparse.Namespace) -> Run:
+def _run(
+    processes: int, queue_url: str, endpoint_url: str, args: argparse.Namespace, sqs_pid: int | None
+) -> tuple[Run, float]:
     """One run of ``args.duration`` seconds."""
     factory = BusyPoller(queue_url, endpoint_url, args.work)
     with (
@@ -103,6 +109,7 @@ def _run(processes: int, queue_url: str, endpoint_url: str, args: argparse.Names
         done, pids = 0, set()
         children = pool.pids()
         cpu = _cpu_seconds(children)
+        sqs_cpu = _cpu_seconds([sqs_pid]) if sqs_pid else 0.0
         began = time.monotonic()
         end = began + args.duration
         while True:
@@ -114,7 +121,8 @@ def _run(processes: int, queue_url: str, endpoint_url: str, args: argparse.Names
             done += 1
         took = time.monotonic() - began
         cores = (_cpu_seconds(children) - cpu) / took
-    return Run(done / took, len(pids), cores)
+        sqs_cores = (_cpu_seconds([sqs_pid]) - sqs_cpu) / took if sqs_pid else float("nan")
+    return Run(done / took, len(pids), cores), sqs_cores
 
 
 def main() -> None:
@@ -123,50 +131,63 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--work", type=int, default=1_000_000, help="loop iterations per call")
     parser.add_argument("--window", type=int, default=8, help="calls kept in flight")
+    parser.add_argument(
+        "--sqs", choices=("fauxqs", "moto"), default="fauxqs", help="the SQS server (fauxqs)"
+    )
     args = parser.parse_args()
-    server: subprocess.Popen[str] | None = None
-    endpoint = os.environ.get("SQS_RPC_TEST_ENDPOINT")
-    if not endpoint:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.sqs_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stdout is not None
-        endpoint = server.stdout.readline().strip()
-    try:
-        queue_url = _sqs(endpoint).create_queue(QueueName=f"bench-{uuid.uuid4().hex[:12]}")[
-            "QueueUrl"
-        ]
-        print(f"cores: {os.cpu_count()}, work: {args.work} iterations, window {args.window}")
-        results: dict[int, list[float]] = {1: [], 2: []}
-        for run in range(args.runs):
-            for processes in (1, 2):
-                result = _run(processes, queue_url, endpoint, args)
-                results[processes].append(result.rate)
-                print(
-                    f"run {run + 1}: {processes} process(es): {result.rate:6.1f} calls/s, "
-                    f"{result.answered} answered, pool CPU {result.cores:.2f} cores, "
-                    f"{result.rate / max(result.cores, 1e-9):.1f} calls per CPU-second, "
-                    f"load average {os.getloadavg()[0]:.1f}",
-                    flush=True,
-                )
-        one, two = (statistics.median(results[n]) for n in (1, 2))
-        for n, rates in results.items():
+    with ExitStack() as stack:
+        endpoint = os.environ.get("SQS_RPC_TEST_ENDPOINT")
+        sqs_pid = None
+        if not endpoint:
+            endpoint, sqs_pid = _start_sqs(args.sqs, stack)
+        _compare(endpoint, sqs_pid, args)
+
+
+def _start_sqs(kind: str, stack: ExitStack) -> tuple[str, int]:
+    """Start the SQS server in its own process, stopped with ``stack``; its endpoint and pid."""
+    if kind == "fauxqs":
+        from tests.support.fauxqs import FauxqsServer
+
+        fauxqs = stack.enter_context(FauxqsServer())
+        assert fauxqs.pid is not None
+        return fauxqs.endpoint_url, fauxqs.pid
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.sqs_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stack.callback(server.wait, 30)
+    stack.callback(server.stdin.close)  # type: ignore[union-attr]
+    assert server.stdout is not None
+    return server.stdout.readline().strip(), server.pid
+
+
+def _compare(endpoint: str, sqs_pid: int | None, args: argparse.Namespace) -> None:
+    """Alternate runs on 1 and 2 processes; print each run, the medians and the ratio."""
+    queue_url = _sqs(endpoint).create_queue(QueueName=f"bench-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    print(f"cores: {os.cpu_count()}, work: {args.work} iterations, window {args.window}")
+    results: dict[int, list[float]] = {1: [], 2: []}
+    for run in range(args.runs):
+        for processes in (1, 2):
+            result, sqs_cores = _run(processes, queue_url, endpoint, args, sqs_pid)
+            results[processes].append(result.rate)
             print(
-                f"{n} process(es): median {statistics.median(rates):.1f} calls/s, "
-                f"min {min(rates):.1f}, max {max(rates):.1f}"
+                f"run {run + 1}: {processes} process(es): {result.rate:6.1f} calls/s, "
+                f"{result.answered} answered, pool CPU {result.cores:.2f} cores, "
+                f"SQS server {sqs_cores:.2f} cores, "
+                f"{result.rate / max(result.cores, 1e-9):.1f} calls per CPU-second, "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
             )
-        ratios = [b / a for a, b in zip(results[1], results[2], strict=True)]
+    one, two = (statistics.median(results[n]) for n in (1, 2))
+    for n, rates in results.items():
         print(
-            f"2 vs 1: {two / one:.2f}x (medians); per pair {', '.join(f'{r:.2f}' for r in ratios)}"
+            f"{n} process(es): median {statistics.median(rates):.1f} calls/s, "
+            f"min {min(rates):.1f}, max {max(rates):.1f}"
         )
-    finally:
-        if server is not None:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(30)
+    ratios = [b / a for a, b in zip(results[1], results[2], strict=True)]
+    print(f"2 vs 1: {two / one:.2f}x (medians); per pair {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 if __name__ == "__main__":
