@@ -29,6 +29,7 @@ from typing import Any
 
 from .blocks import Block, run_block
 from .clients import IMPLEMENTATIONS, Side
+from .floor import floors, request_cpu
 from .memory import memory
 from .profiles import PROFILES, NetworkModel, RunningProfile, start_profile
 from .report import PRICE_NOTE, aggregate, check_targets, cost_per_million, memory_table, table
@@ -105,6 +106,8 @@ def run_profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 stack.callback(sides[impl].close)
             for side in sides.values():
                 side.warm_up()
+            costs = request_cpu(running.endpoint, 10 if args.quick else 30)
+            print(f"{name}: botocore's CPU per request, ms: {_costs(costs)}", flush=True)
             blocks = _paired_blocks(running, sides, args)
         heap = (
             {impl: memory(impl, running.endpoint, args.memory_calls) for impl in IMPLEMENTATIONS}
@@ -114,6 +117,8 @@ def run_profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
     summary = aggregate(blocks)
     roles = [*running.pids, "server", "client"]
     print(table(name, summary, roles), flush=True)
+    floor = floors([b.summary() for b in blocks], costs)
+    print(_floor_lines(name, floor), flush=True)
     if heap is not None:
         print(memory_table(heap), flush=True)
     return {
@@ -125,10 +130,29 @@ def run_profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "load_average_after": os.getloadavg(),
         "summary": summary,
         "targets": check_targets(name, summary),
+        "botocore_cpu_ms_per_request": costs,
+        "botocore_floor_cpu_ms_per_call": floor,
         "cost_per_million_calls": cost_per_million(summary),
         "memory": heap,
         "blocks": [b.summary() for b in blocks],
     }
+
+
+def _costs(costs: dict[str, float]) -> str:
+    return ", ".join(f"{op} {ms:.2f}" for op, ms in costs.items())
+
+
+def _floor_lines(name: str, floor: dict[str, Any]) -> str:
+    """What botocore alone spends per call, at each phase's requests (medians of the blocks)."""
+    lines = [f"-- {name}: botocore's CPU ms per call at the run's requests (client / server)"]
+    for phase, impls in floor.items():
+        cells = "   ".join(
+            f"{impl} {impls[impl]['client']:.2f} / {impls[impl]['server']:.2f}"
+            for impl in IMPLEMENTATIONS
+            if impl in impls
+        )
+        lines.append(f"{phase:10} {cells}")
+    return "\n".join(lines)
 
 
 def _git(*args: str) -> str:

@@ -76,6 +76,11 @@ def test_quick_run_of_each_profile_has_only_right_replies(tmp_path: Path, profil
             assert set(block["cpu_seconds"]) == roles
     assert {t["status"] for t in data["targets"]} <= {"met", "NOT met"}
     assert set(data["cost_per_million_calls"]) == {"sequential", "8", "32", "128"}
+    costs = data["botocore_cpu_ms_per_request"]
+    assert set(costs) == {"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessageBatch"}
+    assert all(ms > 0 for ms in costs.values())
+    floor = data["botocore_floor_cpu_ms_per_call"]["32"]
+    assert 0 < floor["sqs-rpc"]["client"] < floor["baseline"]["client"]  # batches cost less
     assert f"== {profile}" in result.stdout
 
 
