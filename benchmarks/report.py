@@ -268,6 +268,29 @@ def markdown(profile: str, summary: Summary, roles: list[str]) -> str:
     return "\n".join(lines)
 
 
+def floor_table(data: dict[str, Any]) -> str:
+    """botocore's CPU per request, and per call at each phase's requests, in Markdown."""
+    costs = data["botocore_cpu_ms_per_request"]
+    lines = [
+        "botocore's CPU per request, ms (one thread, batches of 10): "
+        + ", ".join(f"{op} {ms:.2f}" for op, ms in costs.items()),
+        "",
+        "| botocore's CPU ms per call at the run's requests | baseline client / server "
+        "| sqs-rpc client / server |",
+        "| --- | ---: | ---: |",
+    ]
+    for phase, impls in data["botocore_floor_cpu_ms_per_call"].items():
+        if phase == "cpu":
+            continue
+        label = "sequential" if phase == "sequential" else f"{phase} callers"
+        cells = [
+            f"{impls[impl]['client']:.2f} / {impls[impl]['server']:.2f}"
+            for impl in ("baseline", "sqs-rpc")
+        ]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def memory_table(heap: dict[str, dict[str, Any]]) -> str:
     """The memory phase, per implementation, in Markdown."""
     mib = 1024 * 1024
@@ -308,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{data['load_average_after'][0]:.1f}; {data['seconds'] / 60:.1f} min.\n"
         )
         print(markdown(name, data["summary"], roles))
+        if data.get("botocore_floor_cpu_ms_per_call"):
+            print()
+            print(floor_table(data))
         if data.get("memory"):
             print()
             print(memory_table(data["memory"]))
