@@ -220,16 +220,17 @@ class Receiver:
             if not late:
                 for group_id, message in self._admit(messages, received):
                     self._workers.submit(self._run, group_id, message, received)
+            free = self._free  # a slot freed after this: that message (or another) is done
         if late:
             self._release(messages)
             return 0
         # Under load (this receive or the last brought several messages), let more gather.
         busy, self._loaded = self._loaded, len(messages) > 1
         if len(messages) == 1 and not busy:
-            self._let_lone_message_go()
+            self._let_lone_message_go(free)
         return receive_pause(len(messages), count, busy=busy, round_trip=received - asked)
 
-    def _let_lone_message_go(self) -> None:
+    def _let_lone_message_go(self, free: int) -> None:
         """After a lone message, receive again once it is done, or after ``LONE_WAIT``.
 
         The next receive's request costs this process about as much CPU as the message's reply,
@@ -239,9 +240,7 @@ class Receiver:
         at most.
         """
         with self._slots:
-            self._slots.wait_for(
-                lambda: self._free >= self._concurrency or self._loop.stopping, LONE_WAIT
-            )
+            self._slots.wait_for(lambda: self._free > free or self._loop.stopping, LONE_WAIT)
 
     def _admit(
         self, messages: list[Any], received: float
