@@ -327,7 +327,9 @@ def test_no_more_than_two_batches_of_a_queue_are_in_flight(sqs: Any, queue_url: 
     assert len(_drain(sqs, queue_url, 30)) == 30
 
 
-def test_a_lone_send_after_a_busy_spell_still_goes_at_once(sqs: Any, queue_url: str) -> None:
+def test_a_lone_send_after_a_busy_spell_still_goes_at_once(
+    sqs: Any, queue_url: str, make_queue: Callable[..., str]
+) -> None:
     # A flusher asleep until a later deadline must still be woken for a send due now.
     busy = [True]
     counter = RequestCounter.attach(sqs)
@@ -335,21 +337,12 @@ def test_a_lone_send_after_a_busy_spell_still_goes_at_once(sqs: Any, queue_url: 
     try:
         lingering = batcher.send(queue_url, _message("lingers"))  # waits up to the hour
         busy[0] = False
-        other = make_other_queue(sqs)
-        try:
-            assert batcher.send(other, _message("at once")).result(timeout=10)
-        finally:
-            sqs.delete_queue(QueueUrl=other)
+        assert batcher.send(make_queue(), _message("at once")).result(timeout=10)
         # No longer busy: the lingering one is due too, and went (or goes) with no wait.
         assert lingering.result(timeout=10)
     finally:
         batcher.stop()
     assert counter.snapshot()["SendMessageBatch"] == 2
-
-
-def make_other_queue(sqs: Any) -> str:
-    url: str = sqs.create_queue(QueueName=f"test-{uuid.uuid4().hex[:16]}")["QueueUrl"]
-    return url
 
 
 def test_stop_returns_once_an_inline_send_in_flight_returns(sqs: Any, queue_url: str) -> None:
