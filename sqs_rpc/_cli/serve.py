@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import signal
 import threading
-from types import FrameType
 from typing import Any
 
 import boto3
@@ -21,6 +20,7 @@ from sqs_rpc._server.poller import (
     close_clients,
 )
 from sqs_rpc._server.supervisor import PollerPool
+from sqs_rpc._signals import StopSignals
 
 from .common import add_command, add_common_options, aws_options, queue_url, seconds, whole
 from .errors import ExitCode, UsageError
@@ -183,26 +183,24 @@ def _run(poller: MessagePoller, shutdown_timeout: float) -> None:
     signals: list[int] = []
     stop_requested = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         signals.append(signum)
         stop_requested.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        poller.start()
-        stop_requested.wait()
-        logger.info(
-            "%s received: stopping; waiting up to %g s for %d in-flight messages (running "
-            "handlers finish, unstarted messages are released); a second Ctrl-C or SIGTERM "
-            "ends the process at once",
-            signal.Signals(signals[0]).name,
-            shutdown_timeout,
-            poller.stats().in_flight,
-        )
+        with StopSignals(on_signal) as waiter:
+            poller.start()
+            waiter.wait(stop_requested)
+            logger.info(
+                "%s received: stopping; waiting up to %g s for %d in-flight messages (running "
+                "handlers finish, unstarted messages are released); a second Ctrl-C or "
+                "SIGTERM ends the process at once",
+                signal.Signals(signals[0]).name,
+                shutdown_timeout,
+                poller.stats().in_flight,
+            )
     finally:
         # As in MessagePoller.run(): the previous handlers are back before the stop begins.
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if not poller.stop():
             logger.warning("stopped with handlers still running after %g s", shutdown_timeout)
         close_clients()

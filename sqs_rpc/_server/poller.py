@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 import boto3
@@ -47,6 +47,7 @@ from sqs_rpc._options import (
     check_queue_url,
 )
 from sqs_rpc._payload_store import PayloadStore
+from sqs_rpc._signals import StopSignals
 from sqs_rpc._state import ClientState
 from sqs_rpc._stats import PollerHealth, PollerStats
 
@@ -305,17 +306,16 @@ class MessagePoller:
             raise ConfigurationError("run() must be called from the main thread; use start()")
         stop_requested = threading.Event()
 
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
+        def on_signal(signum: int) -> None:
             logger.info("received %s; shutting down", signal.Signals(signum).name)
             stop_requested.set()
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self.start()
-            stop_requested.wait()
+            with StopSignals(on_signal) as signals:
+                self.start()
+                signals.wait(stop_requested)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            # The previous handlers are back (the with block ended) before the stop begins.
             self.stop()
             close_clients()
 

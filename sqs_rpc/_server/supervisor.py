@@ -39,11 +39,12 @@ import os
 import signal
 import threading
 import time
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from sqs_rpc._errors import ClientClosedError, ConfigurationError, PoolFailed
 from sqs_rpc._loop import owner_id, thread_name
+from sqs_rpc._signals import StopSignals
 from sqs_rpc._stats import PollerStats
 
 from . import pool_exit
@@ -132,6 +133,8 @@ class PollerPool:
         self._ever_ready = False  # whether any child was ever ready; supervisor thread only
         self._failure: PoolFailed | None = None
         self._stopping = threading.Event()  # set by stop(), a signal, or giving up
+        self._ended = threading.Event()  # set when the supervisor thread ends
+        self._run_waiter: StopSignals | None = None  # run()'s wait, while it waits
         self._kill_now = False
         self._kill_deadline = 0.0
         self._graceful = True
@@ -199,7 +202,7 @@ class PollerPool:
             raise ConfigurationError("run() must be called from the main thread; use start()")
         signals: list[int] = []
 
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
+        def on_signal(signum: int) -> None:
             signals.append(signum)
             name = signal.Signals(signum).name
             if len(signals) == 1:
@@ -215,14 +218,17 @@ class PollerPool:
                 logger.warning("%s received again: killing the workers", name)
                 self._request_kill()
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self.start()
-            self._stopping.wait()
-            self.stop()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with StopSignals(on_signal) as waiter:
+            self._run_waiter = waiter
+            try:
+                self.start()
+                waiter.wait(self._stopping)
+                # The handlers stay installed until the children are gone: a second signal
+                # kills them at once, whichever thread the kernel hands it to.
+                waiter.wait(self._ended, self._settings.graceful_timeout + 2 * KILL_WAIT)
+                self.stop()
+            finally:
+                self._run_waiter = None
         if self._failure is not None:
             raise self._failure
 
@@ -272,6 +278,7 @@ class PollerPool:
             self._kill_deadline = time.monotonic() + budget
             self._stopping.set()
         self._wake()
+        self._wake_run()
 
     def _request_kill(self) -> None:
         with self._lock:
@@ -283,6 +290,12 @@ class PollerPool:
         with self._lock:
             if not self._wake_writer.closed:
                 self._wake_writer.send(None)
+
+    def _wake_run(self) -> None:
+        """End run()'s wait, if one is in progress: _stopping or _ended is set."""
+        waiter = self._run_waiter
+        if waiter is not None:
+            waiter.wake()
 
     def _close_wake_pipe(self) -> None:
         with self._lock:
@@ -311,7 +324,9 @@ class PollerPool:
             for slot in self._slots:
                 slot.reap(KILL_WAIT)
             self._close_wake_pipe()
-            self._stopping.set()  # wakes run() when the thread ended on its own
+            self._stopping.set()  # ends run()'s wait when the thread ended on its own
+            self._ended.set()
+            self._wake_run()
             logger.info("stopped; totals: %s", summary(self.stats()))
 
     def _loop(self) -> None:

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from sqs_rpc._errors import ConfigurationError
+from sqs_rpc._signals import StopSignals
 
 from .poller import MessagePoller, close_clients
 from .pool_stats import stats_fields
@@ -153,7 +154,15 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
     # (it forwards SIGTERM, and SIGKILLs on a second Ctrl-C), so a child ignores SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    # Installed until the process ends, the stop included: the parent's SIGTERM (sent once)
+    # asks for a graceful stop, never the default action's immediate death.
+    with StopSignals(lambda _signum: stop.set(), [signal.SIGTERM]) as waiter:
+        _serve(spec, connection, stop, waiter)
+
+
+def _serve(
+    spec: WorkerSpec, connection: Connection, stop: threading.Event, waiter: StopSignals
+) -> None:
     channel = _Channel(connection)
     _configure_logging(spec, channel)
 
@@ -162,6 +171,7 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
         if not stop.is_set():
             logger.warning("the supervisor is gone; stopping")
             stop.set()
+            waiter.wake()
 
     threading.Thread(target=watch_parent, name="sqs-rpc-parent-watch", daemon=True).start()
     try:
@@ -179,7 +189,7 @@ def worker_main(spec: WorkerSpec, connection: Connection) -> None:
         sys.exit(BOOT_FAILED)
     channel.send(("ready", os.getpid()))
     try:
-        while not stop.wait(spec.stats_interval):
+        while not waiter.wait(stop, spec.stats_interval):
             channel.send(("stats", stats_fields(poller.stats())))
         logger.info("stopping: draining %d in-flight messages", poller.stats().in_flight)
     finally:

@@ -25,7 +25,7 @@ from sqs_rpc import MessagePoller, RpcClient
 from sqs_rpc._loop import owner_id, thread_name
 from tests.support.child_process import Child
 from tests.support.handlers import Echo
-from tests.support.helpers import Endpoint, wait_for
+from tests.support.helpers import ROOT, Endpoint, wait_for
 from tests.support.helpers import queue_listed as exists
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -117,6 +117,67 @@ def test_sigterm_to_serve_closes_the_clients_of_the_handlers(
     assert took < 1 + 8, child.output
 
 
+SIGNAL_TAKEN_BY_A_THREAD = """
+import signal, sys, threading, time
+
+root, mode, queue_url, endpoint_url, region_name = sys.argv[1:]
+sys.path.insert(0, root)  # spawned children get this sys.path too
+from sqs_rpc import MessagePoller, PollerPool
+from sqs_rpc._cli.main import main
+from tests.support.handlers import Echo
+from tests.support.pool_factories import EchoPoller
+
+
+def main_thread_waits_to_stop():
+    # The main thread sleeps in the kernel, in a wait called from run() (serve: _run()).
+    main_thread = threading.main_thread()
+    frame = sys._current_frames().get(main_thread.ident)
+    if frame is None or frame.f_code.co_name != "wait":
+        return False
+    callers = {frame.f_back.f_code.co_name, frame.f_back.f_back.f_code.co_name}
+    with open(f"/proc/self/task/{main_thread.native_id}/stat") as stat:
+        asleep = stat.read().rsplit(")", 1)[1].split()[0] == "S"
+    return asleep and bool(callers & {"run", "_run"})
+
+
+def take_the_signal():
+    # The kernel may hand a process's SIGTERM to any of its threads: this one takes it.
+    while not main_thread_waits_to_stop():
+        time.sleep(0.01)
+    print("signalling", flush=True)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    threading.Thread(target=take_the_signal, daemon=True).start()
+    where = {"endpoint_url": endpoint_url, "region_name": region_name}
+    if mode == "MessagePoller.run":
+        MessagePoller(queue_url, Echo(), wait_time_seconds=1, **where).run()
+    elif mode == "PollerPool.run":
+        factory = EchoPoller(queue_url, endpoint_url, region_name)
+        PollerPool(factory, processes=1, stats_interval=0.1).run()
+    else:
+        options = ["--wait-time", "1", "--endpoint-url", endpoint_url, "--region", region_name]
+        code = main(["serve", "tests.support.handlers:Echo", "--queue-url", queue_url, *options])
+        print("serve exited", code, flush=True)
+    print("returned", flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["MessagePoller.run", "serve", "PollerPool.run"])
+def test_a_sigterm_taken_by_another_thread_still_stops_the_process(
+    endpoint: Endpoint, queue_url: str, mode: str
+) -> None:
+    """A main thread blocked in a plain Event.wait() never ran the handler: CI saw it hang."""
+    args = [str(ROOT), mode, queue_url, endpoint.endpoint_url, endpoint.region_name]
+    with Child(["-c", SIGNAL_TAKEN_BY_A_THREAD, *args]) as child:
+        child.wait_for_line("signalling", timeout=60)
+        assert child.wait(timeout=30) == 0, child.output
+    assert "returned" in child.output
+    assert "serve exited 0" in child.output or mode != "serve"
+
+
 PLAIN_CLIENT = """
 import signal, sys, threading
 from sqs_rpc import RpcClient
@@ -127,7 +188,9 @@ if sys.argv[4] == "recipe":
 client = RpcClient(endpoint_url=sys.argv[1], region_name=sys.argv[2])
 client.call_async(sys.argv[3], "never answered", timeout=600)
 print("reply queue", client.reply_queue_url, flush=True)
-threading.Event().wait()
+done = threading.Event()
+while not done.wait(1):  # docs/operations.md: a timeout, so the main thread runs the handler
+    pass
 """
 
 
