@@ -7,6 +7,7 @@ blocks on a full pipe and the test never blocks on a silent child.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -19,6 +20,8 @@ from types import TracebackType
 
 import pytest
 
+ABORT_WAIT = 5.0  # for a hung child's stacks, after SIGABRT
+
 
 def child_env() -> dict[str, str]:
     return {
@@ -26,6 +29,8 @@ def child_env() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "PYTHONUNBUFFERED": "1",
+        # A child that hangs is sent SIGABRT: faulthandler prints every thread's stack.
+        "PYTHONFAULTHANDLER": "1",
     }
 
 
@@ -103,11 +108,19 @@ class Child:
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self._abort_with_stacks()
             pytest.fail(f"the child still runs after {timeout}s; output:\n{self.output}")
         self._reader.join(10)
         while (line := self._drain()) is not None:
             self.lines.append(line)
         return code
+
+    def _abort_with_stacks(self) -> None:
+        """SIGABRT the hung child: its faulthandler prints every thread's stack to the output."""
+        self.process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(ABORT_WAIT)
+        self._reader.join(ABORT_WAIT)
 
     def _drain(self) -> str | None:
         try:
