@@ -8,9 +8,7 @@ and so every ``sqs-rpc`` command, at it: ``AWS_ENDPOINT_URL_SQS`` and dummy cred
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
-from types import FrameType
 from typing import Any
 
 from sqs_rpc._embedded import (
@@ -18,6 +16,7 @@ from sqs_rpc._embedded import (
     EmbeddedSqs,
     create_queue_with_dead_letters,
 )
+from sqs_rpc._signals import StopSignals
 
 from .common import add_command, add_verbose, whole
 from .errors import ExitCode, UsageError
@@ -82,21 +81,14 @@ def _local(args: argparse.Namespace) -> int:
         raise UsageError("local must run in the main thread, where signals are handled")
     stopping = threading.Event()
 
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
     # Handlers first: a Ctrl-C while moto starts must stop the server too, not be lost.
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with EmbeddedSqs(port=args.port, region_name=args.region) as sqs:
-            _announce(sqs, args)
-            # A timed wait, so that the main thread sees the signal promptly on every OS.
-            while not stopping.wait(0.5):
-                pass
-            print("stopping the SQS-compatible server", flush=True)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with (
+        StopSignals(lambda _signum: stopping.set()) as signals,
+        EmbeddedSqs(port=args.port, region_name=args.region) as sqs,
+    ):
+        _announce(sqs, args)
+        signals.wait(stopping)
+        print("stopping the SQS-compatible server", flush=True)
     return ExitCode.OK
 
 
