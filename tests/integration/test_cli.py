@@ -86,20 +86,6 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
-@pytest.mark.embedded_server
-@pytest.mark.timeout(120)
-def test_demo_as_a_subprocess() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sqs_rpc", "demo", "--calls", "20", "--concurrency", "4"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "demo OK" in result.stdout
-
-
 # -- call ------------------------------------------------------------------------------------
 
 
