@@ -12,8 +12,6 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
 from ._errors import ConfigurationError, aws_errors
 
 if TYPE_CHECKING:
@@ -105,14 +103,10 @@ class EmbeddedSqs:
         """A boto3 SQS client for this server (dummy credentials; none are checked)."""
         from ._aws import make_sqs_client
 
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=self.region_name,
-        )
         return make_sqs_client(
             sqs_client=None,
-            session=session,
+            session=None,
+            credentials=("testing", "testing"),
             endpoint_url=self.endpoint_url,
             region_name=self.region_name,
             **config,

@@ -28,7 +28,7 @@ from ._attributes import (
     RESERVED_ATTRIBUTES,
     within_attribute_budget,
 )
-from ._aws import RequestCounter, merge_config
+from ._aws import RequestCounter, build_client, merge_config
 from ._errors import ConfigurationError, PayloadTooLarge, S3PayloadError, SqsError, aws_errors
 from ._offload import S3Offload
 from ._outgoing import OutgoingMessage
@@ -297,9 +297,8 @@ def _make_s3_client(
         retries={"mode": "standard", "max_attempts": 5},
     )
     config = merge_config(config, botocore_config, long_poll_seconds=0)
-    factory: Any = session if session is not None else boto3.session.Session()
     try:
-        client: S3Client = factory.client("s3", region_name=region_name, config=config)
+        client: S3Client = build_client("s3", session, region_name=region_name, config=config)
     except BotoCoreError as exc:
         raise ConfigurationError(
             f"cannot build an S3 client for the offload ({exc}); pass "

@@ -25,8 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
 from ._aws import make_sqs_client
 from ._client.client import RpcClient
 from ._embedded import EmbeddedSqs, create_queue_with_dead_letters
@@ -172,14 +170,14 @@ def rpc_test_server(
 
 def _sqs_client(endpoint_url: str, region_name: str, connections: int = 10) -> SQSClient:
     # Emulators accept any credentials; real ones in the environment are used if present.
-    session = boto3.session.Session(
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        region_name=region_name,
+    credentials = (
+        os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     )
     return make_sqs_client(
         sqs_client=None,
-        session=session,
+        session=None,
+        credentials=credentials,
         endpoint_url=endpoint_url,
         region_name=region_name,
         max_pool_connections=connections,

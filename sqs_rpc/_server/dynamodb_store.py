@@ -32,6 +32,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sqs_rpc._aws import build_client
 from sqs_rpc._errors import ConfigurationError, aws_errors
 from sqs_rpc._options import DEFAULT_REPLY_CACHE_TTL, seconds
 
@@ -197,10 +198,10 @@ def _client(
                 "pass either dynamodb_client= or session=/endpoint_url=/region_name=, not both"
             )
         return client
-    factory: Any = session if session is not None else boto3.session.Session()
     try:
-        built: DynamoDBClient = factory.client(
+        built: DynamoDBClient = build_client(
             "dynamodb",
+            session,
             endpoint_url=endpoint_url,
             region_name=region_name,
             # Every worker thread of a server may claim at once.

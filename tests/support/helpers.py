@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 
 from sqs_rpc import RpcClient
+from sqs_rpc._aws import build_client
 from sqs_rpc._codecs import JSON_CONTENT_TYPE
 from sqs_rpc._server.replies import reply_message
 
@@ -76,18 +77,37 @@ class Endpoint:
 
     def session(self) -> boto3.session.Session:
         return boto3.session.Session(
-            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            aws_access_key_id=self.credentials[0],
+            aws_secret_access_key=self.credentials[1],
             region_name=self.region_name,
         )
 
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return (
+            os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        )
+
     def client(self) -> Any:
-        return self.session().client("sqs", endpoint_url=self.endpoint_url)
+        # Not from session(): a new boto3 session parses botocore's service models again.
+        return build_client(
+            "sqs",
+            None,
+            credentials=self.credentials,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+        )
 
     def s3_client(self) -> Any:
         """An S3 client for the same endpoint (path-style: the endpoint is an IP address)."""
-        return self.session().client(
-            "s3", endpoint_url=self.endpoint_url, config=Config(s3={"addressing_style": "path"})
+        return build_client(
+            "s3",
+            None,
+            credentials=self.credentials,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            config=Config(s3={"addressing_style": "path"}),
         )
 
 
