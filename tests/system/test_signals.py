@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -165,6 +166,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
 @pytest.mark.parametrize("mode", ["MessagePoller.run", "serve", "PollerPool.run"])
 def test_a_sigterm_taken_by_another_thread_still_stops_the_process(
     endpoint: Endpoint, queue_url: str, mode: str
