@@ -56,11 +56,18 @@ def build_client(
     each client built here still gets its own (credentials and region resolve as for a new
     ``boto3.session.Session()``), but all of them share one loader, the cache of parsed
     models: a client then costs about 25 ms. ``credentials`` (key id, secret) replace the
-    credential chain.
+    credential chain. botocore amends some cached models as it builds a client (endpoint
+    data, S3's paths), the same way for every client: as for all clients of one session.
     """
     if session is not None:
+        if credentials is not None:
+            raise ConfigurationError("pass either a session or credentials, not both")
         return session.client(service, **options)  # type: ignore[call-overload]
     core = botocore.session.get_session()
+    # The User-Agent a boto3 session sends (CloudTrail's userAgent, aws:UserAgent conditions).
+    core.user_agent_extra = f"Botocore/{core.user_agent_version}"
+    core.user_agent_name = "Boto3"
+    core.user_agent_version = boto3.__version__
     data_path = core.get_config_variable("data_path")
     with _loaders_lock:
         loader = _loaders.get(data_path)

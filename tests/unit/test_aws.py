@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
+from sqs_rpc import ConfigurationError
 from sqs_rpc._aws import build_client, make_sqs_client
 
 
@@ -33,3 +35,14 @@ def test_given_credentials_replace_the_chain() -> None:
     credentials = client._request_signer._credentials
     assert (credentials.access_key, credentials.secret_key) == ("AKID", "SECRET")
     assert client.meta.region_name == "eu-west-1"
+
+
+def test_a_client_says_boto3_in_its_user_agent_as_a_boto3_session_s_would() -> None:
+    client = build_client("sqs", None, credentials=("AKID", "SECRET"), region_name="eu-west-1")
+    assert client._user_agent_creator.to_string().startswith("Boto3/")
+
+
+def test_a_session_and_credentials_together_are_refused() -> None:
+    session = boto3.session.Session(region_name="eu-west-1")
+    with pytest.raises(ConfigurationError, match="either a session or credentials"):
+        build_client("sqs", session, credentials=("AKID", "SECRET"))
