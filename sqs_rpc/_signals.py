@@ -5,22 +5,24 @@ all install handlers for SIGTERM (and SIGINT), then block the main thread until 
 another thread, says stop.
 
 Blocking is the subtle part. A signal sent to a process may be taken by any of its threads that
-does not block it, and the kernel need not pick the main thread: Linux gives it to the thread
-running at that moment when it can. CPython's C-level handler only marks the Python handler as
-pending, and the Python handler runs in the main thread the next time that thread executes
-bytecode. A main thread blocked in ``threading.Event.wait()`` executes none until it wakes: the
-stop signal sat unhandled, and ``sqs-rpc serve`` kept running, under load in CI.
+does not block it: the kernel prefers the main thread, but not always (Linux, for one, passes
+over a main thread that already has a signal pending). CPython's C-level handler only marks the
+Python handler as pending, and the Python handler runs in the main thread the next time that
+thread executes bytecode. A main thread blocked in ``threading.Event.wait()`` executes none
+until it wakes: the stop signal sat unhandled, and ``sqs-rpc serve`` kept running, under load
+in CI (a test reproduces it with ``signal.pthread_kill`` to another thread).
 
-:class:`StopSignals` waits in ``select()`` on a socket that is also the process's wake-up fd
-(:func:`signal.set_wakeup_fd`): whichever thread takes a signal, the C handler writes a byte
-there, ``select()`` returns, and the main thread runs the Python handler. A thread that sets the
-awaited event itself calls :meth:`StopSignals.wake`.
+:class:`StopSignals` waits on a socket that is also the process's wake-up fd
+(:func:`signal.set_wakeup_fd`), with :mod:`selectors` (epoll, kqueue: any fd number, where
+``select()`` stops at 1024): whichever thread takes a signal, the C handler writes a byte there,
+the wait returns, and the main thread runs the Python handler. A thread that sets the awaited
+event itself calls :meth:`StopSignals.wake`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import signal
 import socket
 import threading
@@ -55,12 +57,15 @@ class StopSignals:
         self._previous_fd: int | None = None  # the wake-up fd before ours, once ours is set
         self._reader: socket.socket | None = None
         self._writer: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
 
     def __enter__(self) -> StopSignals:
         try:
             self._reader, self._writer = socket.socketpair()
             for end in (self._reader, self._writer):
                 end.setblocking(False)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._reader, selectors.EVENT_READ)
             self._previous_fd = signal.set_wakeup_fd(
                 self._writer.fileno(), warn_on_full_buffer=False
             )
@@ -84,16 +89,20 @@ class StopSignals:
 
     def _restore(self) -> None:
         # Handlers first: a signal from now on acts as it did before, with nothing left to
-        # write to the socket about to close.
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-        if self._previous_fd is not None:
-            signal.set_wakeup_fd(self._previous_fd)
-            self._previous_fd = None
-        for end in (self._reader, self._writer):
-            if end is not None:
-                end.close()
+        # write to the socket about to close. The sockets close whatever fails before.
+        try:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous.clear()
+            if self._previous_fd is not None:
+                previous_fd, self._previous_fd = self._previous_fd, None
+                signal.set_wakeup_fd(previous_fd)
+        finally:
+            reader, writer, selector = self._reader, self._writer, self._selector
+            self._reader = self._writer = self._selector = None
+            for closable in (selector, reader, writer):
+                if closable is not None:
+                    closable.close()
 
     def wait(self, event: threading.Event, timeout: float | None = None) -> bool:
         """Block until ``event`` is set (True) or ``timeout`` passes (False).
@@ -101,15 +110,15 @@ class StopSignals:
         Handlers of signals taken meanwhile run here, whichever thread the kernel gave them
         to. A thread other than the main one that sets ``event`` must call :meth:`wake`.
         """
-        reader = self._reader
-        if reader is None:
+        selector = self._selector
+        if selector is None:
             raise RuntimeError("StopSignals.wait() runs inside its with block only")
         deadline = None if timeout is None else time.monotonic() + timeout
         while not event.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            select.select([reader], [], [], remaining)
+            selector.select(remaining)
             self._drain()
         return True
 

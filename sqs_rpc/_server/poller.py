@@ -300,7 +300,9 @@ class MessagePoller:
         (its reply queue deleted), handler code's clients included: the process is ending.
         Must be called from the main thread (signal handlers can only be installed there);
         the previous handlers are restored before the stop, so a second signal acts as it
-        did before ``run()``: a second Ctrl-C raises ``KeyboardInterrupt`` at once.
+        did before ``run()``: a second SIGTERM kills the process, and a second Ctrl-C raises
+        ``KeyboardInterrupt`` (at once, unless another thread took the signal: then when the
+        stop's bounded waits end, as for any Python handler).
         """
         if threading.current_thread() is not threading.main_thread():
             raise ConfigurationError("run() must be called from the main thread; use start()")

@@ -7,6 +7,7 @@ process's SIGTERM to any thread. A plain ``Event.wait()`` in the main thread the
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -17,10 +18,6 @@ import pytest
 from sqs_rpc._signals import StopSignals
 
 GUARD = 20.0  # ends a broken wait, so that the test fails instead of hanging
-
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads the main thread's state in /proc"
-)
 
 
 def main_thread_blocks_in_wait() -> bool:
@@ -54,6 +51,9 @@ def signal_from_another_thread(signum: int) -> Callable[[], None]:
     return finish
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the main thread's state in /proc"
+)
 def test_a_signal_taken_by_another_thread_ends_the_wait() -> None:
     got: list[int] = []
     stop, guard_fired = threading.Event(), threading.Event()
@@ -77,7 +77,7 @@ def test_a_signal_taken_by_another_thread_ends_the_wait() -> None:
 
 def test_a_thread_that_sets_the_event_wakes_the_wait() -> None:
     stop = threading.Event()
-    with StopSignals(lambda _: None, [signal.SIGUSR1]) as signals:
+    with StopSignals(lambda _: None, [signal.SIGTERM]) as signals:
 
         def set_and_wake() -> None:
             stop.set()
@@ -90,22 +90,47 @@ def test_a_thread_that_sets_the_event_wakes_the_wait() -> None:
 
 
 def test_the_wait_ends_at_its_timeout_without_the_event() -> None:
-    with StopSignals(lambda _: None, [signal.SIGUSR1]) as signals:
+    with StopSignals(lambda _: None, [signal.SIGTERM]) as signals:
         assert signals.wait(threading.Event(), timeout=0.01) is False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file descriptors")
+def test_a_process_with_over_1024_open_files_can_wait() -> None:
+    # select() refuses a descriptor from FD_SETSIZE (1024) up: a busy service has that many.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1200
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"RLIMIT_NOFILE allows {hard} files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.dup(0 if not held else held[0]))
+        with StopSignals(lambda _: None, [signal.SIGTERM]) as signals:
+            assert signals.wait(threading.Event(), timeout=0.01) is False
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_the_previous_handlers_and_wakeup_fd_are_back_after_the_block() -> None:
     def previous(_signum: int, _frame: object) -> None:
         pass
 
-    before = signal.signal(signal.SIGUSR1, previous)
+    before = signal.signal(signal.SIGTERM, previous)
     try:
-        with StopSignals(lambda _: None, [signal.SIGUSR1]):
-            assert signal.getsignal(signal.SIGUSR1) is not previous
-        assert signal.getsignal(signal.SIGUSR1) is previous
+        with StopSignals(lambda _: None, [signal.SIGTERM]) as signals:
+            assert signal.getsignal(signal.SIGTERM) is not previous
+        assert signal.getsignal(signal.SIGTERM) is previous
         assert signal.set_wakeup_fd(-1) == -1  # none was set before, none is left
     finally:
-        signal.signal(signal.SIGUSR1, before)
+        signal.signal(signal.SIGTERM, before)
+    with pytest.raises(RuntimeError, match="inside its with block"):
+        signals.wait(threading.Event())  # after the block
 
 
 def test_wait_outside_the_block_is_an_error() -> None:
