@@ -133,12 +133,13 @@ def main_thread_waits_to_stop():
     # The main thread sleeps in the kernel, in a wait called from run() (serve: _run()).
     main_thread = threading.main_thread()
     frame = sys._current_frames().get(main_thread.ident)
-    if frame is None or frame.f_code.co_name != "wait":
-        return False
-    callers = {frame.f_back.f_code.co_name, frame.f_back.f_back.f_code.co_name}
+    names = []
+    while frame is not None and len(names) < 5:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
     with open(f"/proc/self/task/{main_thread.native_id}/stat") as stat:
         asleep = stat.read().rsplit(")", 1)[1].split()[0] == "S"
-    return asleep and bool(callers & {"run", "_run"})
+    return asleep and "wait" in names and bool({"run", "_run"} & set(names))
 
 
 def take_the_signal():
