@@ -9,8 +9,9 @@ Both cost a few lock acquisitions per call when no hooks are set.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -77,20 +78,37 @@ class CallObserver:
 
     def started(
         self, correlation_id: str, queue_url: str, future: Future[Any], span: CallSpan = NO_SPAN
-    ) -> None:
-        """A call is about to be sent; its future's outcome is recorded when it settles."""
+    ) -> Callable[[], None]:
+        """A call is about to be sent; its future's outcome is recorded when it settles.
+
+        Returns ``record()``: it records a settled future's outcome now, or waits until its
+        done-callback has. Callbacks run after the future's waiters wake, so a caller that
+        returns the outcome calls it first: the call is in ``stats()``, and its
+        ``on_call_finished`` hook has run, once ``call()`` returned.
+        """
         self._counters.add("calls")
         if self._hooks.on_call_started is not None:  # no event object without a hook
             fire(self._hooks.on_call_started, CallStarted(correlation_id, queue_url))
         begun = time.monotonic()
+        recording = threading.Lock()  # the first of callback and record() records
+        unrecorded = [True]
 
         def settled(done: Future[Any]) -> None:
-            outcome, error = self._finished(
-                correlation_id, queue_url, done, time.monotonic() - begun
-            )
-            span.end(outcome, error)
+            with recording:
+                if not unrecorded:
+                    return
+                unrecorded.clear()
+                outcome, error = self._finished(
+                    correlation_id, queue_url, done, time.monotonic() - begun
+                )
+                span.end(outcome, error)
+
+        def record() -> None:
+            if future.done():
+                settled(future)
 
         future.add_done_callback(settled)
+        return record
 
     def published(self) -> None:
         self._counters.add("published")

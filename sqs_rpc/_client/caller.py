@@ -71,7 +71,7 @@ class Caller:
         seconds = self.timeout(timeout)
         # Waits once, on the reply: a failed send fails this future too, and its deadline
         # bounds the send as well. One wake-up per call instead of two.
-        future = self.send(message, seconds, opener, chosen_id=False, wait_sent=False)
+        future, record = self._send(message, seconds, opener, chosen_id=False, wait_sent=False)
         correlation_id = message.correlation_id
         try:
             return future.result(timeout=seconds)
@@ -86,6 +86,8 @@ class Caller:
             if not settle(future, error=error):
                 return future.result(timeout=0)  # settled meanwhile: that outcome stands
             raise error from None
+        finally:
+            record()  # in stats() and hooks before this returns
 
     def send(
         self,
@@ -96,7 +98,19 @@ class Caller:
         chosen_id: bool,
         wait_sent: bool = True,
     ) -> Future[Any]:
-        """Send a call and return the future of its reply.
+        """Send a call and return the future of its reply (see :meth:`_send`)."""
+        return self._send(message, timeout, opener, chosen_id=chosen_id, wait_sent=wait_sent)[0]
+
+    def _send(
+        self,
+        message: RequestMessage,
+        timeout: float | None,
+        opener: Opener,
+        *,
+        chosen_id: bool,
+        wait_sent: bool = True,
+    ) -> tuple[Future[Any], Callable[[], None]]:
+        """Send a call; return the future of its reply and its ``record()`` (``_observe.py``).
 
         ``chosen_id``: the caller chose the correlation id, so only a reply that echoes the
         call's nonce settles it. With ``wait_sent`` (``call_async``, ``send``), an error in
@@ -126,13 +140,13 @@ class Caller:
                 nonce=nonce,
             )
         future: Future[Any] = Future()
-        self._observer.started(correlation_id, message.queue_url, future, span)
+        record = self._observer.started(correlation_id, message.queue_url, future, span)
         # A generated id is as unguessable as the nonce, and matched alone for older servers;
         # a chosen one ("order-7") is not: it takes only replies that echo the nonce.
         pending.add(correlation_id, future, seconds, nonce=nonce, nonce_required=chosen_id)
         if future.done():
             # Failed already: the client closed, or the queue was lost, since reply_address().
-            return future
+            return future, record
         try:
             transport = opener()
             if wait_sent:
@@ -147,7 +161,7 @@ class Caller:
             future.cancel()
             raise
         logger.debug("sent call %s to %s", correlation_id, message.queue_url)
-        return future
+        return future, record
 
     def publish(self, message: RequestMessage, opener: Opener) -> str:
         """Send a one-way message and return its SQS message id."""

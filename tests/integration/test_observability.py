@@ -149,6 +149,26 @@ def test_client_stats_count_every_outcome(
     assert stats.requests["ReceiveMessage"] >= 1
 
 
+def test_a_failed_call_is_in_stats_and_hooks_once_call_raises(sqs: Any, queue_url: str) -> None:
+    # The send fails on the batcher's thread, which runs the future's callbacks after the
+    # caller woke. A slow hook there made call() raise before the stats counted the error.
+    finished: list[str] = []
+    callers = {threading.get_ident()}
+
+    def slow_hook(event: CallFinished) -> None:
+        if threading.get_ident() not in callers:
+            threading.Event().wait(0.3)  # a slow hook on the sending thread
+        finished.append(event.outcome)
+
+    missing = queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    with RpcClient(sqs_client=sqs, hooks=Hooks(on_call_finished=slow_hook)) as client:
+        for count in (1, 2, 3):
+            with pytest.raises(QueueDoesNotExist):
+                client.call(missing, {})
+            assert finished == ["error"] * count
+            assert client.stats().errors == count
+
+
 def test_client_stats_after_close_include_the_queue_deletion(sqs: Any, queue_url: str) -> None:
     with RpcClient(sqs_client=sqs) as client:
         with pytest.raises(QueueDoesNotExist):
