@@ -45,7 +45,7 @@ class Caller:
     Example::
 
         caller = Caller(encoder, observer, default_timeout=30.0)
-        future = caller.send(RequestMessage(url, {"x": 1}), None, client._open, chosen_id=False)
+        future, _ = caller.send(RequestMessage(url, {"x": 1}), None, client._open, chosen_id=False)
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class Caller:
         seconds = self.timeout(timeout)
         # Waits once, on the reply: a failed send fails this future too, and its deadline
         # bounds the send as well. One wake-up per call instead of two.
-        future, record = self._send(message, seconds, opener, chosen_id=False, wait_sent=False)
+        future, record = self.send(message, seconds, opener, chosen_id=False, wait_sent=False)
         correlation_id = message.correlation_id
         try:
             return future.result(timeout=seconds)
@@ -90,18 +90,6 @@ class Caller:
             record()  # in stats() and hooks before this returns
 
     def send(
-        self,
-        message: RequestMessage,
-        timeout: float | None,
-        opener: Opener,
-        *,
-        chosen_id: bool,
-        wait_sent: bool = True,
-    ) -> Future[Any]:
-        """Send a call and return the future of its reply (see :meth:`_send`)."""
-        return self._send(message, timeout, opener, chosen_id=chosen_id, wait_sent=wait_sent)[0]
-
-    def _send(
         self,
         message: RequestMessage,
         timeout: float | None,

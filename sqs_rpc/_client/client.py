@@ -312,7 +312,8 @@ class RpcClient:
     def send(self, message: RequestMessage, *, timeout: float | None = None) -> Future[Any]:
         """Send a :class:`RequestMessage` and return a future for its reply."""
         chosen_id = bool(message.correlation_id)
-        return self._caller.send(message, timeout, self._open, chosen_id=chosen_id)
+        future, _ = self._caller.send(message, timeout, self._open, chosen_id=chosen_id)
+        return future
 
     def proxy(
         self,
