@@ -109,10 +109,10 @@ def test_a_process_with_over_1024_open_files_can_wait() -> None:
         if hard != resource.RLIM_INFINITY and hard < wanted:
             pytest.skip(f"RLIMIT_NOFILE allows {hard} files")
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    held: list[int] = []
+    held = [os.open(os.devnull, os.O_RDONLY)]  # not stdin: a test runner may have closed it
     try:
-        while not held or held[-1] < 1100:
-            held.append(os.dup(0 if not held else held[0]))
+        while held[-1] < 1100:
+            held.append(os.dup(held[0]))
         with StopSignals(lambda _: None, [signal.SIGTERM]) as signals:
             assert signals.wait(threading.Event(), timeout=0.01) is False
     finally:
