@@ -90,6 +90,27 @@ def _sqs(endpoint: str, pool: int = 10) -> Any:
     ).client("sqs", endpoint_url=endpoint, config=Config(max_pool_connections=pool))
 
 
+
+@pytest.mark.embedded_server  # needs no SQS server: runs once, not on every endpoint
+@pytest.mark.timeout(120)
+def test_the_own_cpu_benchmark_checks_every_reply_and_pairs_two_checkouts() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.own_cpu", "--callers", "1", "4"),
+            *("--calls", "40", "--runs", "1", "--against", str(ROOT)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = [line for line in result.stdout.splitlines() if " run 1 " in line]
+    assert len(runs) == 4, result.stdout  # 2 caller counts x 2 checkouts
+    assert all(line.endswith("wrong 0") for line in runs), result.stdout
+    assert result.stdout.count("this / against per pair") == 2, result.stdout
+
 @needs_fauxqs
 @pytest.mark.timeout(60)
 def test_a_long_poll_does_not_hold_up_requests_on_other_connections() -> None:
