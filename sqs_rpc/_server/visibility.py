@@ -9,9 +9,11 @@ not hold a message for ever). A worker untracks its message in ``finally`` *befo
 it, and untracking waits for an extension of *that* message on the wire, so none races the
 delete. No lock is held during a request: a slow SQS delays no other worker.
 
-The thread sleeps until the earliest beat due and is woken only by a message whose first beat
-comes before that: with one ``interval`` for all, only the first message after an idle spell.
-Tracking a message under load thus costs a dict entry, not a thread wake-up.
+The thread sleeps until the earliest beat due, and when idle for one ``interval``: a message
+tracked meanwhile is due no sooner than that next look. It is woken only by a message whose
+first beat comes before its next look (one received before the look and tracked after it).
+Tracking a message thus costs a dict entry, not a thread wake-up, under load and alone alike;
+an idle poller's heartbeat looks once per ``interval``.
 """
 
 from __future__ import annotations
@@ -112,9 +114,11 @@ class VisibilityHeartbeat:
             self._extend(due[start : start + BATCH], now)
         with self._lock:
             upcoming = [t.next_beat for t in self._tracked.values() if not t.capped]
-            self._looks = min(upcoming, default=math.inf)
+            # Idle, it looks again one interval from now: a message tracked from now on is
+            # due no sooner than that, so it wakes nobody.
+            self._looks = min(upcoming, default=time.monotonic() + self.interval)
             looks = self._looks
-        return None if looks == math.inf else max(looks - time.monotonic(), 0.0)
+        return max(looks - time.monotonic(), 0.0)
 
     def _extend(self, batch: list[_Tracked], now: float) -> None:
         # Snapshot under the lock, send outside it: track() and untrack() of other messages

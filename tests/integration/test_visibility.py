@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqs_rpc import (
     MessagePoller,
     RpcClient,
 )
+from sqs_rpc._server.visibility import VisibilityHeartbeat
 
 Serve = Callable[..., MessagePoller]
 
@@ -91,3 +93,32 @@ def test_extension_stops_at_the_cap(
     future = client.call_async(queue_url, 1, timeout=60)
     assert handler.second_run.wait(30)  # the capped message was let go and ran again
     assert future.result(timeout=30) in {"first", "second"}
+
+
+@pytest.mark.timeout(60)
+def test_a_message_wakes_no_idle_heartbeat_and_is_still_extended_in_time(
+    sqs: Any, queue_url: str
+) -> None:
+    sqs.send_message(QueueUrl=queue_url, MessageBody="x")
+    messages: list[Any] = []
+    while not messages:
+        messages = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
+    extended = threading.Event()
+    sqs.meta.events.register(
+        "after-call.sqs.ChangeMessageVisibilityBatch", lambda **_: extended.set()
+    )
+    heartbeat = VisibilityHeartbeat(
+        sqs, queue_url, owner="test", interval=0.5, timeout=30, max_extension=600
+    )
+    # Idle, the heartbeat looks again one interval later, rather than only when woken...
+    assert heartbeat._beat() == pytest.approx(0.5, abs=0.1)
+    # ... so a message tracked now is due no sooner than that look: it wakes no thread (a
+    # lone call used to wake it for every message).
+    token = heartbeat.track(messages[0]["ReceiptHandle"], time.monotonic())
+    assert not heartbeat._loop._wakeup.is_set()
+    heartbeat.start()
+    try:
+        assert extended.wait(10), "the message was never extended"
+    finally:
+        heartbeat.untrack(token)
+        assert heartbeat.stop(10)
