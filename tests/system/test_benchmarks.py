@@ -90,7 +90,6 @@ def _sqs(endpoint: str, pool: int = 10) -> Any:
     ).client("sqs", endpoint_url=endpoint, config=Config(max_pool_connections=pool))
 
 
-
 @pytest.mark.embedded_server  # needs no SQS server: runs once, not on every endpoint
 @pytest.mark.timeout(120)
 def test_the_own_cpu_benchmark_checks_every_reply_and_pairs_two_checkouts() -> None:
@@ -110,6 +109,7 @@ def test_the_own_cpu_benchmark_checks_every_reply_and_pairs_two_checkouts() -> N
     assert len(runs) == 4, result.stdout  # 2 caller counts x 2 checkouts
     assert all(line.endswith("wrong 0") for line in runs), result.stdout
     assert result.stdout.count("this / against per pair") == 2, result.stdout
+
 
 @needs_fauxqs
 @pytest.mark.timeout(60)
