@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import signal
 import threading
 from typing import Any
 
@@ -17,18 +15,14 @@ from sqs_rpc._server.poller import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_WAIT_TIME_SECONDS,
     MessagePoller,
-    close_clients,
 )
 from sqs_rpc._server.supervisor import PollerPool
-from sqs_rpc._signals import StopSignals
 
 from .common import add_command, add_common_options, aws_options, queue_url, seconds, whole
 from .errors import ExitCode, UsageError
 from .loader import load_handler
 
 __all__ = ["register"]
-
-logger = logging.getLogger(__name__)
 
 
 def register(commands: Any) -> None:
@@ -138,7 +132,9 @@ def _serve(args: argparse.Namespace) -> int:
         include_traceback=args.include_traceback,
         **aws_options(args),
     )
-    _run(poller, args.shutdown_timeout)
+    if threading.current_thread() is not threading.main_thread():
+        raise UsageError("serve must run in the main thread, where signals are handled")
+    poller.run()  # logs the signal, the in-flight messages and a stop that ran out of time
     return ExitCode.OK
 
 
@@ -174,33 +170,3 @@ def _serve_processes(args: argparse.Namespace) -> int:
             raise SqsError(str(exc), code=exc.error_types[0], operation="start") from exc
         raise
     return ExitCode.OK
-
-
-def _run(poller: MessagePoller, shutdown_timeout: float) -> None:
-    """Like ``MessagePoller.run()``, but says what happens between the signal and the exit."""
-    if threading.current_thread() is not threading.main_thread():
-        raise UsageError("serve must run in the main thread, where signals are handled")
-    signals: list[int] = []
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int) -> None:
-        signals.append(signum)
-        stop_requested.set()
-
-    try:
-        with StopSignals(on_signal) as waiter:
-            poller.start()
-            waiter.wait(stop_requested)
-            logger.info(
-                "%s received: stopping; waiting up to %g s for %d in-flight messages (running "
-                "handlers finish, unstarted messages are released); a second Ctrl-C or "
-                "SIGTERM ends the process at once",
-                signal.Signals(signals[0]).name,
-                shutdown_timeout,
-                poller.stats().in_flight,
-            )
-    finally:
-        # As in MessagePoller.run(): the previous handlers are back before the stop begins.
-        if not poller.stop():
-            logger.warning("stopped with handlers still running after %g s", shutdown_timeout)
-        close_clients()

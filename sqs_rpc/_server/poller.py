@@ -307,18 +307,29 @@ class MessagePoller:
         if threading.current_thread() is not threading.main_thread():
             raise ConfigurationError("run() must be called from the main thread; use start()")
         stop_requested = threading.Event()
+        received: list[int] = []
 
         def on_signal(signum: int) -> None:
-            logger.info("received %s; shutting down", signal.Signals(signum).name)
+            received.append(signum)
             stop_requested.set()
 
+        timeout = self._settings.shutdown_timeout
         try:
             with StopSignals(on_signal) as signals:
                 self.start()
                 signals.wait(stop_requested)
+                logger.info(
+                    "%s received: stopping; waiting up to %g s for %d in-flight messages "
+                    "(running handlers finish, unstarted messages are released); a second "
+                    "Ctrl-C or SIGTERM ends the process at once",
+                    signal.Signals(received[0]).name,
+                    timeout,
+                    self.stats().in_flight,
+                )
         finally:
             # The previous handlers are back (the with block ended) before the stop begins.
-            self.stop()
+            if not self.stop():
+                logger.warning("stopped with handlers still running after %g s", timeout)
             close_clients()
 
     # -- observing ---------------------------------------------------------------------------

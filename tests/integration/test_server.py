@@ -273,7 +273,7 @@ def test_run_stops_gracefully_on_sigterm(endpoint: Endpoint, queue_url: str, sqs
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
         assert server.returncode == 0, stderr
-        assert "received SIGTERM" in stderr
+        assert "SIGTERM received: stopping" in stderr
         assert "stopped polling" in stderr
     finally:
         if server.poll() is None:
