@@ -90,7 +90,7 @@ def _sqs(endpoint: str, pool: int = 10) -> Any:
     ).client("sqs", endpoint_url=endpoint, config=Config(max_pool_connections=pool))
 
 
-@pytest.mark.embedded_server  # needs no SQS server: runs once, not on every endpoint
+@pytest.mark.sqs_independent
 @pytest.mark.timeout(120)
 def test_the_own_cpu_benchmark_checks_every_reply_and_pairs_two_checkouts() -> None:
     result = subprocess.run(

@@ -1,7 +1,7 @@
 """The documentation site builds strict, works offline, and documents every public name.
 
-A full mkdocs build costs about 10 s of CPU: it runs in the system tier, and CI builds the
-site strict on its own before any test.
+A full mkdocs build costs about 10 s of CPU: it runs in the system tier (once: it needs no SQS
+endpoint), and CI builds the site strict on its own before any test.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.sqs_independent
 
 
 @pytest.fixture(scope="module")
