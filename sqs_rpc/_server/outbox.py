@@ -40,7 +40,7 @@ from sqs_rpc._stats import Counters
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DELETE_DELAY", "REPLY_LINGER", "Outbox"]
+__all__ = ["DELETE_DELAY", "REPLY_LINGER", "Outbox", "change_visibility"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,7 @@ class Outbox:
             except ClientClosedError:
                 pass  # stopped meanwhile: do it here (below)
         try:
-            with aws_errors("ChangeMessageVisibility", self._queue_url):
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                )
+            change_visibility(self._sqs, self._queue_url, receipt_handle, seconds)
         except SqsError as exc:
             logger.warning("could not hide a request for %ds: %s", seconds, exc)
 
@@ -202,3 +197,11 @@ def _log_hide_failure(future: Future[None]) -> None:
     error = future.exception()
     if error is not None:
         logger.warning("could not hide a request: %s", error)
+
+
+def change_visibility(sqs: SQSClient, queue_url: str, receipt_handle: str, seconds: int) -> None:
+    """Hide one request for ``seconds`` now, on this thread; :class:`SqsError` if SQS refused."""
+    with aws_errors("ChangeMessageVisibility", queue_url):
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

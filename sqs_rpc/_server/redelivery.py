@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqs_rpc._error_info import ErrorInfo
-from sqs_rpc._errors import DecodeError, SqsError, aws_errors
+from sqs_rpc._errors import DecodeError, SqsError
 from sqs_rpc._interop import Attributes
 from sqs_rpc._stats import Counters
 from sqs_rpc._wire import Request, nonce_of, reply_address, valid_nonce
 
 from .backoff import poison_delay
 from .handler import IncomingMessage, Retry
+from .outbox import change_visibility
 from .replies import Replies, Sender
 
 if TYPE_CHECKING:
@@ -120,11 +121,6 @@ class Redelivery:
 
     def _set_visibility(self, receipt_handle: str, seconds: int) -> None:
         try:
-            with aws_errors("ChangeMessageVisibility", self._queue_url):
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                )
+            change_visibility(self._sqs, self._queue_url, receipt_handle, seconds)
         except SqsError as exc:
             logger.warning("could not delay the retry: %s", exc)
