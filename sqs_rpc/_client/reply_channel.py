@@ -165,21 +165,27 @@ class ReplyChannel:
             "and creating a new queue on the next call",
             self.queue.name,
         )
-        self.pending.fail_all(
+        self._shut(
             lambda cid: ReplyQueueLost(
                 f"the reply queue {self.queue.name} was deleted while call {cid} waited (by an "
                 "operator or a sweeper), so its reply cannot arrive. Retrying is safe: the "
                 "client makes a new reply queue. If a sweeper did it, check that the client's "
                 "heartbeat can keep up (see docs/operations.md)"
-            ),
-            close=True,
+            )
         )
+        self.queue.url = None  # nothing left to delete
+
+    def _shut(self, error: Callable[[str], BaseException]) -> None:
+        """Fail waiting (and later) calls with ``error``; stop the timer, heartbeat and poller.
+
+        Signals the poller only: this runs on its thread or the heartbeat's.
+        """
+        self.pending.fail_all(error, close=True)
         self.pending.stop()
         if self._heartbeat is not None:
             self._heartbeat.stop(30)
         if self._poller is not None:
             self._poller.signal_stop()
-        self.queue.url = None  # nothing left to delete
 
     def _flooded(self) -> None:
         if self._on_flooded is not None:
@@ -197,19 +203,13 @@ class ReplyChannel:
         """On the poller's thread, once the retired queue has no call waiting."""
         # A call that got this queue's address just before the client moved on fails at once,
         # unsent, rather than waiting for a reply that cannot come.
-        self.pending.fail_all(
+        self._shut(
             lambda cid: ReplyQueueLost(
                 f"the reply queue {self.queue.name} was abandoned before call {cid} was sent: "
                 "it was flooded with messages that answer no call. The request was not sent; "
                 "retrying is safe"
-            ),
-            close=True,
+            )
         )
-        self.pending.stop()
-        if self._heartbeat is not None:
-            self._heartbeat.stop(30)
-        if self._poller is not None:
-            self._poller.signal_stop()
         try:
             self.queue.delete()  # and the junk in it, in one request
         except SqsError as exc:
